@@ -1,0 +1,320 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// StreamName is the one stream that holds every ledger event.
+const StreamName = "LEDGER"
+
+// NoExpectation appends without an optimistic-concurrency check.
+const NoExpectation = math.MaxUint64
+
+// Headers JetStream acts on.
+const (
+	hdrMsgID           = "Nats-Msg-Id"
+	hdrExpectedSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectedSubject = "Nats-Expected-Last-Subject-Sequence-Subject"
+	hdrBatchID         = "Nats-Batch-Id"
+	hdrBatchSeq        = "Nats-Batch-Sequence"
+	hdrBatchCommit     = "Nats-Batch-Commit"
+)
+
+// StreamConfig configures the LEDGER stream.
+type StreamConfig struct {
+	Replicas int
+	// Duplicates is the de-duplication window for Nats-Msg-Id.
+	Duplicates time.Duration
+}
+
+// Store is the event store. It is safe for concurrent use.
+type Store struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+	// AppendTimeout bounds one append, including the server's fsync.
+	AppendTimeout time.Duration
+	// Observe, if set, is told the outcome of every append: the number of events and the error.
+	Observe func(n int, err error)
+}
+
+// New wraps a connection. Call EnsureStream before the first append.
+func New(nc *nats.Conn) (*Store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{nc: nc, js: js, AppendTimeout: 10 * time.Second}, nil
+}
+
+// JetStream exposes the underlying context, for key-value and object stores.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// EnsureStream creates the LEDGER stream if it is missing and brings its configuration up to date.
+func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Duplicates <= 0 {
+		cfg.Duplicates = 5 * time.Minute
+	}
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:               StreamName,
+		Description:        "Sales ledger events: ledger.<mode>.<store>.<aggregate>.<id>.<event_type>",
+		Subjects:           []string{events.SubjectPrefix + ".>"},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew,
+		Replicas:           cfg.Replicas,
+		Duplicates:         cfg.Duplicates,
+		AllowDirect:        true,
+		AllowAtomicPublish: true,
+		DenyDelete:         true,
+		DenyPurge:          true,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+	}
+	return nil
+}
+
+// Write is one event to append, with the optimistic-concurrency condition it must meet.
+type Write struct {
+	Event events.Envelope
+	// Expect is the last subject sequence the filter must have (0: no event yet); NoExpectation skips the check.
+	Expect uint64
+	// ExpectFilter is the subject filter Expect applies to; empty means the event's aggregate.
+	ExpectFilter string
+}
+
+// Append appends events to one aggregate, atomically: all of them or none. expect is the aggregate's
+// last subject sequence the caller decided on (0 for a new aggregate, NoExpectation for none).
+// It returns the stream sequence of the last event. A wrong expectation is domain.ErrConflict.
+// Appending the same envelopes again (same IDs) within the de-duplication window is a no-op that
+// returns the original sequence.
+func (s *Store) Append(ctx context.Context, expect uint64, evs ...events.Envelope) (uint64, error) {
+	ws := make([]Write, len(evs))
+	for i, e := range evs {
+		ws[i] = Write{Event: e, Expect: NoExpectation}
+	}
+	if len(ws) > 0 {
+		ws[0].Expect = expect
+	}
+	return s.AppendWrites(ctx, ws...)
+}
+
+// AppendWrites appends events that may belong to several aggregates, each with its own condition, as one
+// atomic batch: either every condition holds and every event is stored, or nothing is. Only the first
+// write of each subject filter may carry a condition.
+//
+// The call returns only after JetStream acknowledged the append, which with SyncAlways means the events
+// are on disk.
+func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err error) {
+	if len(ws) == 0 {
+		return 0, errors.New("append: no events")
+	}
+	if s.Observe != nil {
+		defer func() { s.Observe(len(ws), err) }()
+	}
+	if s.AppendTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
+		defer cancel()
+	}
+	msgs := make([]*nats.Msg, len(ws))
+	for i, w := range ws {
+		m, err := message(w)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = m
+	}
+	if len(msgs) == 1 {
+		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return 0, classify(err)
+		}
+		return ack.Sequence, nil
+	}
+	seq, err = s.publishAtomic(ctx, msgs)
+	if errors.Is(err, errDuplicateBatch) {
+		// Batches are all-or-nothing and every event ID is new, so a known ID means this very batch was
+		// committed before and is being re-sent: the append already happened. The server does not say
+		// where, so find the last event of the batch.
+		return s.sequenceOf(ctx, ws[len(ws)-1].Event)
+	}
+	return seq, err
+}
+
+var errDuplicateBatch = errors.New("atomic batch already stored")
+
+// sequenceOf finds the stream sequence of an event already in its aggregate.
+func (s *Store) sequenceOf(ctx context.Context, e events.Envelope) (uint64, error) {
+	evs, _, err := s.Load(ctx, e.Aggregate)
+	if err != nil {
+		return 0, err
+	}
+	for _, got := range evs {
+		if got.ID == e.ID {
+			return got.Sequence, nil
+		}
+	}
+	return 0, fmt.Errorf("append batch: JetStream reports event %s as a duplicate but it is not in %s", e.ID, e.Aggregate.Filter())
+}
+
+func message(w Write) (*nats.Msg, error) {
+	subject, hdr, data, err := events.Encode(w.Event)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	m.Header.Set(hdrMsgID, w.Event.ID)
+	if w.Expect != NoExpectation {
+		filter := w.ExpectFilter
+		if filter == "" {
+			filter = w.Event.Aggregate.Filter()
+		}
+		m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(w.Expect, 10))
+		m.Header.Set(hdrExpectedSubject, filter)
+	}
+	return m, nil
+}
+
+// publishAtomic sends msgs as one JetStream atomic batch (nats-server 2.12+, stream allow_atomic).
+// The commit message is a request; its reply is the batch's PubAck.
+func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	batchID := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set(hdrBatchID, batchID)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := s.nc.PublishMsg(m); err != nil {
+				return 0, fmt.Errorf("append batch: %w", err)
+			}
+		}
+	}
+	last := msgs[len(msgs)-1]
+	last.Header.Set(hdrBatchCommit, "1")
+	reply, err := s.nc.RequestMsgWithContext(ctx, last)
+	if err != nil {
+		return 0, fmt.Errorf("append batch: %w", err)
+	}
+	var ack struct {
+		Sequence uint64 `json:"seq"`
+		Error    *struct {
+			Code        int    `json:"code"`
+			ErrorCode   uint16 `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &ack); err != nil {
+		return 0, fmt.Errorf("append batch: unreadable ack %q: %w", reply.Data, err)
+	}
+	if ack.Error == nil {
+		return ack.Sequence, nil
+	}
+	switch jetstream.ErrorCode(ack.Error.ErrorCode) {
+	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+		return 0, fmt.Errorf("%w: %s", domain.ErrConflict, ack.Error.Description)
+	case errCodeBatchContainsDuplicate:
+		return 0, errDuplicateBatch
+	}
+	return 0, fmt.Errorf("append batch: %s (err_code %d)", ack.Error.Description, ack.Error.ErrorCode)
+}
+
+// errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".
+const errCodeBatchContainsDuplicate jetstream.ErrorCode = 10201
+
+// classify turns JetStream's two wrong-last-sequence codes into domain.ErrConflict.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %s", domain.ErrConflict, apiErr.Description)
+		}
+	}
+	return fmt.Errorf("append: %w", err)
+}
+
+// Load reads every event of one aggregate in order and returns them with the aggregate's last subject
+// sequence (0 for an aggregate with no events), the value to pass as expect to the next Append.
+func (s *Store) Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error) {
+	return s.LoadFilter(ctx, agg.Filter())
+}
+
+// LoadFilter reads every event whose subject matches filter, in stream order.
+func (s *Store) LoadFilter(ctx context.Context, filter string) ([]events.Envelope, uint64, error) {
+	stream, err := s.js.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+	}
+	var out []events.Envelope
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchContext(ctx))
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+		}
+		for m := range batch.Messages() {
+			e, err := decode(m)
+			if err != nil {
+				return nil, 0, err
+			}
+			out = append(out, e)
+			if e.Sequence >= last.Sequence {
+				return out, last.Sequence, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+		}
+	}
+}
+
+// LastSequence is the stream's last sequence: the position every projection is trying to reach.
+func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
+	stream, err := s.js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, err
+	}
+	return stream.CachedInfo().State.LastSeq, nil
+}
+
+func decode(m jetstream.Msg) (events.Envelope, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("event metadata: %w", err)
+	}
+	h := m.Headers()
+	return events.DecodeMessage(m.Subject(), h.Get, m.Data(), md.Sequence.Stream)
+}
