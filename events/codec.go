@@ -1,7 +1,7 @@
 package events
 
 import (
-		"encoding/json"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"

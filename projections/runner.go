@@ -1,0 +1,223 @@
+// Package projections folds the event log into read models: the runner that consumes LEDGER in order
+// and applies it in batches with a checkpoint, the live projection that swaps in rebuilt stores, and
+// rebuild itself.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/events/jetstream"
+)
+
+// Log is the part of the event store a projection reads.
+type Log interface {
+	Subscribe(ctx context.Context, from uint64, filter string) (*jetstream.Subscription, error)
+	LastSequence(ctx context.Context) (uint64, error)
+}
+
+// Target is a read store that applies batches atomically together with its checkpoint.
+type Target interface {
+	Checkpoint(ctx context.Context) (uint64, error)
+	Apply(ctx context.Context, batch []events.Envelope) error
+}
+
+// Runner keeps one Target folded up to the head of the log. It resumes from the target's committed
+// checkpoint, so a crash at any point neither loses nor double-applies an event.
+type Runner struct {
+	log     Log
+	target  Target
+	logger  *slog.Logger
+	metrics *Metrics
+
+	// BatchSize caps the events applied in one transaction.
+	BatchSize int
+	// Until, when non-zero, stops the runner once it has applied this sequence (used by rebuild).
+	Until uint64
+	// StopAt, when set, stops the runner before the first event it returns true for (rebuild --until a time).
+	StopAt func(events.Envelope) bool
+
+	applied atomic.Uint64
+	head    atomic.Uint64
+	failing atomic.Pointer[error]
+
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced whenever applied moves
+}
+
+// NewRunner makes a runner; metrics may be nil.
+func NewRunner(log Log, target Target, logger *slog.Logger, metrics *Metrics) *Runner {
+	return &Runner{log: log, target: target, logger: logger, metrics: metrics, BatchSize: 1000, advance: make(chan struct{})}
+}
+
+// errStop ends a rebuild run once it reached its bound.
+var errStop = errors.New("projection reached its bound")
+
+// Run folds until ctx is done (returning nil) or, for a bounded run, until the bound is reached.
+// Failures (a read store error, an event that does not decode) are logged and retried with backoff
+// from the last checkpoint; meanwhile Err reports the failure and the lag grows.
+func (r *Runner) Run(ctx context.Context) error {
+	cp, err := r.target.Checkpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("projection checkpoint: %w", err)
+	}
+	r.setApplied(cp)
+	go r.watchHead(ctx)
+	backoff := 100 * time.Millisecond
+	for {
+		err := r.runOnce(ctx)
+		switch {
+		case errors.Is(err, errStop):
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		}
+		r.failing.Store(&err)
+		r.logger.Error("projection failed; retrying from checkpoint", "err", err, "checkpoint", r.Applied(), "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (r *Runner) runOnce(ctx context.Context) error {
+	cp, err := r.target.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if r.Until != 0 && cp >= r.Until {
+		return errStop
+	}
+	sub, err := r.log.Subscribe(ctx, cp+1, "")
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	batch := make([]events.Envelope, 0, r.BatchSize)
+	for {
+		d, err := sub.Next()
+		if err != nil {
+			return err
+		}
+		r.seeHead(d.Event.Sequence + d.Pending)
+		stop := r.StopAt != nil && r.StopAt(d.Event)
+		if !stop {
+			batch = append(batch, d.Event)
+		}
+		done := stop || (r.Until != 0 && d.Event.Sequence >= r.Until)
+		if len(batch) >= r.BatchSize || d.Pending == 0 || done {
+			if err := r.apply(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		if done {
+			return errStop
+		}
+	}
+}
+
+func (r *Runner) apply(ctx context.Context, batch []events.Envelope) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := r.target.Apply(ctx, batch); err != nil {
+		return err
+	}
+	last := batch[len(batch)-1].Sequence
+	r.setApplied(last)
+	r.failing.Store(nil)
+	if r.metrics != nil {
+		r.metrics.applied.Add(float64(len(batch)))
+		r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// watchHead polls the stream's last sequence so that the lag is visible even when no event arrives
+// (a stuck or failing projection).
+func (r *Runner) watchHead(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if seq, err := r.log.LastSequence(ctx); err == nil {
+			r.seeHead(seq)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Runner) seeHead(seq uint64) {
+	for {
+		h := r.head.Load()
+		if seq <= h || r.head.CompareAndSwap(h, seq) {
+			break
+		}
+	}
+	if r.metrics != nil {
+		r.metrics.lag.Set(float64(r.Lag()))
+	}
+}
+
+func (r *Runner) setApplied(seq uint64) {
+	r.applied.Store(seq)
+	r.seeHead(seq)
+	r.mu.Lock()
+	close(r.advance)
+	r.advance = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Applied is the sequence of the last event committed to the target.
+func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// Head is the highest stream sequence the runner knows of.
+func (r *Runner) Head() uint64 { return r.head.Load() }
+
+// Lag is how many events the target is behind the log.
+func (r *Runner) Lag() uint64 {
+	h, a := r.head.Load(), r.applied.Load()
+	if a >= h {
+		return 0
+	}
+	return h - a
+}
+
+// Err is the error of the last failed attempt, nil once a batch applies again.
+func (r *Runner) Err() error {
+	if p := r.failing.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// WaitFor blocks until the target has applied seq or ctx is done.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.Lock()
+		ch := r.advance
+		r.mu.Unlock()
+		if r.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}

@@ -1,0 +1,163 @@
+// Package sqlite is the SQLite read store: the tables projections fold events into, the checkpoint that
+// records how far they got, and the queries the HTTP API serves from.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/salesledger/ledger/events"
+)
+
+// Store is one read store file. Writes go through a single connection (SQLite has one writer); reads
+// use a pool.
+type Store struct {
+	path   string
+	w      *sql.DB
+	r      *sql.DB
+	extras []Fold
+}
+
+// Fold applies one event inside the batch's transaction. Extra folds run after the built-in ones.
+type Fold func(ctx context.Context, tx *sql.Tx, e events.Envelope) error
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithFold adds a fold that runs for every event, in the same transaction as the built-in folds.
+func WithFold(f Fold) Option { return func(s *Store) { s.extras = append(s.extras, f) } }
+
+// Open opens (creating if needed) the read store at path and brings its schema up to date.
+func Open(path string, opts ...Option) (*Store, error) {
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(5000)", "foreign_keys(ON)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", txlock)
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open read store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn("deferred"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open read store %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	s := &Store{path: path, w: w, r: r}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.migrate(context.Background()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("read store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.path }
+
+// Close closes both connection pools.
+func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
+
+const schema = `
+CREATE TABLE IF NOT EXISTS checkpoint (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO checkpoint (id, seq) VALUES (1, 0);
+
+CREATE TABLE IF NOT EXISTS stores (
+	id                    TEXT PRIMARY KEY,
+	name                  TEXT NOT NULL,
+	slug                  TEXT NOT NULL UNIQUE,
+	service_fee_percent   TEXT NOT NULL,
+	settlement_delay_days INTEGER NOT NULL,
+	abandon_after_minutes INTEGER NOT NULL,
+	created_at            TEXT NOT NULL,
+	version               INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS api_keys (
+	hash     TEXT PRIMARY KEY,
+	store_id TEXT NOT NULL REFERENCES stores (id),
+	mode     TEXT NOT NULL CHECK (mode IN ('live', 'test')),
+	prefix   TEXT NOT NULL,
+	last4    TEXT NOT NULL
+) STRICT;
+`
+
+func (s *Store) migrate(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, schema)
+	return err
+}
+
+// Checkpoint is the stream sequence of the last event applied.
+func (s *Store) Checkpoint(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM checkpoint WHERE id = 1`).Scan(&seq)
+	return seq, err
+}
+
+// Apply folds a batch of events, in stream order, and records the last one's sequence as the
+// checkpoint, all in one transaction: after a crash the store holds either the whole batch and its
+// checkpoint or neither. Events at or below the checkpoint are skipped, so re-delivery is harmless.
+func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var cp uint64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM checkpoint WHERE id = 1`).Scan(&cp); err != nil {
+		return err
+	}
+	last := cp
+	for _, e := range batch {
+		if e.Sequence <= last {
+			continue
+		}
+		if err := s.fold(ctx, tx, e); err != nil {
+			return fmt.Errorf("apply seq %d (%s): %w", e.Sequence, e.Type(), err)
+		}
+		for _, f := range s.extras {
+			if err := f(ctx, tx, e); err != nil {
+				return fmt.Errorf("apply seq %d (%s): %w", e.Sequence, e.Type(), err)
+			}
+		}
+		last = e.Sequence
+	}
+	if last == cp {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE checkpoint SET seq = ? WHERE id = 1`, last); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// fold is the closed dispatch from event type to the rows it changes.
+func (s *Store) fold(ctx context.Context, tx *sql.Tx, e events.Envelope) error {
+	switch p := e.Payload.(type) {
+	case events.StoreCreated:
+		return foldStoreCreated(ctx, tx, e, p)
+	case events.SlugReserved:
+		return nil // the slug is projected with the store it belongs to
+	default:
+		return fmt.Errorf("no fold for %T", p)
+	}
+}
