@@ -8,6 +8,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -112,4 +113,16 @@ func (e Envelope) Subject() string { return e.Aggregate.Subject(e.Payload.EventT
 // Source is the CloudEvents source attribute: the store and mode that own the event.
 func (e Envelope) Source() string {
 	return "/ledger/" + e.Aggregate.Mode + "/" + e.Aggregate.StoreID
+}
+
+// NoExpectation appends without an optimistic-concurrency check.
+const NoExpectation uint64 = math.MaxUint64
+
+// Write is one event to append with the optimistic-concurrency condition it must meet.
+type Write struct {
+	Event Envelope
+	// Expect is the last subject sequence the filter must have (0: no event yet); NoExpectation skips the check.
+	Expect uint64
+	// ExpectFilter is the subject filter Expect applies to; empty means the event's own aggregate.
+	ExpectFilter string
 }

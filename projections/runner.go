@@ -34,7 +34,7 @@ type Runner struct {
 	log     Log
 	target  Target
 	logger  *slog.Logger
-	metrics *Metrics
+	metrics atomic.Pointer[Metrics]
 
 	// BatchSize caps the events applied in one transaction.
 	BatchSize int
@@ -42,6 +42,8 @@ type Runner struct {
 	Until uint64
 	// StopAt, when set, stops the runner before the first event it returns true for (rebuild --until a time).
 	StopAt func(events.Envelope) bool
+	// FailFast makes Run return the first failure instead of retrying (rebuild).
+	FailFast bool
 
 	applied atomic.Uint64
 	head    atomic.Uint64
@@ -53,8 +55,13 @@ type Runner struct {
 
 // NewRunner makes a runner; metrics may be nil.
 func NewRunner(log Log, target Target, logger *slog.Logger, metrics *Metrics) *Runner {
-	return &Runner{log: log, target: target, logger: logger, metrics: metrics, BatchSize: 1000, advance: make(chan struct{})}
+	r := &Runner{log: log, target: target, logger: logger, BatchSize: 1000, advance: make(chan struct{})}
+	r.SetMetrics(metrics)
+	return r
 }
+
+// SetMetrics starts (or, with nil, stops) reporting to metrics.
+func (r *Runner) SetMetrics(m *Metrics) { r.metrics.Store(m) }
 
 // errStop ends a rebuild run once it reached its bound.
 var errStop = errors.New("projection reached its bound")
@@ -77,6 +84,8 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		case ctx.Err() != nil:
 			return nil
+		case r.FailFast:
+			return err
 		}
 		r.failing.Store(&err)
 		r.logger.Error("projection failed; retrying from checkpoint", "err", err, "checkpoint", r.Applied(), "backoff", backoff)
@@ -137,9 +146,9 @@ func (r *Runner) apply(ctx context.Context, batch []events.Envelope) error {
 	last := batch[len(batch)-1].Sequence
 	r.setApplied(last)
 	r.failing.Store(nil)
-	if r.metrics != nil {
-		r.metrics.applied.Add(float64(len(batch)))
-		r.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	if m := r.metrics.Load(); m != nil {
+		m.applied.Add(float64(len(batch)))
+		m.batchSeconds.Observe(time.Since(start).Seconds())
 	}
 	return nil
 }
@@ -168,8 +177,8 @@ func (r *Runner) seeHead(seq uint64) {
 			break
 		}
 	}
-	if r.metrics != nil {
-		r.metrics.lag.Set(float64(r.Lag()))
+	if m := r.metrics.Load(); m != nil {
+		m.lag.Set(float64(r.Lag()))
 	}
 }
 

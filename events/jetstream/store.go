@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -21,7 +20,10 @@ import (
 const StreamName = "LEDGER"
 
 // NoExpectation appends without an optimistic-concurrency check.
-const NoExpectation = math.MaxUint64
+const NoExpectation = events.NoExpectation
+
+// Write is events.Write, re-exported for callers of this package.
+type Write = events.Write
 
 // Headers JetStream acts on.
 const (
@@ -88,15 +90,6 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
 	return nil
-}
-
-// Write is one event to append, with the optimistic-concurrency condition it must meet.
-type Write struct {
-	Event events.Envelope
-	// Expect is the last subject sequence the filter must have (0: no event yet); NoExpectation skips the check.
-	Expect uint64
-	// ExpectFilter is the subject filter Expect applies to; empty means the event's aggregate.
-	ExpectFilter string
 }
 
 // Append appends events to one aggregate, atomically: all of them or none. expect is the aggregate's

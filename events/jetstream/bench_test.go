@@ -1,0 +1,250 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/events/jetstream"
+)
+
+// The benchmarks in this file compare the ledger's append path (Store.Append: one event, a concurrency
+// header, a synchronous PubAck per call) with the ceiling of the same server: raw PublishAsync of the
+// very same messages. Both run against a real embedded nats-server with SyncAlways, so every
+// acknowledged message is on disk. See docs/benchmarks.md for the commands and the figures.
+
+var benchEpoch = time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
+
+// benchEvent is the i-th event of a run: a store_created opening a new store, so it is the first event of
+// its aggregate and is appended with expect 0. Its JSON body is about 300 bytes (one API key with a
+// SHA-256-sized hash).
+func benchEvent(i int) events.Envelope {
+	id := fmt.Sprintf("str_b%09d", i)
+	return events.Envelope{
+		ID:            fmt.Sprintf("evt_b%09d", i),
+		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateStore, ID: id},
+		Time:          benchEpoch.Add(time.Duration(i) * time.Millisecond),
+		CorrelationID: "req_bench",
+		Payload: events.StoreCreated{
+			StoreID: id, Name: "Benchmark shop", Slug: "shop-" + id[4:], ServiceFeePercent: "2.5",
+			SettlementDelayDays: 7, AbandonAfterMinutes: 30,
+			Keys: []events.APIKey{{Mode: events.ModeLive, Hash: fmt.Sprintf("%064x", i), Last4: "abcd", Prefix: "sk_live_"}},
+		},
+	}
+}
+
+// startSyncAlways starts an embedded server that fsyncs every write before acknowledging it, in a fresh
+// directory, and ensures the LEDGER stream. It is stopped when b's current run ends.
+func startSyncAlways(b *testing.B) (*nats.Conn, *jetstream.Store) {
+	b.Helper()
+	ns, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{StoreDir: b.TempDir(), Listen: "127.0.0.1:-1", SyncAlways: true},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		ns.Shutdown()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	st, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.EnsureStream(context.Background(), jetstream.StreamConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	return nc, st
+}
+
+// rawMessage is what Store.Append puts on the wire for w, rebuilt from the public codec: the subject,
+// the CloudEvents headers, Nats-Msg-Id and the optimistic-concurrency pair.
+func rawMessage(b *testing.B, e events.Envelope, expect uint64) *nats.Msg {
+	subject, hdr, data, err := events.Encode(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	m.Header.Set("Nats-Msg-Id", e.ID)
+	m.Header.Set("Nats-Expected-Last-Subject-Sequence", fmt.Sprint(expect))
+	m.Header.Set("Nats-Expected-Last-Subject-Sequence-Subject", e.Aggregate.Filter())
+	return m
+}
+
+// bodySize is the size of one benchmark event's JSON body, for b.SetBytes.
+func bodySize(b *testing.B) int64 {
+	_, _, data, err := events.Encode(benchEvent(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return int64(len(data))
+}
+
+// reportRate reports events/s for n events over the timed part of the run and checks that the stream
+// holds exactly n events, so a silently failed or deduplicated publish cannot inflate the figure.
+func reportRate(b *testing.B, st *jetstream.Store, n int) {
+	b.Helper()
+	b.StopTimer()
+	if s := b.Elapsed().Seconds(); s > 0 {
+		b.ReportMetric(float64(n)/s, "events/s")
+	}
+	last, err := st.LastSequence(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if last != uint64(n) {
+		b.Fatalf("stream holds %d events after %d appends", last, n)
+	}
+}
+
+// BenchmarkAppendVsRaw measures events/s into a SyncAlways server:
+//
+//   - ledger-cN: Store.Append of one new-aggregate event (expect 0), from N goroutines sharing one
+//     connection. Each call waits for its PubAck, so throughput is N / (round trip + fsync) at best.
+//   - raw-sync-cN: the same pre-encoded messages through JetStream's synchronous PublishMsg from N
+//     goroutines: what the ledger would reach with zero overhead of its own.
+//   - raw-async-wW: the same pre-encoded messages through PublishMsgAsync with at most W acks
+//     outstanding, waiting for every ack at the end: the ceiling of the server and the connection.
+func BenchmarkAppendVsRaw(b *testing.B) {
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("ledger-c%d", c), func(b *testing.B) { benchLedgerAppend(b, c) })
+	}
+	b.Run("raw-sync-c64", func(b *testing.B) { benchRawSync(b, 64) })
+	b.Run("raw-async-w256", func(b *testing.B) { benchRawAsync(b, 256) })
+}
+
+// BenchmarkAppend is the ledger side of BenchmarkAppendVsRaw alone.
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("c%d", c), func(b *testing.B) { benchLedgerAppend(b, c) })
+	}
+}
+
+// BenchmarkRawPublishAsync is the raw side of BenchmarkAppendVsRaw alone, with a 256-ack window and
+// with nats.go's default window (4000).
+func BenchmarkRawPublishAsync(b *testing.B) {
+	b.Run("w256", func(b *testing.B) { benchRawAsync(b, 256) })
+	b.Run("w4000", func(b *testing.B) { benchRawAsync(b, 4000) })
+}
+
+// parallel runs op(i) for i in [0, n) on c goroutines and returns the first error.
+func parallel(n, c int, op func(i int) error) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		first atomic.Pointer[error]
+	)
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for first.Load() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := op(i); err != nil {
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func benchLedgerAppend(b *testing.B, c int) {
+	_, st := startSyncAlways(b)
+	ctx := context.Background()
+	evs := make([]events.Envelope, b.N)
+	for i := range evs {
+		evs[i] = benchEvent(i)
+	}
+	b.SetBytes(bodySize(b))
+	b.ResetTimer()
+	err := parallel(b.N, c, func(i int) error {
+		_, err := st.Append(ctx, 0, evs[i])
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, st, b.N)
+}
+
+func benchRawSync(b *testing.B, c int) {
+	_, st := startSyncAlways(b)
+	ctx := context.Background()
+	msgs := make([]*nats.Msg, b.N)
+	for i := range msgs {
+		msgs[i] = rawMessage(b, benchEvent(i), 0)
+	}
+	js := st.JetStream()
+	b.SetBytes(bodySize(b))
+	b.ResetTimer()
+	err := parallel(b.N, c, func(i int) error {
+		_, err := js.PublishMsg(ctx, msgs[i])
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, st, b.N)
+}
+
+func benchRawAsync(b *testing.B, window int) {
+	nc, st := startSyncAlways(b)
+	var failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	js, err := natsjs.New(nc,
+		natsjs.WithPublishAsyncMaxPending(window),
+		natsjs.WithPublishAsyncErrHandler(func(_ natsjs.JetStream, _ *nats.Msg, err error) {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+		}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := make([]*nats.Msg, b.N)
+	for i := range msgs {
+		msgs[i] = rawMessage(b, benchEvent(i), 0)
+	}
+	b.SetBytes(bodySize(b))
+	b.ResetTimer()
+	for _, m := range msgs {
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("%d acks still pending after 5 minutes", js.PublishAsyncPending())
+	}
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d async publishes failed; first: %v", n, b.N, *firstErr.Load())
+	}
+	reportRate(b, st, b.N)
+}

@@ -1,0 +1,133 @@
+// Package handlers is the ledger's HTTP surface: command handlers that load, decide and append, the
+// read endpoints served from the projection, authentication, errors, health and metrics.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/projections/sqlite"
+)
+
+// EventStore is what command handlers need of the event log. Appends return once JetStream has
+// acknowledged them (durably, with SyncAlways); a wrong expectation is domain.ErrConflict.
+type EventStore interface {
+	Append(ctx context.Context, expect uint64, evs ...events.Envelope) (uint64, error)
+	AppendWrites(ctx context.Context, ws ...events.Write) (uint64, error)
+}
+
+// ReadStore is the read model the API serves from.
+type ReadStore interface {
+	KeyScope(ctx context.Context, hash string) (sqlite.KeyScope, error)
+	Store(ctx context.Context, id string) (sqlite.StoreRow, error)
+}
+
+// Projection reports how far the read model has folded the log.
+type Projection interface {
+	Reads() ReadStore
+	WaitFor(ctx context.Context, seq uint64) error
+	Lag() uint64
+	Err() error
+}
+
+// Config holds the API's collaborators and limits.
+type Config struct {
+	Log        *slog.Logger
+	Events     EventStore
+	Projection Projection
+	// AdminTokenHash is the hex SHA-256 of the admin token.
+	AdminTokenHash string
+	// Registry collects the API's metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// ReadyMaxLag is the projection lag (in events) above which /readyz answers 503.
+	ReadyMaxLag uint64
+	// RequestTimeout bounds each request's work.
+	RequestTimeout time.Duration
+	// PositionWait bounds how long a read waits for Ledger-Min-Position.
+	PositionWait time.Duration
+	Now          func() time.Time
+}
+
+// API serves the HTTP contract.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *httpMetrics
+}
+
+// New builds the API. Zero limits get defaults.
+func New(cfg Config) *API {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.PositionWait <= 0 {
+		cfg.PositionWait = 5 * time.Second
+	}
+	if cfg.ReadyMaxLag == 0 {
+		cfg.ReadyMaxLag = 10000
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry)}
+}
+
+// Handler is the complete HTTP handler with its middleware.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, a.instrument(pattern, a.limit(h))) }
+	handle("GET /healthz", http.HandlerFunc(a.healthz))
+	handle("GET /readyz", http.HandlerFunc(a.readyz))
+	handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
+	handle("GET /openapi.json", http.HandlerFunc(serveOpenAPI))
+
+	handle("POST /v1/admin/stores", a.admin(a.createStore))
+	handle("GET /v1/store", a.store(a.getStore))
+
+	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
+	return mux
+}
+
+// limit caps the body and the time of every request.
+func (a *API) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// positioned answers a write: the event's stream sequence in Ledger-Position, then the body.
+func positioned(w http.ResponseWriter, seq uint64, status int, body any) {
+	w.Header().Set("Ledger-Position", strconv.FormatUint(seq, 10))
+	writeJSON(w, status, body)
+}
+
+// awaitPosition honours Ledger-Min-Position: it waits, bounded, until the projection applied it.
+func (a *API) awaitPosition(r *http.Request) error {
+	h := r.Header.Get("Ledger-Min-Position")
+	if h == "" {
+		return nil
+	}
+	seq, err := strconv.ParseUint(h, 10, 64)
+	if err != nil {
+		return badRequest("The Ledger-Min-Position header must be a stream sequence (a non-negative integer).")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PositionWait)
+	defer cancel()
+	if err := a.cfg.Projection.WaitFor(ctx, seq); err != nil {
+		return errLagging
+	}
+	return nil
+}

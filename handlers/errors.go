@@ -1,0 +1,91 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/salesledger/ledger/domain"
+)
+
+// errorBody is the one error shape of the API: {"error": {"code", "message", "fields"?}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string              `json:"code"`
+	Message string              `json:"message"`
+	Fields  map[string][]string `json:"fields,omitempty"`
+}
+
+// requestError is an error the handler layer raises itself, with its status and code.
+type requestError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *requestError) Error() string { return e.message }
+
+func badRequest(msg string) error { return &requestError{http.StatusBadRequest, "invalid_request", msg} }
+
+var (
+	errUnauthenticated = &requestError{http.StatusUnauthorized, "unauthenticated", "Authentication credentials were not provided."}
+	errBadCredentials  = &requestError{http.StatusUnauthorized, "unauthenticated", "The API key or token is invalid."}
+	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
+	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
+	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
+	errMethod          = &requestError{http.StatusMethodNotAllowed, "method_not_allowed", "The endpoint does not support this method."}
+	errInternal        = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
+)
+
+// errorTable maps domain errors to statuses and codes; it is the only place that does.
+var errorTable = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{domain.ErrNotFound, http.StatusNotFound, "not_found", "No such resource."},
+	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken", "The slug is already taken by another store."},
+	{domain.ErrConflict, http.StatusConflict, "conflict", "The resource was modified concurrently; retry the request."},
+}
+
+// writeError answers with the error's status and body. Anything not known is a 500 with a generic body;
+// its cause is logged, never sent.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, body := describe(err)
+	if status == http.StatusInternalServerError {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, body)
+}
+
+func describe(err error) (int, errorBody) {
+	var (
+		re  *requestError
+		ve  *domain.ValidationError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &re):
+		return re.status, errorBody{errorDetail{Code: re.code, Message: re.message}}
+	case errors.As(err, &ve):
+		return http.StatusUnprocessableEntity, errorBody{errorDetail{Code: "validation_failed", Message: "The given data was invalid.", Fields: ve.Fields}}
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, errorBody{errorDetail{Code: "payload_too_large", Message: "The request body is larger than 1 MiB."}}
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, errorBody{errorDetail{Code: "timeout", Message: "The request timed out; it may be retried with the same Idempotency-Key."}}
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.status, errorBody{errorDetail{Code: e.code, Message: e.message}}
+		}
+	}
+	return http.StatusInternalServerError, errorBody{errorDetail{Code: "internal_error", Message: "Something went wrong on our side; the request may be retried."}}
+}

@@ -1,0 +1,34 @@
+package handlers
+
+import (
+	_ "embed"
+	"net/http"
+)
+
+// healthz is liveness: the process serves HTTP.
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is readiness: the projection is running and within ReadyMaxLag events of the log.
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	lag := a.cfg.Projection.Lag()
+	body := map[string]any{"status": "ready", "projection_lag": lag}
+	status := http.StatusOK
+	if err := a.cfg.Projection.Err(); err != nil {
+		body["status"], body["reason"] = "not_ready", "the projection is failing and retrying"
+		status = http.StatusServiceUnavailable
+	} else if lag > a.cfg.ReadyMaxLag {
+		body["status"], body["reason"] = "not_ready", "the projection is catching up"
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openAPI)
+}

@@ -1,0 +1,118 @@
+package projections_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/salesledger/ledger/events/jetstream/jstest"
+	"github.com/salesledger/ledger/projections"
+	"github.com/salesledger/ledger/projections/sqlite"
+)
+
+func TestRebuildEqualsLiveAndSwapsIn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv := jstest.Start(t, "")
+	last := appendStores(t, srv.Store, 1, 150)
+	dir := t.TempDir()
+
+	live, err := projections.OpenLive(dir, srv.Store, quiet, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Poll, live.CloseDelay = 20*time.Millisecond, 0
+	runDone := make(chan error, 1)
+	go func() { runDone <- live.Run(ctx) }()
+	if err := live.WaitFor(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	want, err := live.Store().Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPath := live.Path()
+
+	var progress bytes.Buffer
+	res, err := projections.Rebuild(ctx, srv.Store, projections.RebuildOptions{Dir: dir, Swap: true, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != last {
+		t.Fatalf("rebuild applied up to %d, want %d", res.Applied, last)
+	}
+	if !strings.Contains(progress.String(), "100%") {
+		t.Errorf("progress output %q never reached 100%%", progress.String())
+	}
+
+	// The serving projection switches to the rebuilt file and keeps following new events.
+	deadline := time.Now().Add(10 * time.Second)
+	for live.Path() != res.Path {
+		if time.Now().After(deadline) {
+			t.Fatalf("live projection still serves %s, want the rebuilt %s", live.Path(), res.Path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, err := live.Store().Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rebuilt store differs from the live one:\n got %v\nwant %v", got, want)
+	}
+	more := appendStores(t, srv.Store, 1000, 5)
+	if err := live.WaitFor(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Store().Store(ctx, "str_001004"); err != nil {
+		t.Fatalf("event after the swap not projected: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if matches, _ := filepath.Glob(oldPath + "*"); len(matches) != 0 {
+		t.Errorf("replaced store files left behind: %v", matches)
+	}
+	cancel()
+	if err := <-runDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRebuildUntil(t *testing.T) {
+	ctx := context.Background()
+	srv := jstest.Start(t, "")
+	appendStores(t, srv.Store, 1, 30) // store i has time 2026-01-01T00:00:i
+
+	tests := []struct {
+		name   string
+		opts   projections.RebuildOptions
+		stores int
+	}{
+		{"sequence", projections.RebuildOptions{UntilSeq: 12}, 12},
+		{"time", projections.RebuildOptions{UntilTime: time.Date(2026, 1, 1, 0, 0, 20, 0, time.UTC)}, 20},
+		{"beyond the head", projections.RebuildOptions{UntilSeq: 1 << 40}, 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Out = filepath.Join(t.TempDir(), "asof.db")
+			if _, err := projections.Rebuild(ctx, srv.Store, tt.opts); err != nil {
+				t.Fatal(err)
+			}
+			st, err := sqlite.Open(tt.opts.Out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			dump, err := st.Dump(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(dump["stores"]); n != tt.stores {
+				t.Fatalf("as-of store has %d stores, want %d", n, tt.stores)
+			}
+		})
+	}
+}
