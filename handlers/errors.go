@@ -29,7 +29,9 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.message }
 
-func badRequest(msg string) error { return &requestError{http.StatusBadRequest, "invalid_request", msg} }
+func badRequest(msg string) error {
+	return &requestError{http.StatusBadRequest, "invalid_request", msg}
+}
 
 var (
 	errUnauthenticated = &requestError{http.StatusUnauthorized, "unauthenticated", "Authentication credentials were not provided."}

@@ -125,6 +125,7 @@ func OpenLive(dir string, log Log, logger *slog.Logger, metrics *Metrics, opts .
 			return nil, fmt.Errorf("read store dir %s is not writable: %w", dir, err)
 		}
 	}
+	removeReplaced(dir, path, logger)
 	st, err := sqlite.Open(path, opts...)
 	if err != nil {
 		return nil, err
@@ -223,4 +224,18 @@ func (l *Live) swap(ctx context.Context, path string) error {
 		}
 	})
 	return nil
+}
+
+// removeReplaced deletes read-*.db stores other than the current one: stores a previous process switched
+// away from but had no time to remove. As-of stores (asof-*) and stores being built are left alone.
+func removeReplaced(dir, current string, logger *slog.Logger) {
+	old, _ := filepath.Glob(filepath.Join(dir, "read-*.db"))
+	for _, p := range old {
+		if p == current {
+			continue
+		}
+		if err := RemoveStore(p); err != nil {
+			logger.Warn("removing replaced read store", "path", p, "err", err)
+		}
+	}
 }

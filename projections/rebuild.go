@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -56,14 +57,22 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 	if path == "" {
 		path = NewStorePath(opts.Dir)
 	}
-	st, err := sqlite.Open(path, opts.Options...)
+	if _, err := os.Stat(path); err == nil {
+		return RebuildResult{}, fmt.Errorf("rebuild: %s already exists", path)
+	}
+	// Build under a temporary name; only a complete store gets the real one.
+	building := path + ".building"
+	if err := RemoveStore(building); err != nil {
+		return RebuildResult{}, err
+	}
+	st, err := sqlite.Open(building, opts.Options...)
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	defer st.Close()
-	if cp, err := st.Checkpoint(ctx); err != nil || cp != 0 {
-		return RebuildResult{}, fmt.Errorf("rebuild: %s is not a fresh store (checkpoint %d, %v)", path, cp, err)
-	}
+	defer func() {
+		st.Close()
+		RemoveStore(building)
+	}()
 	start := time.Now()
 	r := NewRunner(log, st, opts.Logger, nil)
 	r.FailFast = true
@@ -83,6 +92,12 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 		}
 	}
 	res := RebuildResult{Path: path, Applied: r.Applied(), Elapsed: time.Since(start)}
+	if err := st.Close(); err != nil { // checkpoints the WAL into the file, so the file alone is the store
+		return RebuildResult{}, err
+	}
+	if err := os.Rename(building, path); err != nil {
+		return RebuildResult{}, err
+	}
 	if opts.Swap {
 		if err := WriteCurrent(opts.Dir, path); err != nil {
 			return res, fmt.Errorf("rebuild: switching CURRENT to %s: %w", path, err)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the ledger's start-up configuration. Every field has an environment variable and a flag;
+// the flag wins.
+type Config struct {
+	HTTPAddr        string
+	DataDir         string
+	NATSURL         string
+	NATSListen      string
+	AdminToken      string
+	GatewaySecrets  map[string]string
+	SyncAlways      bool
+	NATSReplicas    int
+	ReadyMaxLag     uint64
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+
+	gatewaySecretsRaw string
+	envErrs           []error
+}
+
+// Gateways whose webhook signatures the ledger verifies.
+var knownGateways = map[string]bool{"standard": true, "moneroo": true, "stripe": true, "paystack": true}
+
+// setDefaults fills every field from its environment variable, or its default.
+func (c *Config) setDefaults(env func(string) string) {
+	get := func(k, def string) string {
+		if v := env(k); v != "" {
+			return v
+		}
+		return def
+	}
+	c.HTTPAddr = get("LEDGER_HTTP_ADDR", "127.0.0.1:8080")
+	c.DataDir = get("LEDGER_DATA_DIR", "./data")
+	c.NATSURL = get("LEDGER_NATS_URL", "")
+	c.NATSListen = get("LEDGER_NATS_LISTEN", "127.0.0.1:4222")
+	c.AdminToken = get("LEDGER_ADMIN_TOKEN", "")
+	c.gatewaySecretsRaw = get("LEDGER_GATEWAY_SECRETS", "")
+	var err error
+	note := func(k string, err error) {
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: %v", k, env(k), err))
+		}
+	}
+	c.SyncAlways, err = strconv.ParseBool(get("LEDGER_SYNC_ALWAYS", "true"))
+	note("LEDGER_SYNC_ALWAYS", err)
+	c.NATSReplicas, err = strconv.Atoi(get("LEDGER_NATS_REPLICAS", "1"))
+	note("LEDGER_NATS_REPLICAS", err)
+	c.ReadyMaxLag, err = strconv.ParseUint(get("LEDGER_READY_MAX_LAG", "10000"), 10, 64)
+	note("LEDGER_READY_MAX_LAG", err)
+	note("LEDGER_LOG_LEVEL", c.LogLevel.UnmarshalText([]byte(get("LEDGER_LOG_LEVEL", "info"))))
+	c.ShutdownTimeout, err = time.ParseDuration(get("LEDGER_SHUTDOWN_TIMEOUT", "15s"))
+	note("LEDGER_SHUTDOWN_TIMEOUT", err)
+}
+
+// bindFlags registers a flag for every field; defaults come from setDefaults.
+func (c *Config) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "API listen address; host:0 picks a free port (LEDGER_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "embedded JetStream store and read stores (LEDGER_DATA_DIR)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS URLs, comma-separated; empty runs the embedded server (LEDGER_NATS_URL)")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "where the embedded server also accepts clients, or off (LEDGER_NATS_LISTEN)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin API bearer token; generated on first start when empty (LEDGER_ADMIN_TOKEN)")
+	fs.StringVar(&c.gatewaySecretsRaw, "gateway-secrets", c.gatewaySecretsRaw, "comma list gateway=secret (LEDGER_GATEWAY_SECRETS)")
+	fs.BoolVar(&c.SyncAlways, "sync-always", c.SyncAlways, "fsync every JetStream write before acknowledging it (LEDGER_SYNC_ALWAYS)")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", c.NATSReplicas, "replicas of the LEDGER stream on a cluster (LEDGER_NATS_REPLICAS)")
+	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "projection lag in events above which /readyz fails (LEDGER_READY_MAX_LAG)")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight requests (LEDGER_SHUTDOWN_TIMEOUT)")
+}
+
+// Validate checks every field and reports all problems at once. It also parses the gateway secrets.
+func (c *Config) Validate() error {
+	errs := append([]error(nil), c.envErrs...)
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("LEDGER_HTTP_ADDR %q: %v", c.HTTPAddr, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("LEDGER_DATA_DIR is empty"))
+	}
+	if c.NATSListen != "off" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("LEDGER_NATS_LISTEN %q: want host:port or off: %v", c.NATSListen, err))
+		}
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		errs = append(errs, fmt.Errorf("LEDGER_NATS_REPLICAS %d: want 1 to 5", c.NATSReplicas))
+	}
+	if c.NATSURL == "" && c.NATSReplicas != 1 {
+		errs = append(errs, errors.New("LEDGER_NATS_REPLICAS above 1 needs an external cluster (LEDGER_NATS_URL)"))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 24 {
+		errs = append(errs, errors.New("LEDGER_ADMIN_TOKEN is shorter than 24 characters"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("LEDGER_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	c.GatewaySecrets = map[string]string{}
+	for _, pair := range strings.Split(c.gatewaySecretsRaw, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		name, secret, ok := strings.Cut(pair, "=")
+		switch {
+		case !ok || secret == "":
+			errs = append(errs, fmt.Errorf("LEDGER_GATEWAY_SECRETS: entry for %q is not gateway=secret", name))
+		case !knownGateways[name]:
+			errs = append(errs, fmt.Errorf("LEDGER_GATEWAY_SECRETS: unknown gateway %q (known: standard, moneroo, stripe, paystack)", name))
+		default:
+			c.GatewaySecrets[name] = secret
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadConfig reads the environment, then the flags in args.
+func loadConfig(name string, args []string, env func(string) string, extra func(*flag.FlagSet)) (Config, error) {
+	var c Config
+	c.setDefaults(env)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.bindFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, c.Validate()
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events/jetstream"
+	"github.com/salesledger/ledger/handlers"
+	"github.com/salesledger/ledger/projections"
+)
+
+// Main is the composition root: it builds every component from Config, and Close takes them down in
+// reverse order. End-to-end tests run it with ":0" ports and a temp data dir.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	// HTTPAddr is the resolved API address once Run returned; NATSURL the resolved NATS client URL.
+	HTTPAddr string
+	NATSURL  string
+
+	lock    *os.File
+	ns      *server.Server
+	nc      *nats.Conn
+	events  *jetstream.Store
+	live    *projections.Live
+	httpSrv *http.Server
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// Data dir layout.
+const (
+	jetstreamDir   = "jetstream"
+	readDir        = "read"
+	adminTokenFile = "admin_token.sha256"
+	lockFile       = "LOCK"
+)
+
+// Run starts the ledger and returns once it serves HTTP; it logs one line with the resolved address.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir %s is not usable: %w", cfg.DataDir, err)
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	m.lock = lock
+	adminHash, err := m.adminTokenHash()
+	if err != nil {
+		return err
+	}
+	if err := m.connect(ctx); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	appends := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ledger_appends_total", Help: "Event appends by outcome (ok, conflict, error).",
+	}, []string{"outcome"})
+	appended := prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_appended_events_total", Help: "Events appended to the log."})
+	reg.MustRegister(appends, appended)
+	m.events.Observe = func(n int, err error) {
+		switch {
+		case err == nil:
+			appends.WithLabelValues("ok").Inc()
+			appended.Add(float64(n))
+		case errors.Is(err, domain.ErrConflict):
+			appends.WithLabelValues("conflict").Inc()
+		default:
+			appends.WithLabelValues("error").Inc()
+		}
+	}
+
+	live, err := projections.OpenLive(filepath.Join(cfg.DataDir, readDir), m.events, m.Log.With("component", "projection"), projections.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	m.live = live
+	runCtx, stop := context.WithCancel(context.Background())
+	m.stop, m.done = stop, make(chan struct{})
+	go func() {
+		defer close(m.done)
+		_ = live.Run(runCtx)
+	}()
+
+	api := handlers.New(handlers.Config{
+		Log:            m.Log,
+		Events:         m.events,
+		Projection:     liveProjection{live},
+		AdminTokenHash: adminHash,
+		Registry:       reg,
+		ReadyMaxLag:    cfg.ReadyMaxLag,
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	m.HTTPAddr = ln.Addr().String()
+	m.httpSrv = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("http server stopped", "err", err)
+		}
+	}()
+	m.Log.Info("ledger ready", "http", "http://"+m.HTTPAddr, "nats", m.NATSURL, "data_dir", cfg.DataDir,
+		"sync_always", cfg.SyncAlways || cfg.NATSURL != "", "read_store", live.Path())
+	return nil
+}
+
+// liveProjection adapts projections.Live to handlers.Projection.
+type liveProjection struct{ *projections.Live }
+
+func (p liveProjection) Reads() handlers.ReadStore { return p.Live.Store() }
+
+// connect starts the embedded server or reaches the external one, and ensures the LEDGER stream.
+func (m *Main) connect(ctx context.Context) error {
+	cfg := m.Config
+	if cfg.NATSURL == "" {
+		listen := cfg.NATSListen
+		if listen == "off" {
+			listen = ""
+		}
+		ns, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{
+			StoreDir:   filepath.Join(cfg.DataDir, jetstreamDir),
+			Listen:     listen,
+			SyncAlways: cfg.SyncAlways,
+		}, m.Log)
+		if err != nil {
+			return err
+		}
+		m.ns = ns
+		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("ledger"))
+		if err != nil {
+			return fmt.Errorf("connect to the embedded nats-server: %w", err)
+		}
+		m.nc = nc
+		m.NATSURL = "in-process"
+		if listen != "" {
+			m.NATSURL = ns.ClientURL()
+		}
+	} else {
+		nc, err := connectExternal(ctx, cfg.NATSURL, m.Log)
+		if err != nil {
+			return err
+		}
+		m.nc = nc
+		m.NATSURL = redactURL(nc.ConnectedUrl())
+	}
+	st, err := jetstream.New(m.nc)
+	if err != nil {
+		return err
+	}
+	m.events = st
+	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return st.EnsureStream(ectx, jetstream.StreamConfig{Replicas: cfg.NATSReplicas})
+}
+
+// connectAttempts bounds the retries against an unreachable external NATS.
+const connectAttempts = 5
+
+func connectExternal(ctx context.Context, urls string, log *slog.Logger) (*nats.Conn, error) {
+	var last error
+	backoff := 200 * time.Millisecond
+	for attempt := 1; attempt <= connectAttempts; attempt++ {
+		nc, err := nats.Connect(urls, nats.Name("ledger"), nats.Timeout(3*time.Second), nats.MaxReconnects(-1))
+		if err == nil {
+			return nc, nil
+		}
+		last = err
+		log.Warn("NATS unreachable; retrying", "url", redactURL(urls), "attempt", attempt, "of", connectAttempts, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	return nil, fmt.Errorf("cannot reach NATS at %s after %d attempts: %w", redactURL(urls), connectAttempts, last)
+}
+
+// redactURL hides credentials in NATS URLs before they reach a log.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// adminTokenHash returns the hash of the admin token: the configured one, or the one generated on
+// first start. A generated token is logged once, then only its hash is kept in the data dir.
+func (m *Main) adminTokenHash() (string, error) {
+	if m.Config.AdminToken != "" {
+		return domain.HashKey(m.Config.AdminToken), nil
+	}
+	path := filepath.Join(m.Config.DataDir, adminTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token hash %s: %w", path, err)
+	}
+	token := "adm_" + domain.RandomString(40)
+	hash := domain.HashKey(token)
+	if err := os.WriteFile(path, []byte(hash+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("data dir %s is not writable: %w", m.Config.DataDir, err)
+	}
+	m.Log.Warn("generated the admin token; it is shown only this once and stored hashed in "+path+
+		" (set LEDGER_ADMIN_TOKEN or delete the file to replace it)", "admin_token", token)
+	return hash, nil
+}
+
+// lockDataDir takes an exclusive lock so that two ledgers never share one data dir.
+func lockDataDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another ledger process: %w", dir, err)
+	}
+	return f, nil
+}
+
+// Close drains in-flight requests, stops the projection, and shuts NATS down, in that order.
+func (m *Main) Close() error {
+	var errs []error
+	if m.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+		errs = append(errs, m.httpSrv.Shutdown(ctx))
+		cancel()
+	}
+	if m.stop != nil {
+		m.stop()
+		<-m.done
+	}
+	if m.nc != nil {
+		m.nc.Close()
+	}
+	if m.ns != nil {
+		m.ns.Shutdown()
+		m.ns.WaitForShutdown()
+	}
+	if m.lock != nil {
+		errs = append(errs, m.lock.Close())
+	}
+	return errors.Join(errs...)
+}
