@@ -373,3 +373,83 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatalf("after restart: %d %s", r.status, r.raw)
 	}
 }
+
+func TestConcurrentStoresWithOneSlug(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	const racers = 20
+	statuses := make(chan int, racers)
+	for i := 0; i < racers; i++ {
+		go func() {
+			req, _ := http.NewRequest("POST", c.base+"/v1/admin/stores", strings.NewReader(`{"name":"Race","slug":"contested"}`))
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			res.Body.Close()
+			statuses <- res.StatusCode
+		}()
+	}
+	count := map[int]int{}
+	for i := 0; i < racers; i++ {
+		count[<-statuses]++
+	}
+	if count[201] != 1 || count[409] != racers-1 {
+		t.Fatalf("statuses %v; want one 201 and %d 409s", count, racers-1)
+	}
+}
+
+func TestReadYourWritesAndReadiness(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "ryw")
+	get := func(minPos string) response {
+		req, _ := http.NewRequest("GET", c.base+"/v1/store", nil)
+		req.Header.Set("Authorization", "Bearer "+live)
+		req.Header.Set("Ledger-Min-Position", minPos)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		r := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+		_ = json.Unmarshal(raw, &r.body)
+		return r
+	}
+	if r := get("2"); r.status != 200 {
+		t.Fatalf("Ledger-Min-Position at the projected position: %d %s", r.status, r.raw)
+	}
+	if r := get("soon"); r.status != 400 || !strings.Contains(r.raw, "Ledger-Min-Position") {
+		t.Fatalf("bad Ledger-Min-Position: %d %s", r.status, r.raw)
+	}
+
+	// An event the projection cannot decode stops it (it never skips what it does not understand):
+	// readiness fails and a read that needs the later position is refused after its bounded wait.
+	msg := nats.NewMsg("ledger.live.str_x.sale.sal_x.teleported")
+	msg.Header.Set("ce-specversion", "1.0")
+	msg.Header.Set("ce-type", "teleported")
+	msg.Data = []byte(`{}`)
+	if err := m.nc.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.do("GET", "/readyz", "", nil)
+		if r.status == 503 {
+			if r.body["status"] != "not_ready" {
+				t.Fatalf("readyz body %s", r.raw)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz still %d with a failing projection: %s", r.status, r.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := get("3"); r.status != 503 || r.errorCode() != "projection_lagging" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("read past a stuck projection: %d %s", r.status, r.raw)
+	}
+}

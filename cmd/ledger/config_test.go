@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfig(t *testing.T) {
+	envOf := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	t.Run("defaults match the design", func(t *testing.T) {
+		c, err := loadConfig("serve", nil, envOf(nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" || c.NATSListen != "127.0.0.1:4222" ||
+			!c.SyncAlways || c.AdminToken != "" || len(c.GatewaySecrets) != 0 {
+			t.Fatalf("defaults: %+v", c)
+		}
+	})
+	t.Run("flag beats environment", func(t *testing.T) {
+		c, err := loadConfig("serve", []string{"--http-addr", "0.0.0.0:9000", "--sync-always=false", "--gateway-secrets", "moneroo=abc,standard=whsec_x"},
+			envOf(map[string]string{"LEDGER_HTTP_ADDR": "127.0.0.1:1", "LEDGER_DATA_DIR": "/tmp/d", "LEDGER_NATS_LISTEN": "off"}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTPAddr != "0.0.0.0:9000" || c.DataDir != "/tmp/d" || c.NATSListen != "off" || c.SyncAlways ||
+			c.GatewaySecrets["moneroo"] != "abc" || c.GatewaySecrets["standard"] != "whsec_x" {
+			t.Fatalf("got %+v", c)
+		}
+	})
+	t.Run("every problem at once", func(t *testing.T) {
+		_, err := loadConfig("serve", []string{"--nats-listen", "nowhere"}, envOf(map[string]string{
+			"LEDGER_HTTP_ADDR":       "no-port",
+			"LEDGER_SYNC_ALWAYS":     "maybe",
+			"LEDGER_ADMIN_TOKEN":     "short",
+			"LEDGER_GATEWAY_SECRETS": "paypal=x,stripe",
+			"LEDGER_NATS_REPLICAS":   "3",
+		}), nil)
+		if err == nil {
+			t.Fatal("invalid configuration accepted")
+		}
+		for _, want := range []string{"LEDGER_HTTP_ADDR", "LEDGER_SYNC_ALWAYS", "LEDGER_NATS_LISTEN", "LEDGER_ADMIN_TOKEN",
+			`unknown gateway "paypal"`, `entry for "stripe"`, "LEDGER_NATS_REPLICAS above 1"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not mention %s:\n%v", want, err)
+			}
+		}
+	})
+}
