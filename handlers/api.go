@@ -46,7 +46,8 @@ type Config struct {
 	AdminTokenHash string
 	// Registry collects the API's metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// ReadyMaxLag is the projection lag (in events) above which /readyz answers 503.
+	// ReadyMaxLag is the projection lag (in events) above which /readyz answers 503; 0 means ready only
+	// when fully caught up.
 	ReadyMaxLag uint64
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
@@ -72,9 +73,6 @@ func New(cfg Config) *API {
 	}
 	if cfg.PositionWait <= 0 {
 		cfg.PositionWait = 5 * time.Second
-	}
-	if cfg.ReadyMaxLag == 0 {
-		cfg.ReadyMaxLag = 10000
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()

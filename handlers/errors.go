@@ -39,7 +39,6 @@ var (
 	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
 	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
 	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
-	errMethod          = &requestError{http.StatusMethodNotAllowed, "method_not_allowed", "The endpoint does not support this method."}
 	errInternal        = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
 )
 
@@ -82,7 +81,7 @@ func describe(err error) (int, errorBody) {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errorBody{errorDetail{Code: "payload_too_large", Message: "The request body is larger than 1 MiB."}}
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, errorBody{errorDetail{Code: "timeout", Message: "The request timed out; it may be retried with the same Idempotency-Key."}}
+		return http.StatusServiceUnavailable, errorBody{errorDetail{Code: "timeout", Message: "The request timed out before it completed; retry it."}}
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {

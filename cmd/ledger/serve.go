@@ -130,8 +130,15 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	durability := "fsync every write (SyncAlways)"
+	switch {
+	case cfg.NATSURL != "":
+		durability = "the external cluster's own settings"
+	case !cfg.SyncAlways:
+		durability = "fsync on the server's interval (SyncAlways off)"
+	}
 	m.Log.Info("ledger ready", "http", "http://"+m.HTTPAddr, "nats", m.NATSURL, "data_dir", cfg.DataDir,
-		"sync_always", cfg.SyncAlways || cfg.NATSURL != "", "read_store", live.Path())
+		"durability", durability, "read_store", live.Path())
 	return nil
 }
 

@@ -43,16 +43,17 @@ func benchEvent(i int) events.Envelope {
 	}
 }
 
-// startSyncAlways starts an embedded server that fsyncs every write before acknowledging it, in a fresh
-// directory, and ensures the LEDGER stream. It is stopped when b's current run ends.
-func startSyncAlways(b *testing.B) (*nats.Conn, *jetstream.Store) {
+// startServer starts an embedded server in a fresh directory, fsyncing every write before acknowledging
+// it when syncAlways is set, and ensures the LEDGER stream. Like `ledger serve`, the client is connected
+// in-process (no TCP). It is stopped when b's current run ends.
+func startServer(b *testing.B, syncAlways bool) (*nats.Conn, *jetstream.Store) {
 	b.Helper()
-	ns, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{StoreDir: b.TempDir(), Listen: "127.0.0.1:-1", SyncAlways: true},
+	ns, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{StoreDir: b.TempDir(), SyncAlways: syncAlways},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		ns.Shutdown()
 		b.Fatal(err)
@@ -129,16 +130,27 @@ func reportRate(b *testing.B, st *jetstream.Store, n int) {
 //     outstanding, waiting for every ack at the end: the ceiling of the server and the connection.
 func BenchmarkAppendVsRaw(b *testing.B) {
 	for _, c := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("ledger-c%d", c), func(b *testing.B) { benchLedgerAppend(b, c) })
+		b.Run(fmt.Sprintf("ledger-c%d", c), func(b *testing.B) { benchLedgerAppend(b, true, c) })
 	}
-	b.Run("raw-sync-c64", func(b *testing.B) { benchRawSync(b, 64) })
-	b.Run("raw-async-w256", func(b *testing.B) { benchRawAsync(b, 256, 0) })
+	b.Run("raw-sync-c64", func(b *testing.B) { benchRawSync(b, true, 64) })
+	b.Run("raw-async-w256", func(b *testing.B) { benchRawAsync(b, true, 256, 0) })
+}
+
+// BenchmarkAppendVsRawNoSync is BenchmarkAppendVsRaw against a server that does not fsync each write
+// (the default 2-minute sync interval). It is a diagnostic, not the durability the ledger runs with: with
+// the disk out of the way it shows what the per-append request/reply costs next to PublishAsync.
+func BenchmarkAppendVsRawNoSync(b *testing.B) {
+	for _, c := range []int{1, 64} {
+		b.Run(fmt.Sprintf("ledger-c%d", c), func(b *testing.B) { benchLedgerAppend(b, false, c) })
+	}
+	b.Run("raw-sync-c64", func(b *testing.B) { benchRawSync(b, false, 64) })
+	b.Run("raw-async-w256", func(b *testing.B) { benchRawAsync(b, false, 256, 0) })
 }
 
 // BenchmarkAppend is the ledger side of BenchmarkAppendVsRaw alone.
 func BenchmarkAppend(b *testing.B) {
 	for _, c := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("c%d", c), func(b *testing.B) { benchLedgerAppend(b, c) })
+		b.Run(fmt.Sprintf("c%d", c), func(b *testing.B) { benchLedgerAppend(b, true, c) })
 	}
 }
 
@@ -146,9 +158,9 @@ func BenchmarkAppend(b *testing.B) {
 // with nats.go's default window (4000), and once without the concurrency headers to show what the
 // expected-last-subject-sequence check costs the server.
 func BenchmarkRawPublishAsync(b *testing.B) {
-	b.Run("w256", func(b *testing.B) { benchRawAsync(b, 256, 0) })
-	b.Run("w4000", func(b *testing.B) { benchRawAsync(b, 4000, 0) })
-	b.Run("w256-noexpect", func(b *testing.B) { benchRawAsync(b, 256, jetstream.NoExpectation) })
+	b.Run("w256", func(b *testing.B) { benchRawAsync(b, true, 256, 0) })
+	b.Run("w4000", func(b *testing.B) { benchRawAsync(b, true, 4000, 0) })
+	b.Run("w256-noexpect", func(b *testing.B) { benchRawAsync(b, true, 256, jetstream.NoExpectation) })
 }
 
 // parallel runs op(i) for i in [0, n) on c goroutines and returns the first error.
@@ -181,8 +193,8 @@ func parallel(n, c int, op func(i int) error) error {
 	return nil
 }
 
-func benchLedgerAppend(b *testing.B, c int) {
-	_, st := startSyncAlways(b)
+func benchLedgerAppend(b *testing.B, syncAlways bool, c int) {
+	_, st := startServer(b, syncAlways)
 	ctx := context.Background()
 	evs := make([]events.Envelope, b.N)
 	for i := range evs {
@@ -200,8 +212,8 @@ func benchLedgerAppend(b *testing.B, c int) {
 	reportRate(b, st, b.N)
 }
 
-func benchRawSync(b *testing.B, c int) {
-	_, st := startSyncAlways(b)
+func benchRawSync(b *testing.B, syncAlways bool, c int) {
+	_, st := startServer(b, syncAlways)
 	ctx := context.Background()
 	msgs := make([]*nats.Msg, b.N)
 	for i := range msgs {
@@ -220,8 +232,8 @@ func benchRawSync(b *testing.B, c int) {
 	reportRate(b, st, b.N)
 }
 
-func benchRawAsync(b *testing.B, window int, expect uint64) {
-	nc, st := startSyncAlways(b)
+func benchRawAsync(b *testing.B, syncAlways bool, window int, expect uint64) {
+	nc, st := startServer(b, syncAlways)
 	var failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	js, err := natsjs.New(nc,
