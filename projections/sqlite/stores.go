@@ -11,17 +11,22 @@ import (
 	"github.com/salesledger/ledger/events"
 )
 
-func foldStoreCreated(ctx context.Context, tx *sql.Tx, e events.Envelope, p events.StoreCreated) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO stores
+const (
+	sqlInsertStore = `INSERT INTO stores
 		(id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertAPIKey = `INSERT INTO api_keys (hash, store_id, mode, prefix, last4) VALUES (?, ?, ?, ?, ?)`
+)
+
+func foldStoreCreated(b *batchTx, e events.Envelope, p events.StoreCreated) error {
+	err := b.exec(sqlInsertStore,
 		p.StoreID, p.Name, p.Slug, p.ServiceFeePercent, p.SettlementDelayDays, p.AbandonAfterMinutes,
 		e.Time.UTC().Format(time.RFC3339Nano), e.Sequence)
 	if err != nil {
 		return err
 	}
 	for _, k := range p.Keys {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys (hash, store_id, mode, prefix, last4) VALUES (?, ?, ?, ?, ?)`,
+		if err := b.exec(sqlInsertAPIKey,
 			k.Hash, p.StoreID, k.Mode, k.Prefix, k.Last4); err != nil {
 			return err
 		}

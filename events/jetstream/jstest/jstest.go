@@ -34,7 +34,7 @@ func Start(tb testing.TB, dir string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	nc, err := nats.Connect(ns.ClientURL())
+	nc, err := nats.Connect("", nats.InProcessServer(ns)) // as ledger serve connects
 	if err != nil {
 		ns.Shutdown()
 		tb.Fatal(err)
