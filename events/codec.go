@@ -114,6 +114,30 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[StoreCreated](data)
 	case eventType == TypeSlugReserved && version == 1:
 		return decodeInto[SlugReserved](data)
+	case eventType == TypeSaleStarted && version == 1:
+		return decodeInto[SaleStarted](data)
+	case isPaymentType(eventType) && version == 1:
+		p, err := decodeInto[PaymentRecorded](data)
+		if err == nil && p.EventType() != eventType {
+			return nil, fmt.Errorf("%w: %s carries payment status %q", ErrMalformed, eventType, p.(PaymentRecorded).Status)
+		}
+		return p, err
+	case eventType == TypeSaleCompleted && version == 1:
+		return decodeInto[SaleCompleted](data)
+	case eventType == TypeSaleAbandoned && version == 1:
+		return decodeInto[SaleAbandoned](data)
+	case eventType == TypeSaleSettled && version == 1:
+		return decodeInto[SaleSettled](data)
+	case eventType == TypeDownloadRecorded && version == 1:
+		return decodeInto[DownloadRecorded](data)
+	case eventType == TypeSaleRated && version == 1:
+		return decodeInto[SaleRated](data)
+	case eventType == TypeCustomerRegistered && version == 1:
+		return decodeInto[CustomerRegistered](data)
+	case eventType == TypeEmailClaimed && version == 1:
+		return decodeInto[EmailClaimed](data)
+	case eventType == TypeIdempotencyKey && version == 1:
+		return decodeInto[IdempotencyKeyRecorded](data)
 	}
 	return nil, fmt.Errorf("%w: %s v%d", ErrUnknownEvent, eventType, version)
 }
@@ -126,4 +150,13 @@ func decodeInto[T Payload](data []byte) (Payload, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, v.EventType(), err)
 	}
 	return v, nil
+}
+
+func isPaymentType(t string) bool {
+	for _, pt := range PaymentTypes {
+		if pt == t {
+			return true
+		}
+	}
+	return false
 }

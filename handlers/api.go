@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
@@ -21,12 +22,18 @@ import (
 type EventStore interface {
 	Append(ctx context.Context, expect uint64, evs ...events.Envelope) (uint64, error)
 	AppendWrites(ctx context.Context, ws ...events.Write) (uint64, error)
+	// Load reads one aggregate's events and its last subject sequence.
+	Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error)
+	// Last reads the last event matching a subject filter, straight from the log.
+	Last(ctx context.Context, filter string) (events.Envelope, bool, error)
 }
 
 // ReadStore is the read model the API serves from.
 type ReadStore interface {
 	KeyScope(ctx context.Context, hash string) (sqlite.KeyScope, error)
 	Store(ctx context.Context, id string) (sqlite.StoreRow, error)
+	Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error)
+	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
 }
 
 // Projection reports how far the read model has folded the log.
@@ -91,6 +98,9 @@ func (a *API) Handler() http.Handler {
 
 	handle("POST /v1/admin/stores", a.admin(a.createStore))
 	handle("GET /v1/store", a.store(a.getStore))
+	handle("POST /v1/checkouts", a.store(a.checkout))
+	handle("GET /v1/sales", a.store(a.listSales))
+	handle("GET /v1/sales/{id}", a.store(a.getSale))
 
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
 	return mux

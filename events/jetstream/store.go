@@ -44,8 +44,9 @@ type StreamConfig struct {
 
 // Store is the event store. It is safe for concurrent use.
 type Store struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream // set by EnsureStream; direct gets go through it without a lookup
 	// AppendTimeout bounds one append, including the server's fsync.
 	AppendTimeout time.Duration
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
@@ -72,7 +73,7 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 	if cfg.Duplicates <= 0 {
 		cfg.Duplicates = 5 * time.Minute
 	}
-	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:               StreamName,
 		Description:        "Sales ledger events: ledger.<mode>.<store>.<aggregate>.<id>.<event_type>",
 		Subjects:           []string{events.SubjectPrefix + ".>"},
@@ -89,7 +90,17 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
+	s.stream = stream
 	return nil
+}
+
+// ledgerStream is the LEDGER stream handle, looked up once if EnsureStream did not run (a client that
+// only reads, like rebuild against a running ledger).
+func (s *Store) ledgerStream(ctx context.Context) (jetstream.Stream, error) {
+	if s.stream != nil {
+		return s.stream, nil
+	}
+	return s.js.Stream(ctx, StreamName)
 }
 
 // Append appends events to one aggregate, atomically: all of them or none. expect is the aggregate's
@@ -254,7 +265,7 @@ func (s *Store) Load(ctx context.Context, agg events.Aggregate) ([]events.Envelo
 
 // LoadFilter reads every event whose subject matches filter, in stream order.
 func (s *Store) LoadFilter(ctx context.Context, filter string) ([]events.Envelope, uint64, error) {
-	stream, err := s.js.Stream(ctx, StreamName)
+	stream, err := s.ledgerStream(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
 	}
@@ -296,11 +307,15 @@ func (s *Store) LoadFilter(ctx context.Context, filter string) ([]events.Envelop
 
 // LastSequence is the stream's last sequence: the position every projection is trying to reach.
 func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
-	stream, err := s.js.Stream(ctx, StreamName)
+	stream, err := s.ledgerStream(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return stream.CachedInfo().State.LastSeq, nil
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
 }
 
 func decode(m jetstream.Msg) (events.Envelope, error) {
@@ -310,4 +325,23 @@ func decode(m jetstream.Msg) (events.Envelope, error) {
 	}
 	h := m.Headers()
 	return events.DecodeMessage(m.Subject(), h.Get, m.Data(), md.Sequence.Stream)
+}
+
+// Last returns the last event whose subject matches filter, and false if there is none. It reads the
+// stream directly, so it is exact even while projections lag: claims (an email, an idempotency key) are
+// read this way.
+func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool, error) {
+	stream, err := s.ledgerStream(ctx)
+	if err != nil {
+		return events.Envelope{}, false, err
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return events.Envelope{}, false, nil
+	}
+	if err != nil {
+		return events.Envelope{}, false, fmt.Errorf("last %s: %w", filter, err)
+	}
+	e, err := events.DecodeMessage(m.Subject, m.Header.Get, m.Data, m.Sequence)
+	return e, err == nil, err
 }

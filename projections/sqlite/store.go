@@ -105,11 +105,29 @@ func (b *batchTx) exec(query string, args ...any) error {
 	return err
 }
 
+// queryRow runs a prepared single-row query inside the batch's transaction, so it sees the batch's own
+// earlier writes.
+func (b *batchTx) queryRow(query string, args ...any) *sql.Row {
+	st, ok := b.stmts[query]
+	if !ok {
+		prepared, ok := b.s.stmts[query]
+		if !ok {
+			return b.tx.QueryRowContext(b.ctx, query, args...) // unprepared: still correct, only slower
+		}
+		st = b.tx.StmtContext(b.ctx, prepared)
+		b.stmts[query] = st
+	}
+	return st.QueryRowContext(b.ctx, args...)
+}
+
 // writes lists every statement the folds run; Open prepares them.
 var writes = []string{
 	sqlUpdateCheckpoint,
 	sqlInsertStore,
 	sqlInsertAPIKey,
+	sqlSelectSaleDoc,
+	sqlUpsertSale,
+	sqlInsertCustomer,
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -153,8 +171,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
 const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 func (s *Store) migrate(ctx context.Context) error {
-	_, err := s.w.ExecContext(ctx, schema)
-	return err
+	for _, sch := range []string{schema, salesSchema} {
+		if _, err := s.w.ExecContext(ctx, sch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Checkpoint is the stream sequence of the last event applied.
@@ -214,6 +236,13 @@ func fold(b *batchTx, e events.Envelope) error {
 		return foldStoreCreated(b, e, p)
 	case events.SlugReserved:
 		return nil // the slug is projected with the store it belongs to
+	case events.SaleStarted, events.PaymentRecorded, events.SaleCompleted, events.SaleAbandoned,
+		events.SaleSettled, events.DownloadRecorded, events.SaleRated:
+		return foldSale(b, e)
+	case events.CustomerRegistered:
+		return foldCustomerRegistered(b, e, p)
+	case events.EmailClaimed, events.IdempotencyKeyRecorded:
+		return nil // read from the log itself, where compare-and-set keeps them exact
 	default:
 		return fmt.Errorf("no fold for %T", p)
 	}

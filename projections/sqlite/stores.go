@@ -84,8 +84,10 @@ func (s *Store) Store(ctx context.Context, id string) (StoreRow, error) {
 // Tests compare a rebuilt store with the live one through it.
 func (s *Store) Dump(ctx context.Context) (map[string][]string, error) {
 	tables := map[string]string{
-		"stores":   `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at, version FROM stores ORDER BY id`,
-		"api_keys": `SELECT hash, store_id, mode, prefix, last4 FROM api_keys ORDER BY hash`,
+		"stores":    `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at, version FROM stores ORDER BY id`,
+		"api_keys":  `SELECT hash, store_id, mode, prefix, last4 FROM api_keys ORDER BY hash`,
+		"sales":     `SELECT id, store_id, mode, status, customer_id, customer_email, created_at, doc, version FROM sales ORDER BY id`,
+		"customers": `SELECT id, store_id, mode, email, first_name, last_name, phone, created_at, updated_at FROM customers ORDER BY id`,
 	}
 	out := map[string][]string{}
 	for name, q := range tables {

@@ -1,0 +1,163 @@
+package domain
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/events"
+)
+
+// Checkout is the command that starts a sale.
+type Checkout struct {
+	Product  events.Product
+	Customer events.CustomerRef
+	Discount *events.Discount
+	Campaign *events.Campaign
+	Channel  string
+	Shipping *events.Shipping
+	Context  *events.SaleContext
+}
+
+// StoreTerms are the store's settings a sale is started under.
+type StoreTerms struct {
+	Store               events.StoreRef
+	ServiceFeePercent   string
+	SettlementDelayDays int
+	AbandonAfter        time.Duration
+}
+
+// Decide validates the checkout and returns the sale_started event. ids makes new prefixed ids (files
+// without one). Every failing field is reported at once, by its JSON path (product.price.amount).
+//
+// Amounts: original_amount is the product price; the discount is a percentage of it (rounded half-even
+// to the currency's minor unit) or a fixed amount in minor units, never more than the price; amount is
+// original minus discount.
+func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(prefix string) string, now time.Time) (events.SaleStarted, error) {
+	var v ValidationError
+	p := c.Product
+	if strings.TrimSpace(p.ID) == "" {
+		v.Add("product.id", "The product id is required.")
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		v.Add("product.name", "The product name is required.")
+	}
+	if strings.TrimSpace(p.Type) == "" {
+		v.Add("product.type", "The product type is required.")
+	}
+	price, priceErr := NewMoney(p.Price.Amount, p.Price.Currency)
+	switch {
+	case p.Price.Currency == "":
+		v.Add("product.price.currency", "The price currency is required.")
+	case priceErr != nil:
+		v.Add("product.price.currency", fmt.Sprintf("The currency %q is not a known ISO 4217 code.", p.Price.Currency))
+	}
+	if p.Price.Amount < 0 {
+		v.Add("product.price.amount", "The price amount may not be negative.")
+	}
+	for i, f := range p.Files {
+		if strings.TrimSpace(f.Name) == "" {
+			v.Add(fmt.Sprintf("product.files.%d.name", i), "The file name is required.")
+		}
+		if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.Add(fmt.Sprintf("product.files.%d.url", i), "The file url must be an absolute http(s) URL.")
+		}
+		if f.Size < 0 {
+			v.Add(fmt.Sprintf("product.files.%d.size", i), "The file size may not be negative.")
+		}
+	}
+	if len(p.Files) > 50 {
+		v.Add("product.files", "A product may have at most 50 files.")
+	}
+	if l := p.Licence; l != nil {
+		if l.MaxActivations < 1 || l.MaxActivations > 10000 {
+			v.Add("product.licence.max_activations", "The max_activations must be between 1 and 10000.")
+		}
+		if l.ExpiresInDays != nil && (*l.ExpiresInDays < 1 || *l.ExpiresInDays > 36500) {
+			v.Add("product.licence.expires_in_days", "The expires_in_days must be between 1 and 36500.")
+		}
+	}
+	email := NormalizeEmail(c.Customer.Email)
+	switch {
+	case email == "":
+		v.Add("customer.email", "The customer email is required.")
+	case !ValidEmail(email):
+		v.Add("customer.email", "The customer email must be a valid email address.")
+	}
+	channel := c.Channel
+	if channel == "" {
+		channel = "api"
+	}
+	if _, ok := Channels[channel]; !ok {
+		v.Add("channel", "The channel must be one of store, affiliate, discover, widget, api.")
+	}
+	// The discount's own fields are checked whatever the price; its amount only against a valid price.
+	discount := Money{Amount: 0, Currency: price.Currency}
+	priceOK := priceErr == nil && p.Price.Amount >= 0
+	if d := c.Discount; d != nil {
+		if strings.TrimSpace(d.Code) == "" {
+			v.Add("discount.code", "The discount code is required.")
+		}
+		switch d.Type {
+		case "percentage":
+			pct, err := ParsePercent(d.Value)
+			switch {
+			case err != nil:
+				v.Add("discount.value", "A percentage discount must be a decimal from 0 to 100.")
+			case priceOK:
+				if discount, err = price.Percent(pct); err != nil {
+					v.Add("discount.value", "The discount cannot be applied to this price.")
+				}
+			}
+		case "fixed":
+			n, err := strconv.ParseInt(d.Value, 10, 64)
+			switch {
+			case err != nil || n < 0:
+				v.Add("discount.value", "A fixed discount must be a non-negative integer amount in minor units.")
+			case priceOK && n > price.Amount:
+				v.Add("discount.value", "The discount may not be larger than the price.")
+			default:
+				discount.Amount = n
+			}
+		default:
+			v.Add("discount.type", "The discount type must be percentage or fixed.")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return events.SaleStarted{}, err
+	}
+	amount, err := price.Sub(discount)
+	if err != nil {
+		return events.SaleStarted{}, err
+	}
+	files := make([]events.ProductFile, len(p.Files))
+	for i, f := range p.Files {
+		if f.ID == "" {
+			f.ID = ids(PrefixFile)
+		}
+		files[i] = f
+	}
+	p.Files = files
+	p.Price.Currency = price.Currency
+	cust := c.Customer
+	cust.ID, cust.Email = customerID, email
+	return events.SaleStarted{
+		SaleID:              saleID,
+		Store:               terms.Store,
+		Product:             p,
+		Customer:            cust,
+		Discount:            c.Discount,
+		Campaign:            c.Campaign,
+		Channel:             channel,
+		Shipping:            c.Shipping,
+		Context:             c.Context,
+		OriginalAmount:      events.Amount{Amount: price.Amount, Currency: price.Currency},
+		DiscountAmount:      events.Amount{Amount: discount.Amount, Currency: price.Currency},
+		Amount:              events.Amount{Amount: amount.Amount, Currency: price.Currency},
+		ServiceFeePercent:   terms.ServiceFeePercent,
+		SettlementDelayDays: terms.SettlementDelayDays,
+		AbandonAt:           now.Add(terms.AbandonAfter).UTC(),
+	}, nil
+}

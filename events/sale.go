@@ -1,0 +1,267 @@
+package events
+
+import "time"
+
+// Aggregates of the sale side.
+const (
+	AggregateSale     = "sale"
+	AggregateCustomer = "customer"
+	AggregateLicence  = "licence"
+	// AggregateEmail holds one customer_email_claimed per email, per store and mode: the id is the
+	// email's hash, and the claim is appended with an expected sequence of zero, so one email maps to one
+	// customer even under concurrent first purchases.
+	AggregateEmail = "customer_email"
+	// AggregateIdempotency holds one idempotency_key_recorded per Idempotency-Key of a store and mode.
+	AggregateIdempotency = "idempotency"
+)
+
+// Sale event types.
+const (
+	TypeSaleStarted        = "sale_started"
+	TypePaymentInitiated   = "payment_initiated"
+	TypePaymentPending     = "payment_pending"
+	TypePaymentSucceeded   = "payment_succeeded"
+	TypePaymentFailed      = "payment_failed"
+	TypePaymentCancelled   = "payment_cancelled"
+	TypeSaleCompleted      = "sale_completed"
+	TypeSaleAbandoned      = "sale_abandoned"
+	TypeSaleSettled        = "sale_settled"
+	TypeDownloadRecorded   = "download_recorded"
+	TypeSaleRated          = "sale_rated"
+	TypeCustomerRegistered = "customer_registered"
+	TypeEmailClaimed       = "customer_email_claimed"
+	TypeIdempotencyKey     = "idempotency_key_recorded"
+)
+
+// Amount is money on the wire: integer minor units of an ISO 4217 currency.
+type Amount struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// StoreRef is the store as a sale shows it.
+type StoreRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Slug string `json:"slug"`
+}
+
+// ProductFile is a downloadable file of a product snapshot. URL is the file's origin; buyers only ever
+// see signed, expiring links to it.
+type ProductFile struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int64  `json:"size,omitempty"`
+	Type string `json:"type,omitempty"`
+	URL  string `json:"url"`
+}
+
+// LicenceTerms says how many licences a purchase issues and their limits.
+type LicenceTerms struct {
+	MaxActivations int  `json:"max_activations"`
+	ExpiresInDays  *int `json:"expires_in_days,omitempty"`
+}
+
+// Product is the snapshot of the product at checkout; the ledger keeps no catalogue.
+type Product struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	Type         string        `json:"type"`
+	Price        Amount        `json:"price"`
+	Files        []ProductFile `json:"files,omitempty"`
+	Licence      *LicenceTerms `json:"licence,omitempty"`
+	Instructions string        `json:"instructions,omitempty"`
+}
+
+// CustomerRef is the buyer as a sale records it.
+type CustomerRef struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name,omitempty"`
+	LastName  string `json:"last_name,omitempty"`
+	Phone     string `json:"phone,omitempty"`
+}
+
+// Discount applied at checkout: percentage (Value is a decimal percent) or fixed (Value is minor units).
+type Discount struct {
+	ID    string `json:"id,omitempty"`
+	Code  string `json:"code"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Campaign the sale is attributed to.
+type Campaign struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+}
+
+// Country is an ISO 3166-1 alpha-2 code and its English name.
+type Country struct {
+	Code string `json:"code"`
+	Name string `json:"name,omitempty"`
+}
+
+// Shipping address of a sale.
+type Shipping struct {
+	Address string   `json:"address,omitempty"`
+	City    string   `json:"city,omitempty"`
+	State   string   `json:"state,omitempty"`
+	Country *Country `json:"country,omitempty"`
+	Zip     string   `json:"zip,omitempty"`
+}
+
+// SaleContext is where the checkout came from.
+type SaleContext struct {
+	IPAddress  string   `json:"ip_address,omitempty"`
+	Country    *Country `json:"country,omitempty"`
+	DeviceType string   `json:"device_type,omitempty"`
+	Locale     string   `json:"locale,omitempty"`
+}
+
+// SaleStarted (v1) opens a sale in awaiting_payment: everything the checkout decided, including the
+// amounts and the store's terms at that moment, so later rules changes never rewrite history.
+type SaleStarted struct {
+	SaleID              string       `json:"sale_id"`
+	Store               StoreRef     `json:"store"`
+	Product             Product      `json:"product"`
+	Customer            CustomerRef  `json:"customer"`
+	Discount            *Discount    `json:"discount,omitempty"`
+	Campaign            *Campaign    `json:"campaign,omitempty"`
+	Channel             string       `json:"channel"`
+	Shipping            *Shipping    `json:"shipping,omitempty"`
+	Context             *SaleContext `json:"context,omitempty"`
+	OriginalAmount      Amount       `json:"original_amount"`
+	DiscountAmount      Amount       `json:"discount_amount"`
+	Amount              Amount       `json:"amount"`
+	ServiceFeePercent   string       `json:"service_fee_percent"`
+	SettlementDelayDays int          `json:"settlement_delay_days"`
+	AbandonAt           time.Time    `json:"abandon_at"`
+}
+
+func (SaleStarted) EventType() string { return TypeSaleStarted }
+func (SaleStarted) EventVersion() int { return 1 }
+
+// PaymentMethod as the gateway names it.
+type PaymentMethod struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// FailureError explains a failed payment.
+type FailureError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// PaymentRecorded (v1) is one payment status reported by a gateway. Its event type follows its status:
+// payment_initiated, payment_pending, payment_succeeded, payment_failed, payment_cancelled.
+type PaymentRecorded struct {
+	Status        string         `json:"status"` // initiated, pending, success, failed, cancelled
+	Gateway       string         `json:"gateway"`
+	TransactionID string         `json:"transaction_id,omitempty"`
+	DeliveryID    string         `json:"delivery_id,omitempty"` // the gateway's event id
+	Method        *PaymentMethod `json:"method,omitempty"`
+	Amount        Amount         `json:"amount"`
+	Fee           *Amount        `json:"fee,omitempty"`
+	ExchangeRate  string         `json:"exchange_rate,omitempty"`
+	FailureError  *FailureError  `json:"failure_error,omitempty"`
+}
+
+// PaymentTypes maps payment statuses to their event types.
+var PaymentTypes = map[string]string{
+	"initiated": TypePaymentInitiated,
+	"pending":   TypePaymentPending,
+	"success":   TypePaymentSucceeded,
+	"failed":    TypePaymentFailed,
+	"cancelled": TypePaymentCancelled,
+}
+
+func (p PaymentRecorded) EventType() string { return PaymentTypes[p.Status] }
+func (PaymentRecorded) EventVersion() int   { return 1 }
+
+// IssuedFile is a file the buyer gets access to.
+type IssuedFile struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Size      int64     `json:"size,omitempty"`
+	Type      string    `json:"type,omitempty"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SaleCompleted (v1) grants access after a successful payment and schedules the settlement.
+type SaleCompleted struct {
+	Files           []IssuedFile `json:"files,omitempty"`
+	LicenceIDs      []string     `json:"licence_ids,omitempty"`
+	Instructions    string       `json:"instructions,omitempty"`
+	ServiceFee      Amount       `json:"service_fee"`
+	SettlementTotal Amount       `json:"settlement_amount"`
+	SettlementDueAt time.Time    `json:"settlement_due_at"`
+}
+
+func (SaleCompleted) EventType() string { return TypeSaleCompleted }
+func (SaleCompleted) EventVersion() int { return 1 }
+
+// SaleAbandoned (v1): no payment arrived before the store's abandon deadline.
+type SaleAbandoned struct{}
+
+func (SaleAbandoned) EventType() string { return TypeSaleAbandoned }
+func (SaleAbandoned) EventVersion() int { return 1 }
+
+// SaleSettled (v1): the settlement was paid out to the store.
+type SaleSettled struct {
+	Source string `json:"source"` // "schedule" or the gateway whose settlement.done settled it
+}
+
+func (SaleSettled) EventType() string { return TypeSaleSettled }
+func (SaleSettled) EventVersion() int { return 1 }
+
+// DownloadRecorded (v1): a buyer followed a download link.
+type DownloadRecorded struct {
+	FileID string `json:"file_id"`
+}
+
+func (DownloadRecorded) EventType() string { return TypeDownloadRecorded }
+func (DownloadRecorded) EventVersion() int { return 1 }
+
+// SaleRated (v1): the buyer's rating; a later rating replaces an earlier one.
+type SaleRated struct {
+	RatingID string `json:"rating_id"`
+	Value    int    `json:"value"`
+	Comment  string `json:"comment,omitempty"`
+}
+
+func (SaleRated) EventType() string { return TypeSaleRated }
+func (SaleRated) EventVersion() int { return 1 }
+
+// CustomerRegistered (v1): a customer's first appearance, by checkout or by the customer API.
+type CustomerRegistered struct {
+	CustomerID string `json:"customer_id"`
+	Email      string `json:"email"`
+	FirstName  string `json:"first_name,omitempty"`
+	LastName   string `json:"last_name,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	Source     string `json:"source"` // checkout or api
+}
+
+func (CustomerRegistered) EventType() string { return TypeCustomerRegistered }
+func (CustomerRegistered) EventVersion() int { return 1 }
+
+// EmailClaimed (v1) binds an email to one customer of a store and mode.
+type EmailClaimed struct {
+	CustomerID string `json:"customer_id"`
+}
+
+func (EmailClaimed) EventType() string { return TypeEmailClaimed }
+func (EmailClaimed) EventVersion() int { return 1 }
+
+// IdempotencyKeyRecorded (v1) binds an Idempotency-Key to the request it first came with (by hash) and
+// the resource that request created.
+type IdempotencyKeyRecorded struct {
+	RequestHash string `json:"request_hash"`
+	ResourceID  string `json:"resource_id"`
+}
+
+func (IdempotencyKeyRecorded) EventType() string { return TypeIdempotencyKey }
+func (IdempotencyKeyRecorded) EventVersion() int { return 1 }

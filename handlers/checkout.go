@@ -1,0 +1,253 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+type checkoutRequest struct {
+	Product  *productIn          `json:"product"`
+	Customer *events.CustomerRef `json:"customer"`
+	Discount *discountIn         `json:"discount"`
+	Campaign *events.Campaign    `json:"campaign"`
+	Channel  string              `json:"channel"`
+	Shipping *events.Shipping    `json:"shipping"`
+	Context  *events.SaleContext `json:"context"`
+}
+
+type productIn struct {
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	Type         string               `json:"type"`
+	Price        *priceIn             `json:"price"`
+	Files        []events.ProductFile `json:"files"`
+	Licence      *events.LicenceTerms `json:"licence"`
+	Instructions string               `json:"instructions"`
+}
+
+type priceIn struct {
+	Amount   json.RawMessage `json:"amount"`
+	Currency string          `json:"currency"`
+}
+
+type discountIn struct {
+	Code  string          `json:"code"`
+	Type  string          `json:"type"`
+	Value json.RawMessage `json:"value"`
+}
+
+// errIdempotencyReused is a second request with a key already used for a different request.
+var errIdempotencyReused = &requestError{http.StatusConflict, "idempotency_key_reused",
+	"This Idempotency-Key was already used with a different request body."}
+
+// command turns the request into the domain command, collecting the problems only the wire format can
+// have (missing objects, amounts that are not integers).
+func (req checkoutRequest) command() (domain.Checkout, *domain.ValidationError) {
+	var v domain.ValidationError
+	var c domain.Checkout
+	if req.Product == nil {
+		v.Add("product", "The product field is required.")
+	} else {
+		p := req.Product
+		c.Product = events.Product{ID: p.ID, Name: p.Name, Type: p.Type, Files: p.Files, Licence: p.Licence, Instructions: p.Instructions}
+		if p.Price == nil {
+			v.Add("product.price", "The product price is required.")
+		} else {
+			c.Product.Price.Currency = p.Price.Currency
+			if n, ok := integerLiteral(p.Price.Amount); !ok {
+				v.Add("product.price.amount", "The price amount must be an integer number of minor units (e.g. 9900 for $99.00).")
+			} else {
+				c.Product.Price.Amount = n
+			}
+		}
+	}
+	if req.Customer == nil {
+		v.Add("customer", "The customer field is required.")
+	} else {
+		c.Customer = *req.Customer
+	}
+	if d := req.Discount; d != nil {
+		val, _ := percentText(d.Value)
+		c.Discount = &events.Discount{Code: d.Code, Type: d.Type, Value: val}
+	}
+	c.Campaign, c.Channel, c.Shipping, c.Context = req.Campaign, req.Channel, req.Shipping, req.Context
+	return c, &v
+}
+
+// integerLiteral accepts a JSON integer literal (no fraction, no exponent) that fits int64.
+func integerLiteral(raw json.RawMessage) (int64, bool) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || strings.ContainsAny(s, ".eE\"") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// checkout is POST /v1/checkouts: it starts a sale in awaiting_payment and registers the customer on
+// their first purchase. Everything it writes is one atomic batch: the idempotency key (if any), the
+// customer's email claim and registration (if new), and the sale. Concurrent first purchases by one
+// email resolve to one customer; the same Idempotency-Key and body answer the same sale, another body
+// 409.
+func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	var req checkoutRequest
+	raw, err := decodeBody(r, &req)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	cmd, v := req.command()
+	idemKey := r.Header.Get("Idempotency-Key")
+	if len(idemKey) > 255 {
+		writeError(w, r, a.log, badRequest("The Idempotency-Key header may not be longer than 255 characters."))
+		return
+	}
+	reqHash := sha256.Sum256(raw)
+	for attempt := 0; ; attempt++ {
+		sale, seq, replayed, err := a.startSale(r.Context(), sc, cmd, v, idemKey, hex.EncodeToString(reqHash[:]), requestID(r.Context()))
+		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
+			continue // a concurrent first purchase or the same key in flight: decide again on what won
+		}
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		a.awaitProjection(r.Context(), seq)
+		positioned(w, seq, http.StatusCreated, data{saleObject(sale, sc.Mode)})
+		return
+	}
+}
+
+// startSale makes one attempt. It returns the sale, the stream position to wait for, and whether the
+// answer replays an earlier request with the same Idempotency-Key.
+func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *domain.ValidationError, idemKey, reqHash, corr string) (domain.Sale, uint64, bool, error) {
+	var idemAgg events.Aggregate
+	if idemKey != "" {
+		idemAgg = events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateIdempotency, ID: hashID(idemKey)}
+		prev, found, err := a.cfg.Events.Last(ctx, idemAgg.Filter())
+		if err != nil {
+			return domain.Sale{}, 0, false, err
+		}
+		if found {
+			rec := prev.Payload.(events.IdempotencyKeyRecorded)
+			if rec.RequestHash != reqHash {
+				return domain.Sale{}, 0, false, errIdempotencyReused
+			}
+			sale, seq, err := a.loadSale(ctx, sc, rec.ResourceID)
+			return sale, seq, true, err
+		}
+	}
+	store, err := a.cfg.Projection.Reads().Store(ctx, sc.StoreID)
+	if err != nil {
+		return domain.Sale{}, 0, false, err
+	}
+	now := a.cfg.Now().UTC()
+	saleID := domain.NewID(domain.PrefixSale)
+	started, err := cmd.Decide(saleID, "", domain.StoreTerms{
+		Store:               events.StoreRef{ID: store.ID, Name: store.Name, Slug: store.Slug},
+		ServiceFeePercent:   store.ServiceFeePercent,
+		SettlementDelayDays: store.SettlementDelayDays,
+		AbandonAfter:        time.Duration(store.AbandonAfterMinutes) * time.Minute,
+	}, domain.NewID, now)
+	var dv *domain.ValidationError
+	if errors.As(err, &dv) {
+		for f, msgs := range dv.Fields {
+			if len(v.Fields[f]) == 0 { // the wire-level message is the more precise one
+				for _, m := range msgs {
+					v.Add(f, m)
+				}
+			}
+		}
+	} else if err != nil {
+		return domain.Sale{}, 0, false, err
+	}
+	if err := v.Err(); err != nil {
+		return domain.Sale{}, 0, false, err
+	}
+	var writes []events.Write
+	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
+		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: corr, Payload: p}
+	}
+	if idemKey != "" {
+		writes = append(writes, events.Write{Event: envelope(idemAgg, events.IdempotencyKeyRecorded{RequestHash: reqHash, ResourceID: saleID}), Expect: 0})
+	}
+	customerID, newCustomer, err := a.customerFor(ctx, sc, started.Customer.Email)
+	if err != nil {
+		return domain.Sale{}, 0, false, err
+	}
+	started.Customer.ID = customerID
+	if newCustomer {
+		email := started.Customer.Email
+		writes = append(writes,
+			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateEmail, ID: hashID(email)},
+				events.EmailClaimed{CustomerID: customerID}), Expect: 0},
+			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
+				events.CustomerRegistered{CustomerID: customerID, Email: email, FirstName: started.Customer.FirstName,
+					LastName: started.Customer.LastName, Phone: started.Customer.Phone, Source: "checkout"}), Expect: 0},
+		)
+	}
+	saleEv := envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: saleID}, started)
+	writes = append(writes, events.Write{Event: saleEv, Expect: 0})
+	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+	if err != nil {
+		return domain.Sale{}, 0, false, err
+	}
+	saleEv.Sequence = seq
+	return domain.FoldSale([]events.Envelope{saleEv}), seq, false, nil
+}
+
+// customerFor finds the customer an email belongs to in this store and mode: from the email's claim in
+// the log (exact, even before the projection caught up), or a new id if the email is unclaimed.
+func (a *API) customerFor(ctx context.Context, sc Scope, email string) (id string, isNew bool, err error) {
+	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateEmail, ID: hashID(email)}
+	claim, found, err := a.cfg.Events.Last(ctx, agg.Filter())
+	if err != nil {
+		return "", false, err
+	}
+	if found {
+		return claim.Payload.(events.EmailClaimed).CustomerID, false, nil
+	}
+	return domain.NewID(domain.PrefixCustomer), true, nil
+}
+
+// loadSale reads a sale from its own subject in the log, so it is exact even while the projection lags.
+func (a *API) loadSale(ctx context.Context, sc Scope, id string) (domain.Sale, uint64, error) {
+	evs, last, err := a.cfg.Events.Load(ctx, events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id})
+	if err != nil {
+		return domain.Sale{}, 0, err
+	}
+	if len(evs) == 0 {
+		return domain.Sale{}, 0, domain.ErrNotFound
+	}
+	return domain.FoldSale(evs), last, nil
+}
+
+// awaitProjection waits, bounded, until the local read model has applied seq, so that a read right
+// after a write sees it. The write is durable either way; a timeout only means a later read may lag.
+func (a *API) awaitProjection(ctx context.Context, seq uint64) {
+	wctx, cancel := context.WithTimeout(ctx, a.cfg.PositionWait)
+	defer cancel()
+	if err := a.cfg.Projection.WaitFor(wctx, seq); err != nil {
+		a.log.WarnContext(ctx, "write not yet projected; reads may lag", "position", seq)
+	}
+}
+
+// hashID is a subject-safe id for free text (emails, idempotency keys): 32 hex digits of its SHA-256.
+func hashID(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,179 @@
+package handlers
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/projections/sqlite"
+)
+
+// getSale is GET /v1/sales/{id}: one sale of the key's store and mode (others are 404).
+func (a *API) getSale(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	sale, err := a.cfg.Projection.Reads().Sale(r.Context(), sc.StoreID, sc.Mode, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, data{saleObject(sale, sc.Mode)})
+}
+
+type pagination struct {
+	NextCursor *string `json:"next_cursor"`
+	PrevCursor *string `json:"prev_cursor"`
+	HasMore    bool    `json:"has_more"`
+}
+
+type listBody struct {
+	Data       any        `json:"data"`
+	Pagination pagination `json:"pagination"`
+}
+
+var saleStatuses = map[string]bool{
+	domain.StatusAwaitingPayment: true, domain.StatusCompleted: true, domain.StatusFailed: true,
+	domain.StatusAbandoned: true, domain.StatusSettled: true,
+}
+
+// listSales is GET /v1/sales: newest first, cursor-paginated, filtered by status, customer, search and
+// an inclusive UTC date range.
+func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	q := r.URL.Query()
+	f := sqlite.SaleFilter{StoreID: sc.StoreID, Mode: sc.Mode}
+	page, err := parsePage(q)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	f.Limit, f.After, f.Before = page.limit, page.after, page.before
+	if s := q.Get("status"); s != "" {
+		if !saleStatuses[s] {
+			writeError(w, r, a.log, badRequest("The status parameter must be one of awaiting_payment, completed, failed, abandoned, settled."))
+			return
+		}
+		f.Status = s
+	}
+	f.CustomerID = q.Get("customer_id")
+	if q.Has("search") {
+		if strings.TrimSpace(q.Get("search")) == "" {
+			writeError(w, r, a.log, badRequest("The search query cannot be empty."))
+			return
+		}
+		f.Search = q.Get("search")
+	}
+	if f.From, f.To, err = parseDateRange(q); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	sales, more, err := a.cfg.Projection.Reads().ListSales(r.Context(), f)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]saleJSON, len(sales))
+	for i, s := range sales {
+		out[i] = saleObject(s, sc.Mode)
+	}
+	writeJSON(w, http.StatusOK, listBody{Data: out, Pagination: page.links(sales, more)})
+}
+
+type pageRequest struct {
+	limit         int
+	after, before *sqlite.Position
+}
+
+// cursorJSON is the opaque cursor: a position and a direction, base64url-encoded JSON.
+type cursorJSON struct {
+	T int64  `json:"t"`
+	I string `json:"i"`
+	D string `json:"d"` // "n": older than the position; "p": newer
+}
+
+func encodeCursor(p sqlite.Position, dir string) *string {
+	b, _ := json.Marshal(cursorJSON{T: p.CreatedAt, I: p.ID, D: dir})
+	s := base64.RawURLEncoding.EncodeToString(b)
+	return &s
+}
+
+func parsePage(q url.Values) (pageRequest, error) {
+	p := pageRequest{limit: 15}
+	if s := q.Get("per_page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return p, badRequest("The per_page parameter must be an integer from 1 to 100.")
+		}
+		p.limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(s)
+		var c cursorJSON
+		if err != nil || json.Unmarshal(raw, &c) != nil || c.I == "" || (c.D != "n" && c.D != "p") {
+			return p, badRequest("The cursor parameter is not a cursor this API returned.")
+		}
+		pos := &sqlite.Position{CreatedAt: c.T, ID: c.I}
+		if c.D == "n" {
+			p.after = pos
+		} else {
+			p.before = pos
+		}
+	}
+	return p, nil
+}
+
+// links builds the pagination of a page: next_cursor continues to older items, prev_cursor back to
+// newer ones; has_more says whether older items follow this page.
+func (p pageRequest) links(sales []domain.Sale, more bool) pagination {
+	var out pagination
+	if len(sales) == 0 {
+		if p.after != nil {
+			out.PrevCursor = encodeCursor(*p.after, "p")
+		}
+		if p.before != nil {
+			out.NextCursor = encodeCursor(*p.before, "n")
+		}
+		return out
+	}
+	first := sqlite.Position{CreatedAt: sales[0].CreatedAt.UTC().UnixMicro(), ID: sales[0].ID}
+	last := sqlite.Position{CreatedAt: sales[len(sales)-1].CreatedAt.UTC().UnixMicro(), ID: sales[len(sales)-1].ID}
+	switch {
+	case p.before != nil: // walking back: there are older items (we came from them); newer ones if more
+		out.NextCursor, out.HasMore = encodeCursor(last, "n"), true
+		if more {
+			out.PrevCursor = encodeCursor(first, "p")
+		}
+	default:
+		if more {
+			out.NextCursor, out.HasMore = encodeCursor(last, "n"), true
+		}
+		if p.after != nil {
+			out.PrevCursor = encodeCursor(first, "p")
+		}
+	}
+	return out
+}
+
+// parseDateRange reads start_date and end_date (Y-m-d, UTC, both inclusive).
+func parseDateRange(q url.Values) (from, to time.Time, err error) {
+	if s := q.Get("start_date"); s != "" {
+		if from, err = time.Parse(time.DateOnly, s); err != nil {
+			return from, to, badRequest("The start_date parameter must be a date in Y-m-d format, e.g. 2025-01-31.")
+		}
+	}
+	if s := q.Get("end_date"); s != "" {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			return from, to, badRequest("The end_date parameter must be a date in Y-m-d format, e.g. 2025-01-31.")
+		}
+		to = d.Add(24*time.Hour - time.Microsecond)
+	}
+	if !from.IsZero() && !to.IsZero() && from.After(to) {
+		return from, to, badRequest("The start_date must be on or before the end_date.")
+	}
+	return from, to, nil
+}

@@ -1,0 +1,200 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// The sales read model keeps each sale's folded state (domain.Sale as JSON, folded by the domain's own
+// Evolve, so the read model and the write side never disagree on what an event means) plus the columns
+// every list filter needs, each with an index that serves the filter and the newest-first order
+// together: a list never sorts or scans outside its page.
+const salesSchema = `
+CREATE TABLE IF NOT EXISTS sales (
+	id             TEXT PRIMARY KEY,
+	store_id       TEXT NOT NULL,
+	mode           TEXT NOT NULL,
+	status         TEXT NOT NULL,
+	customer_id    TEXT NOT NULL,
+	customer_email TEXT NOT NULL,
+	created_at     INTEGER NOT NULL, -- unix microseconds, UTC
+	doc            TEXT NOT NULL,
+	version        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS sales_by_time     ON sales (store_id, mode, created_at, id);
+CREATE INDEX IF NOT EXISTS sales_by_status   ON sales (store_id, mode, status, created_at, id);
+CREATE INDEX IF NOT EXISTS sales_by_customer ON sales (store_id, mode, customer_id, created_at, id);
+CREATE INDEX IF NOT EXISTS sales_by_email    ON sales (store_id, mode, customer_email, created_at, id);
+
+CREATE TABLE IF NOT EXISTS customers (
+	id         TEXT PRIMARY KEY,
+	store_id   TEXT NOT NULL,
+	mode       TEXT NOT NULL,
+	email      TEXT NOT NULL,
+	first_name TEXT NOT NULL,
+	last_name  TEXT NOT NULL,
+	phone      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS customers_by_email ON customers (store_id, mode, email);
+`
+
+const (
+	sqlSelectSaleDoc = `SELECT doc FROM sales WHERE id = ?`
+	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, doc, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc, version = excluded.version`
+	sqlInsertCustomer = `INSERT INTO customers (id, store_id, mode, email, first_name, last_name, phone, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+)
+
+func foldSale(b *batchTx, e events.Envelope) error {
+	var (
+		s   domain.Sale
+		doc string
+	)
+	switch err := b.queryRow(sqlSelectSaleDoc, e.Aggregate.ID).Scan(&doc); {
+	case err == nil:
+		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+			return fmt.Errorf("sale %s: stored state: %w", e.Aggregate.ID, err)
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	s = s.Evolve(e)
+	if s.ID == "" {
+		return fmt.Errorf("%s for sale %s, which has not started", e.Type(), e.Aggregate.ID)
+	}
+	out, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, s.Started.Customer.ID,
+		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), string(out), s.Version)
+}
+
+func foldCustomerRegistered(b *batchTx, e events.Envelope, p events.CustomerRegistered) error {
+	at := e.Time.UTC().UnixMicro()
+	return b.exec(sqlInsertCustomer, p.CustomerID, e.Aggregate.StoreID, e.Aggregate.Mode, p.Email,
+		p.FirstName, p.LastName, p.Phone, at, at)
+}
+
+// Sale returns one sale of a store and mode; a sale of another store or mode is domain.ErrNotFound.
+func (s *Store) Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error) {
+	var doc string
+	err := s.r.QueryRowContext(ctx, `SELECT doc FROM sales WHERE id = ? AND store_id = ? AND mode = ?`, id, storeID, mode).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Sale{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return domain.Sale{}, err
+	}
+	var sale domain.Sale
+	return sale, json.Unmarshal([]byte(doc), &sale)
+}
+
+// CustomerIDByEmail finds the customer of a store and mode with this (normalised) email.
+func (s *Store) CustomerIDByEmail(ctx context.Context, storeID, mode, email string) (string, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM customers WHERE store_id = ? AND mode = ? AND email = ?`, storeID, mode, email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", domain.ErrNotFound
+	}
+	return id, err
+}
+
+// Position is a place in the newest-first order of a list: the item's creation time and id.
+type Position struct {
+	CreatedAt int64  // unix microseconds
+	ID        string // tie-breaker among sales created in the same microsecond
+}
+
+// SaleFilter selects and pages sales. StoreID and Mode are always applied.
+type SaleFilter struct {
+	StoreID, Mode string
+	Status        string
+	CustomerID    string
+	// Search is a sale id (exact) or the start of a customer email (case-insensitive).
+	Search string
+	// From and To bound created_at, inclusive; zero means unbounded.
+	From, To time.Time
+	// After continues the list after this position (older items); Before goes back (newer items).
+	After, Before *Position
+	Limit         int
+}
+
+// ListSales returns up to Limit sales, newest first, and whether more exist beyond them in the
+// direction of travel. Every filter is served by an index together with the order.
+func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, bool, error) {
+	where := []string{"store_id = ?", "mode = ?"}
+	args := []any{f.StoreID, f.Mode}
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	if f.CustomerID != "" {
+		add("customer_id = ?", f.CustomerID)
+	}
+	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
+		if strings.HasPrefix(q, "sal_") {
+			add("id = ?", strings.TrimSpace(f.Search))
+		} else {
+			add("customer_email >= ? AND customer_email < ?", q, q+"\U0010FFFF")
+		}
+	}
+	if !f.From.IsZero() {
+		add("created_at >= ?", f.From.UTC().UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("created_at <= ?", f.To.UTC().UnixMicro())
+	}
+	order := "created_at DESC, id DESC"
+	switch {
+	case f.After != nil:
+		add("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
+	case f.Before != nil:
+		add("(created_at, id) > (?, ?)", f.Before.CreatedAt, f.Before.ID)
+		order = "created_at ASC, id ASC"
+	}
+	q := `SELECT doc FROM sales WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`
+	args = append(args, f.Limit+1)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []domain.Sale
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, false, err
+		}
+		var sale domain.Sale
+		if err := json.Unmarshal([]byte(doc), &sale); err != nil {
+			return nil, false, err
+		}
+		out = append(out, sale)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	if f.Before != nil {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, more, nil
+}
