@@ -181,6 +181,15 @@ func TestCheckoutDecideValidation(t *testing.T) {
 			c.Customer.Email = ""
 			c.Discount = &events.Discount{Code: "X", Type: "bogo", Value: "1"}
 		}), []string{"product.price.amount", "product.price.currency", "customer.email", "discount.type"}},
+		{"malformed discount value reported alongside an invalid price", refCheckout(func(c *domain.Checkout) {
+			c.Product.Price = events.Amount{Amount: -5, Currency: "USD"}
+			c.Discount = &events.Discount{Code: "X", Type: "fixed", Value: "1.5"}
+		}), []string{"product.price.amount", "discount.value"}},
+		// Whether a discount exceeds the price cannot be told without a valid price: only the price is reported.
+		{"discount size not judged against an invalid price", refCheckout(func(c *domain.Checkout) {
+			c.Product.Price = events.Amount{Amount: 100, Currency: "ZZZ"}
+			c.Discount = &events.Discount{Code: "X", Type: "fixed", Value: "99999"}
+		}), []string{"product.price.currency"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -138,6 +138,18 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[EmailClaimed](data)
 	case eventType == TypeIdempotencyKey && version == 1:
 		return decodeInto[IdempotencyKeyRecorded](data)
+	case eventType == TypeWebhookReceived && version == 1:
+		return decodeInto[WebhookReceived](data)
+	case eventType == TypeWebhookRejected && version == 1:
+		return decodeInto[WebhookRejected](data)
+	case eventType == TypeLicenceIssued && version == 1:
+		return decodeInto[LicenceIssued](data)
+	case eventType == TypeLicenceActivated && version == 1:
+		return decodeInto[LicenceActivated](data)
+	case eventType == TypeLicenceDeactivated && version == 1:
+		return decodeInto[LicenceDeactivated](data)
+	case eventType == TypeLicenceRevoked && version == 1:
+		return decodeInto[LicenceRevoked](data)
 	}
 	return nil, fmt.Errorf("%w: %s v%d", ErrUnknownEvent, eventType, version)
 }

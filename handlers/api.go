@@ -34,6 +34,8 @@ type ReadStore interface {
 	Store(ctx context.Context, id string) (sqlite.StoreRow, error)
 	Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error)
 	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
+	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
+	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
 }
 
 // Projection reports how far the read model has folded the log.
@@ -49,6 +51,8 @@ type Config struct {
 	Log        *slog.Logger
 	Events     EventStore
 	Projection Projection
+	// GatewaySecrets holds each enabled gateway's webhook signing secret.
+	GatewaySecrets map[string]string
 	// AdminTokenHash is the hex SHA-256 of the admin token.
 	AdminTokenHash string
 	// Registry collects the API's metrics and is served at /metrics.
@@ -101,6 +105,7 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/checkouts", a.store(a.checkout))
 	handle("GET /v1/sales", a.store(a.listSales))
 	handle("GET /v1/sales/{id}", a.store(a.getSale))
+	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
 
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
 	return mux

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	wmmessage "github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,7 @@ type Main struct {
 	events  *jetstream.Store
 	live    *projections.Live
 	httpSrv *http.Server
+	router  *wmmessage.Router
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -103,11 +105,33 @@ func (m *Main) Run(ctx context.Context) error {
 		_ = live.Run(runCtx)
 	}()
 
+	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
+		Log:    m.Log,
+		Events: m.events,
+		Reads:  func() handlers.ReadStore { return live.Store() },
+		Decode: jetstream.EnvelopeOf,
+		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
+			Durable: "payments",
+			Filter:  "ledger.platform.*.webhook.*.webhook_received",
+		}),
+	})
+	if err != nil {
+		return err
+	}
+	m.router = router
+	go func() {
+		if err := router.Run(runCtx); err != nil {
+			m.Log.Error("payment processor stopped", "err", err)
+		}
+	}()
+	<-router.Running()
+
 	api := handlers.New(handlers.Config{
 		Log:            m.Log,
 		Events:         m.events,
 		Projection:     liveProjection{live},
 		AdminTokenHash: adminHash,
+		GatewaySecrets: cfg.GatewaySecrets,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
 	})
@@ -271,6 +295,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 		errs = append(errs, m.httpSrv.Shutdown(ctx))
 		cancel()
+	}
+	if m.router != nil {
+		errs = append(errs, m.router.Close())
 	}
 	if m.stop != nil {
 		m.stop()

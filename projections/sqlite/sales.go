@@ -198,3 +198,12 @@ func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, boo
 	}
 	return out, more, nil
 }
+
+// SaleScope returns the store and mode of a sale; unknown sales are domain.ErrNotFound.
+func (s *Store) SaleScope(ctx context.Context, id string) (storeID, mode string, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT store_id, mode FROM sales WHERE id = ?`, id).Scan(&storeID, &mode)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", domain.ErrNotFound
+	}
+	return storeID, mode, err
+}

@@ -1,0 +1,39 @@
+package events
+
+// Webhook deliveries live on ledger.platform.<gateway>.webhook.<delivery hash>.*: a delivery is recorded
+// once (expected sequence zero on its subject), before the gateway is answered 2xx.
+const (
+	AggregateWebhook    = "webhook"
+	TypeWebhookReceived = "webhook_received"
+	TypeWebhookRejected = "webhook_rejected"
+)
+
+// WebhookReceived (v1) is a verified gateway delivery, normalised. Kind is payment.initiated,
+// payment.pending, payment.succeeded, payment.failed, payment.cancelled or settlement.done, whatever the
+// gateway's own name for it; Raw is the body as the gateway sent it.
+type WebhookReceived struct {
+	Gateway       string         `json:"gateway"`
+	DeliveryID    string         `json:"delivery_id"`
+	Kind          string         `json:"kind"`
+	SaleID        string         `json:"sale_id"`
+	StoreID       string         `json:"store_id,omitempty"` // when the gateway's metadata names the store
+	TransactionID string         `json:"transaction_id,omitempty"`
+	Amount        *Amount        `json:"amount,omitempty"`
+	Fee           *Amount        `json:"fee,omitempty"`
+	Method        *PaymentMethod `json:"method,omitempty"`
+	FailureError  *FailureError  `json:"failure_error,omitempty"`
+	Raw           []byte         `json:"raw,omitempty"`
+}
+
+func (WebhookReceived) EventType() string { return TypeWebhookReceived }
+func (WebhookReceived) EventVersion() int { return 1 }
+
+// WebhookRejected (v1) routes a delivery that can never apply to the poison queue: it stays in the log
+// for an operator, and is never applied to any sale.
+type WebhookRejected struct {
+	DeliveryID string `json:"delivery_id"`
+	Reason     string `json:"reason"`
+}
+
+func (WebhookRejected) EventType() string { return TypeWebhookRejected }
+func (WebhookRejected) EventVersion() int { return 1 }

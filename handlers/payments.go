@@ -1,0 +1,230 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmmessage "github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// PaymentsConfig configures the payment processor.
+type PaymentsConfig struct {
+	Log    *slog.Logger
+	Events EventStore
+	Reads  func() ReadStore
+	// Decode reads the ledger event a subscriber message carries.
+	Decode func(*wmmessage.Message) (events.Envelope, error)
+	// Subscriber delivers webhook_received events in order, durably.
+	Subscriber wmmessage.Subscriber
+	// LinkTTL is how long signed download links stay valid.
+	LinkTTL time.Duration
+	// GiveUpAfter is the delivery attempt from which a delivery whose sale still does not exist goes to
+	// the poison queue.
+	GiveUpAfter int
+	Now         func() time.Time
+}
+
+// permanent marks an error retrying can never fix: the delivery goes to the poison queue.
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+var (
+	errSaleNotVisible = errors.New("the sale is not (yet) in the read model")
+	errWrongStore     = errors.New("the delivery names another store than the sale's")
+)
+
+// NewPaymentRouter builds the watermill router that applies recorded deliveries to their sales. A
+// delivery that can never apply (another store's or currency's sale, no sale id, a sale that never
+// appeared) is recorded as webhook_rejected through the poison queue and acknowledged; one that fails
+// for a passing reason (a concurrent change, a sale not yet projected) is retried, then redelivered later
+// by JetStream.
+func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LinkTTL <= 0 {
+		cfg.LinkTTL = 7 * 24 * time.Hour
+	}
+	if cfg.GiveUpAfter <= 0 {
+		cfg.GiveUpAfter = 12
+	}
+	r, err := wmmessage.NewRouter(wmmessage.RouterConfig{CloseTimeout: 10 * time.Second},
+		watermill.NewSlogLoggerWithLevelMapping(cfg.Log.With("component", "payments"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return nil, err
+	}
+	p := &payments{cfg: cfg}
+	poison, err := middleware.PoisonQueueWithFilter(p, events.TypeWebhookRejected, func(err error) bool {
+		var perm permanent
+		var panicked middleware.RecoveredPanicError
+		return errors.As(err, &perm) || errors.As(err, &panicked)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.AddMiddleware(
+		poison,
+		middleware.CorrelationID,
+		middleware.Retry{
+			MaxRetries:      5,
+			InitialInterval: 20 * time.Millisecond,
+			Multiplier:      2,
+			ShouldRetry: func(params middleware.RetryParams) bool {
+				var perm permanent
+				return !errors.As(params.Err, &perm)
+			},
+		}.Middleware,
+		middleware.Recoverer,
+	)
+	r.AddConsumerHandler("payments", events.TypeWebhookReceived, cfg.Subscriber, p.handle)
+	return r, nil
+}
+
+type payments struct{ cfg PaymentsConfig }
+
+// handle applies one delivery. It loads the sale from its own subject in the log (exact), decides with
+// the pure domain, and appends with the sale's last sequence as expectation, together with any licence
+// it issues, as one atomic batch. The new events carry the delivery's correlation id and the
+// webhook_received event as their cause.
+func (p *payments) handle(msg *wmmessage.Message) error {
+	ctx := msg.Context()
+	env, err := p.cfg.Decode(msg)
+	if err != nil {
+		return permanent{fmt.Errorf("undecodable delivery: %w", err)}
+	}
+	d, ok := env.Payload.(events.WebhookReceived)
+	if !ok {
+		return permanent{fmt.Errorf("unexpected %s on the webhook subject", env.Type())}
+	}
+	if !strings.HasPrefix(d.SaleID, domain.PrefixSale) {
+		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
+	}
+	storeID, mode, err := p.cfg.Reads().SaleScope(ctx, d.SaleID)
+	if errors.Is(err, domain.ErrNotFound) {
+		if n, _ := strconv.Atoi(msg.Metadata.Get("num_delivered")); n >= p.cfg.GiveUpAfter {
+			return permanent{fmt.Errorf("sale %s never appeared after %d deliveries", d.SaleID, n)}
+		}
+		return errSaleNotVisible
+	}
+	if err != nil {
+		return err
+	}
+	if d.StoreID != "" && d.StoreID != storeID {
+		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
+	}
+	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: d.SaleID}
+	evs, _, err := p.cfg.Events.Load(ctx, agg)
+	if err != nil {
+		return err
+	}
+	sale := domain.FoldSale(evs)
+	now := p.cfg.Now().UTC()
+	var payloads []events.Payload
+	var licences []events.Payload
+	switch d.Kind {
+	case "settlement.done":
+		payloads, err = sale.Settle(now, d.Gateway)
+		if errors.Is(err, domain.ErrNotCompleted) && sale.Status == domain.StatusAwaitingPayment {
+			return err // the payment's own delivery may still be on its way
+		}
+	default:
+		report := events.PaymentRecorded{
+			Status: strings.TrimPrefix(d.Kind, "payment."), Gateway: d.Gateway, TransactionID: d.TransactionID,
+			DeliveryID: d.DeliveryID, Method: d.Method, Fee: d.Fee, FailureError: d.FailureError,
+		}
+		if report.Status == "succeeded" {
+			report.Status = "success"
+		}
+		report.Amount = sale.Started.Amount
+		if d.Amount != nil {
+			report.Amount = *d.Amount
+		}
+		grants, issued := p.grants(sale, now)
+		payloads, err = sale.RecordPayment(report, grants, now)
+		if len(payloads) > 1 { // completed: issue the licences with it
+			licences = issued
+		}
+	}
+	if errors.Is(err, domain.ErrPaymentMismatch) || errors.Is(err, domain.ErrNotCompleted) {
+		return permanent{err}
+	}
+	if err != nil {
+		return err
+	}
+	if len(payloads) == 0 {
+		return nil // a duplicate or a report the payment already passed: nothing changes
+	}
+	writes := make([]events.Write, 0, len(payloads)+len(licences))
+	for i, pl := range payloads {
+		w := events.Write{Event: p.envelope(agg, env, pl, now), Expect: events.NoExpectation}
+		if i == 0 {
+			w.Expect = sale.Version
+		}
+		writes = append(writes, w)
+	}
+	for _, l := range licences {
+		issued := l.(events.LicenceIssued)
+		lagg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateLicence, ID: issued.LicenceID}
+		writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: 0})
+	}
+	_, err = p.cfg.Events.AppendWrites(ctx, writes...)
+	return err
+}
+
+func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {
+	return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now,
+		CorrelationID: cause.CorrelationID, CausationID: cause.ID, Payload: pl}
+}
+
+// grants makes what a completion hands out: one licence per purchase when the product has licence terms.
+func (p *payments) grants(sale domain.Sale, now time.Time) (domain.Grants, []events.Payload) {
+	g := domain.Grants{LinkTTL: p.cfg.LinkTTL}
+	terms := sale.Started.Product.Licence
+	if terms == nil {
+		return g, nil
+	}
+	l := domain.NewLicence(sale, now)
+	g.Licences = append(g.Licences, domain.IssuedLicence{ID: l.LicenceID, Key: l.Key, MaxActivations: l.MaxActivations, ExpiresAt: l.ExpiresAt})
+	return g, []events.Payload{l}
+}
+
+// Publish is the poison queue: it records each message as webhook_rejected with the reason, on the
+// delivery's own subject, so an operator sees it next to the delivery and nothing applies it.
+func (p *payments) Publish(_ string, msgs ...*wmmessage.Message) error {
+	for _, m := range msgs {
+		env, err := p.cfg.Decode(m)
+		if err != nil {
+			p.cfg.Log.Error("poisoned message is not a ledger event; dropped", "uuid", m.UUID, "err", err)
+			continue
+		}
+		d, _ := env.Payload.(events.WebhookReceived)
+		rej := events.Envelope{
+			ID:            domain.PrefixEvent + "rj" + hashID(env.ID),
+			Aggregate:     env.Aggregate,
+			Time:          p.cfg.Now().UTC(),
+			CorrelationID: env.CorrelationID,
+			CausationID:   env.ID,
+			Payload:       events.WebhookRejected{DeliveryID: d.DeliveryID, Reason: m.Metadata.Get(middleware.ReasonForPoisonedKey)},
+		}
+		if _, err := p.cfg.Events.Append(context.Background(), events.NoExpectation, rej); err != nil {
+			return err
+		}
+		p.cfg.Log.Warn("webhook delivery rejected to the poison queue", "gateway", d.Gateway, "delivery_id", d.DeliveryID,
+			"sale_id", d.SaleID, "reason", m.Metadata.Get(middleware.ReasonForPoisonedKey))
+	}
+	return nil
+}
+
+// Close is part of watermill's Publisher.
+func (p *payments) Close() error { return nil }

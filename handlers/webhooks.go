@@ -1,0 +1,83 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// maxRawBody is the largest body kept verbatim in webhook_received; larger bodies keep only the
+// normalised fields (the whole request is still capped at MaxBodyBytes).
+const maxRawBody = 256 << 10
+
+var (
+	errUnknownGateway = &requestError{http.StatusNotFound, "unknown_gateway", "No such payment gateway, or no secret is configured for it."}
+	errSignature      = &requestError{http.StatusUnauthorized, "invalid_signature", "The webhook signature is missing or does not match."}
+	errStale          = &requestError{http.StatusUnauthorized, "stale_timestamp", "The webhook timestamp is more than 5 minutes from now."}
+	errDelivery       = &requestError{http.StatusBadRequest, "invalid_request", "The webhook body is not a delivery this gateway sends."}
+)
+
+// webhook is POST /v1/webhooks/{gateway}. It verifies the gateway's signature on the raw body, records
+// the delivery in the log and only then answers 2xx: an answered delivery is never lost. The record is
+// appended with an expected sequence of zero on the delivery's own subject, so a repeated delivery
+// changes nothing (and is answered 2xx too). Applying the delivery to its sale happens behind the log,
+// in the payment processor.
+func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("gateway")
+	gw, known := gateways[name]
+	secret, configured := a.cfg.GatewaySecrets[name]
+	if !known || !configured {
+		writeError(w, r, a.log, errUnknownGateway)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	switch err := gw.verify(secret, r.Header, body, a.cfg.Now()); {
+	case errors.Is(err, errStaleTimestamp):
+		writeError(w, r, a.log, errStale)
+		return
+	case errors.Is(err, errBadSignature):
+		writeError(w, r, a.log, errSignature)
+		return
+	case err != nil:
+		writeError(w, r, a.log, err)
+		return
+	}
+	d, err := gw.parse(r.Header, body)
+	switch {
+	case errors.Is(err, errIgnoredKind):
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": true})
+		return
+	case err != nil || d.DeliveryID == "":
+		writeError(w, r, a.log, errDelivery)
+		return
+	}
+	d.Gateway = name
+	if len(body) <= maxRawBody {
+		d.Raw = body
+	}
+	key := hashID(name + ":" + d.DeliveryID)
+	env := events.Envelope{
+		ID:            domain.PrefixEvent + "wh" + key, // deterministic: a retry inside the window is absorbed by Nats-Msg-Id too
+		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: name, Type: events.AggregateWebhook, ID: key},
+		Time:          a.cfg.Now().UTC(),
+		CorrelationID: d.DeliveryID,
+		Payload:       d,
+	}
+	seq, err := a.cfg.Events.Append(r.Context(), 0, env)
+	if errors.Is(err, domain.ErrConflict) {
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})
+		return
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	positioned(w, seq, http.StatusOK, map[string]any{"received": true})
+}
