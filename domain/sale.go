@@ -90,6 +90,18 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 	return s
 }
 
+// DueAt is when a timer must act on the sale next: the abandon deadline of an unpaid checkout, the due
+// date of a scheduled settlement; zero when nothing is pending.
+func (s Sale) DueAt() time.Time {
+	switch s.Status {
+	case StatusAwaitingPayment:
+		return s.Started.AbandonAt
+	case StatusCompleted:
+		return s.Completed.SettlementDueAt
+	}
+	return time.Time{}
+}
+
 // FoldSale folds a sale from its events in order.
 func FoldSale(evs []events.Envelope) Sale {
 	var s Sale

@@ -36,6 +36,7 @@ type ReadStore interface {
 	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
 	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
 	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
+	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
 }
 
 // Projection reports how far the read model has folded the log.

@@ -127,6 +127,17 @@ func OpenLive(dir string, log Log, logger *slog.Logger, metrics *Metrics, opts .
 	}
 	removeReplaced(dir, path, logger)
 	st, err := sqlite.Open(path, opts...)
+	if errors.Is(err, sqlite.ErrSchemaOutdated) {
+		// A read store is disposable: start a fresh one and fold the log into it.
+		logger.Warn("read store has an older schema; rebuilding it from the log", "path", path, "err", err)
+		old := path
+		path = NewStorePath(dir)
+		if st, err = sqlite.Open(path, opts...); err == nil {
+			if err = WriteCurrent(dir, path); err == nil {
+				_ = RemoveStore(old)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

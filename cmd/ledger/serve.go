@@ -43,6 +43,7 @@ type Main struct {
 	live    *projections.Live
 	httpSrv *http.Server
 	router  *wmmessage.Router
+	timers  *handlers.Timers
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -125,6 +126,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	<-router.Running()
+
+	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500}
+	go m.timers.Run(runCtx)
 
 	api := handlers.New(handlers.Config{
 		Log:            m.Log,

@@ -26,9 +26,11 @@ CREATE TABLE IF NOT EXISTS sales (
 	customer_id    TEXT NOT NULL,
 	customer_email TEXT NOT NULL,
 	created_at     INTEGER NOT NULL, -- unix microseconds, UTC
+	due_at         INTEGER,          -- unix microseconds of the next timer action (abandon or settle), NULL if none
 	doc            TEXT NOT NULL,
 	version        INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX IF NOT EXISTS sales_due ON sales (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sales_by_time     ON sales (store_id, mode, created_at, id);
 CREATE INDEX IF NOT EXISTS sales_by_status   ON sales (store_id, mode, status, created_at, id);
 CREATE INDEX IF NOT EXISTS sales_by_customer ON sales (store_id, mode, customer_id, created_at, id);
@@ -50,9 +52,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS customers_by_email ON customers (store_id, mod
 
 const (
 	sqlSelectSaleDoc = `SELECT doc FROM sales WHERE id = ?`
-	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, doc, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, doc = excluded.doc, version = excluded.version`
+	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, due_at = excluded.due_at, doc = excluded.doc, version = excluded.version`
 	sqlInsertCustomer = `INSERT INTO customers (id, store_id, mode, email, first_name, last_name, phone, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 )
@@ -78,8 +80,37 @@ func foldSale(b *batchTx, e events.Envelope) error {
 	if err != nil {
 		return err
 	}
+	var due any // NULL: no timer action pending
+	if at := s.DueAt(); !at.IsZero() {
+		due = at.UTC().UnixMicro()
+	}
 	return b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, s.Started.Customer.ID,
-		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), string(out), s.Version)
+		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version)
+}
+
+// SaleRef locates a sale.
+type SaleRef struct {
+	ID, StoreID, Mode string
+}
+
+// DueSales lists up to limit sales whose timer action (abandon an unpaid checkout, settle a due
+// settlement) is due at now.
+func (s *Store) DueSales(ctx context.Context, now time.Time, limit int) ([]SaleRef, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, store_id, mode FROM sales WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?`,
+		now.UTC().UnixMicro(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SaleRef
+	for rows.Next() {
+		var r SaleRef
+		if err := rows.Scan(&r.ID, &r.StoreID, &r.Mode); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func foldCustomerRegistered(b *batchTx, e events.Envelope, p events.CustomerRegistered) error {

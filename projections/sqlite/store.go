@@ -170,8 +170,25 @@ CREATE TABLE IF NOT EXISTS api_keys (
 
 const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
+// SchemaVersion is the read store's schema; a store of another version is not migrated in place but
+// rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
+const SchemaVersion = 2
+
+// ErrSchemaOutdated is an existing store of an older schema.
+var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
+
 func (s *Store) migrate(ctx context.Context) error {
-	for _, sch := range []string{schema, salesSchema} {
+	var version, tables int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'checkpoint'`).Scan(&tables); err != nil {
+		return err
+	}
+	if tables > 0 && version != SchemaVersion {
+		return fmt.Errorf("%w (version %d, current %d)", ErrSchemaOutdated, version, SchemaVersion)
+	}
+	for _, sch := range []string{schema, salesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
 		if _, err := s.w.ExecContext(ctx, sch); err != nil {
 			return err
 		}
