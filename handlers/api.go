@@ -106,6 +106,8 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/checkouts", a.store(a.checkout))
 	handle("GET /v1/sales", a.store(a.listSales))
 	handle("GET /v1/sales/{id}", a.store(a.getSale))
+	handle("GET /v1/sales/{id}/events", a.store(a.saleEvents))
+	handle("POST /v1/sales/{id}/rating", a.store(a.rateSale))
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
 
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))

@@ -1,0 +1,120 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// eventJSON is one event of an audit trail.
+type eventJSON struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Version       int             `json:"version"`
+	Sequence      uint64          `json:"sequence"`
+	Time          string          `json:"time"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	CausationID   string          `json:"causation_id,omitempty"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// saleEvents is GET /v1/sales/{id}/events: the sale's own history, oldest first, read from its subject
+// in the log.
+func (a *API) saleEvents(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	evs, _, err := a.cfg.Events.Load(r.Context(), events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: r.PathValue("id")})
+	if err == nil && len(evs) == 0 {
+		err = domain.ErrNotFound
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]eventJSON, len(evs))
+	for i, e := range evs {
+		body, err := json.Marshal(e.Payload)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		out[i] = eventJSON{ID: e.ID, Type: e.Type(), Version: e.Payload.EventVersion(), Sequence: e.Sequence,
+			Time: e.Time.UTC().Format(time.RFC3339Nano), CorrelationID: e.CorrelationID, CausationID: e.CausationID, Data: body}
+	}
+	writeJSON(w, http.StatusOK, data{out})
+}
+
+type ratingRequest struct {
+	Value   *int   `json:"value"`
+	Comment string `json:"comment"`
+}
+
+// rateSale is POST /v1/sales/{id}/rating: the buyer's rating of a completed sale; a new rating replaces
+// the previous one.
+func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
+	var req ratingRequest
+	if _, err := decodeBody(r, &req); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if req.Value == nil {
+		var v domain.ValidationError
+		v.Add("value", "The value field is required.")
+		writeError(w, r, a.log, &v)
+		return
+	}
+	sale, seq, err := a.changeSale(r.Context(), r.PathValue("id"), func(s domain.Sale) ([]events.Payload, error) {
+		return s.Rate(domain.NewID("rat_"), *req.Value, req.Comment)
+	})
+	if errors.Is(err, domain.ErrNotCompleted) {
+		err = &requestError{http.StatusConflict, "sale_not_completed", "Only a completed sale can be rated."}
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.awaitProjection(r.Context(), seq)
+	positioned(w, seq, http.StatusCreated, data{saleObject(sale, scopeFrom(r.Context()).Mode)})
+}
+
+// changeSale loads a sale of the caller's scope from the log, decides, and appends with the sale's last
+// sequence as expectation, reloading and deciding again (up to three times) on a concurrent change.
+func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error)) (domain.Sale, uint64, error) {
+	sc := scopeFrom(ctx)
+	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
+	for attempt := 0; ; attempt++ {
+		evs, last, err := a.cfg.Events.Load(ctx, agg)
+		if err != nil {
+			return domain.Sale{}, 0, err
+		}
+		if len(evs) == 0 {
+			return domain.Sale{}, 0, domain.ErrNotFound
+		}
+		sale := domain.FoldSale(evs)
+		payloads, err := decide(sale)
+		if err != nil || len(payloads) == 0 {
+			return sale, last, err
+		}
+		envs := make([]events.Envelope, len(payloads))
+		now := a.cfg.Now().UTC()
+		for i, p := range payloads {
+			envs[i] = events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
+		}
+		seq, err := a.cfg.Events.Append(ctx, sale.Version, envs...)
+		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return domain.Sale{}, 0, err
+		}
+		for i := range envs {
+			envs[i].Sequence = seq - uint64(len(envs)-1-i)
+			sale = sale.Evolve(envs[i])
+		}
+		return sale, seq, nil
+	}
+}
