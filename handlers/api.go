@@ -37,6 +37,8 @@ type ReadStore interface {
 	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
 	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
+	LicenceByKey(ctx context.Context, storeID, mode, key string) (sqlite.LicenceRow, error)
+	LicencesOfSale(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)
 }
 
 // Projection reports how far the read model has folded the log.
@@ -52,6 +54,10 @@ type Config struct {
 	Log        *slog.Logger
 	Events     EventStore
 	Projection Projection
+	// DownloadKey signs download links; every replica must share it.
+	DownloadKey []byte
+	// PublicURL is the base of the links the API hands out (download links).
+	PublicURL string
 	// GatewaySecrets holds each enabled gateway's webhook signing secret.
 	GatewaySecrets map[string]string
 	// AdminTokenHash is the hex SHA-256 of the admin token.
@@ -109,6 +115,11 @@ func (a *API) Handler() http.Handler {
 	handle("GET /v1/sales/{id}/events", a.store(a.saleEvents))
 	handle("POST /v1/sales/{id}/rating", a.store(a.rateSale))
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
+	handle("GET /v1/downloads/{token}", http.HandlerFunc(a.download))
+	handle("GET /v1/licences/{key}", a.store(a.getLicence))
+	handle("POST /v1/licences/{key}/activate", a.store(a.activateLicence()))
+	handle("POST /v1/licences/{key}/deactivate", a.store(a.deactivateLicence()))
+	handle("POST /v1/licences/{key}/revoke", a.store(a.revokeLicence()))
 
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
 	return mux

@@ -20,6 +20,8 @@ type scopeKey struct{}
 
 func scopeFrom(ctx context.Context) Scope { s, _ := ctx.Value(scopeKey{}).(Scope); return s }
 
+func withScope(ctx context.Context, s Scope) context.Context { return context.WithValue(ctx, scopeKey{}, s) }
+
 // credential extracts the secret from "Authorization: Bearer <secret>" or HTTP Basic with the secret as
 // user name and an empty password.
 func credential(r *http.Request) string {
@@ -78,7 +80,7 @@ func (a *API) store(next http.HandlerFunc) http.Handler {
 			writeError(w, r, a.log, err)
 			return
 		}
-		ctx := context.WithValue(r.Context(), scopeKey{}, Scope{StoreID: ks.StoreID, Mode: ks.Mode})
+		ctx := withScope(r.Context(), Scope{StoreID: ks.StoreID, Mode: ks.Mode})
 		next(w, r.WithContext(ctx))
 	})
 }

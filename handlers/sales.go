@@ -21,7 +21,12 @@ func (a *API) getSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, data{saleObject(sale, sc.Mode)})
+	obj := saleObject(sale, sc.Mode)
+	if obj.PostPurchase, err = a.postPurchase(r, sale, sc.Mode); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, data{obj})
 }
 
 type pagination struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 // the flag wins.
 type Config struct {
 	HTTPAddr        string
+	PublicURL       string
 	DataDir         string
 	NATSURL         string
 	NATSListen      string
@@ -25,6 +27,7 @@ type Config struct {
 	ReadyMaxLag     uint64
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
+	DownloadTTL     time.Duration
 
 	gatewaySecretsRaw string
 	envErrs           []error
@@ -42,6 +45,7 @@ func (c *Config) setDefaults(env func(string) string) {
 		return def
 	}
 	c.HTTPAddr = get("LEDGER_HTTP_ADDR", "127.0.0.1:8080")
+	c.PublicURL = get("LEDGER_PUBLIC_URL", "")
 	c.DataDir = get("LEDGER_DATA_DIR", "./data")
 	c.NATSURL = get("LEDGER_NATS_URL", "")
 	c.NATSListen = get("LEDGER_NATS_LISTEN", "127.0.0.1:4222")
@@ -62,11 +66,14 @@ func (c *Config) setDefaults(env func(string) string) {
 	note("LEDGER_LOG_LEVEL", c.LogLevel.UnmarshalText([]byte(get("LEDGER_LOG_LEVEL", "info"))))
 	c.ShutdownTimeout, err = time.ParseDuration(get("LEDGER_SHUTDOWN_TIMEOUT", "15s"))
 	note("LEDGER_SHUTDOWN_TIMEOUT", err)
+	c.DownloadTTL, err = time.ParseDuration(get("LEDGER_DOWNLOAD_TTL", "168h"))
+	note("LEDGER_DOWNLOAD_TTL", err)
 }
 
 // bindFlags registers a flag for every field; defaults come from setDefaults.
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "API listen address; host:0 picks a free port (LEDGER_HTTP_ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL of the links the API hands out, e.g. https://ledger.example.com; default http://<resolved HTTP address> (LEDGER_PUBLIC_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "embedded JetStream store and read stores (LEDGER_DATA_DIR)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "external NATS URLs, comma-separated; empty runs the embedded server (LEDGER_NATS_URL)")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "where the embedded server also accepts clients, or off (LEDGER_NATS_LISTEN)")
@@ -76,6 +83,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", c.NATSReplicas, "replicas of the LEDGER stream on a cluster (LEDGER_NATS_REPLICAS)")
 	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "projection lag in events above which /readyz fails (LEDGER_READY_MAX_LAG)")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
+	fs.DurationVar(&c.DownloadTTL, "download-ttl", c.DownloadTTL, "how long a completed sale's signed download links stay valid (LEDGER_DOWNLOAD_TTL)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight requests (LEDGER_SHUTDOWN_TIMEOUT)")
 }
 
@@ -84,6 +92,11 @@ func (c *Config) Validate() error {
 	errs := append([]error(nil), c.envErrs...)
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("LEDGER_HTTP_ADDR %q: %v", c.HTTPAddr, err))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("LEDGER_PUBLIC_URL %q: want an absolute http(s) URL", c.PublicURL))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("LEDGER_DATA_DIR is empty"))
@@ -101,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 24 {
 		errs = append(errs, errors.New("LEDGER_ADMIN_TOKEN is shorter than 24 characters"))
+	}
+	if c.DownloadTTL < time.Second {
+		errs = append(errs, errors.New("LEDGER_DOWNLOAD_TTL must be at least 1s"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("LEDGER_SHUTDOWN_TIMEOUT must be positive"))

@@ -107,10 +107,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 
 	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
-		Log:    m.Log,
-		Events: m.events,
-		Reads:  func() handlers.ReadStore { return live.Store() },
-		Decode: jetstream.EnvelopeOf,
+		Log:     m.Log,
+		Events:  m.events,
+		Reads:   func() handlers.ReadStore { return live.Store() },
+		Decode:  jetstream.EnvelopeOf,
+		LinkTTL: cfg.DownloadTTL,
 		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
 			Durable: "payments",
 			Filter:  "ledger.platform.*.webhook.*.webhook_received",
@@ -130,20 +131,33 @@ func (m *Main) Run(ctx context.Context) error {
 	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500}
 	go m.timers.Run(runCtx)
 
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	m.HTTPAddr = ln.Addr().String()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + m.HTTPAddr
+	}
+	sctx, scancel := context.WithTimeout(ctx, 15*time.Second)
+	downloadKey, err := m.events.SharedSecret(sctx, "download_signing_key", cfg.NATSReplicas)
+	scancel()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	api := handlers.New(handlers.Config{
 		Log:            m.Log,
 		Events:         m.events,
 		Projection:     liveProjection{live},
 		AdminTokenHash: adminHash,
 		GatewaySecrets: cfg.GatewaySecrets,
+		DownloadKey:    downloadKey,
+		PublicURL:      publicURL,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	m.HTTPAddr = ln.Addr().String()
 	m.httpSrv = &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

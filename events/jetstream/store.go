@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -344,4 +345,32 @@ func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool,
 	}
 	e, err := events.DecodeMessage(m.Subject, m.Header.Get, m.Data, m.Sequence)
 	return e, err == nil, err
+}
+
+// SharedSecret returns a 32-byte secret every ledger replica on this NATS shares, creating it on first
+// use. KV Create is a compare-and-set, so concurrent first starts agree on one value.
+func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]byte, error) {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: "ledger_secrets", Description: "secrets shared by ledger replicas", Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secrets bucket: %w", err)
+	}
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := kv.Create(ctx, name, fresh); err == nil {
+		return fresh, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	e, err := kv.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return e.Value(), nil
 }

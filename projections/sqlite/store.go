@@ -128,6 +128,9 @@ var writes = []string{
 	sqlSelectSaleDoc,
 	sqlUpsertSale,
 	sqlInsertCustomer,
+	sqlInsertLicence,
+	sqlLicenceActivity,
+	sqlRevokeLicence,
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -172,7 +175,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
@@ -188,7 +191,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if tables > 0 && version != SchemaVersion {
 		return fmt.Errorf("%w (version %d, current %d)", ErrSchemaOutdated, version, SchemaVersion)
 	}
-	for _, sch := range []string{schema, salesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
+	for _, sch := range []string{schema, salesSchema, licencesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
 		if _, err := s.w.ExecContext(ctx, sch); err != nil {
 			return err
 		}
@@ -259,7 +262,7 @@ func fold(b *batchTx, e events.Envelope) error {
 	case events.CustomerRegistered:
 		return foldCustomerRegistered(b, e, p)
 	case events.LicenceIssued, events.LicenceActivated, events.LicenceDeactivated, events.LicenceRevoked:
-		return nil // licences are read from their own subjects until the licence read model lands
+		return foldLicence(b, e)
 	case events.EmailClaimed, events.IdempotencyKeyRecorded, events.WebhookReceived, events.WebhookRejected:
 		return nil // read from the log itself, where compare-and-set keeps them exact
 	default:

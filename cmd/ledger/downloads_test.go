@@ -1,0 +1,56 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDownloadLinks(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { withGateways(c); c.DownloadTTL = 2 * time.Second })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "files")
+	saleID := field(c.post("/v1/checkouts", live, "", checkoutBody("d@example.com", 1000, "")).body, "data.id").(string)
+	c.standardWebhook("dl_pay", paymentBody("payment.succeeded", saleID, 1000, "USD"), time.Now())
+	sale := waitSale(t, c, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
+	files := field(sale, "post_purchase.files").([]any)
+	link := files[0].(map[string]any)["download_url"].(string)
+	if !strings.HasPrefix(link, c.base+"/v1/downloads/") {
+		t.Fatalf("download_url %q", link)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) *http.Response {
+		res, err := noFollow.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	if res := get(link); res.StatusCode != 302 || res.Header.Get("Location") != "https://cdn.example.com/c.zip" {
+		t.Fatalf("download: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	get(link)
+	d := waitSale(t, c, live, saleID, func(d map[string]any) bool { return field(d, "download.total") == 2.0 })
+	if field(d, "download.last_at") == nil {
+		t.Error("download.last_at not set")
+	}
+	// One changed character anywhere makes the link forged.
+	token := strings.TrimPrefix(link, c.base+"/v1/downloads/")
+	for _, i := range []int{3, len(token) / 2, len(token) - 2} {
+		b := []byte(token)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		if res := get(c.base + "/v1/downloads/" + string(b)); res.StatusCode != 403 {
+			t.Errorf("forged at %d: %d", i, res.StatusCode)
+		}
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if res := get(link); res.StatusCode != 410 {
+		t.Fatalf("expired link: %d", res.StatusCode)
+	}
+}

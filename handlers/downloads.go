@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+var (
+	errLinkForged  = &requestError{http.StatusForbidden, "invalid_link", "The download link is not valid."}
+	errLinkExpired = &requestError{http.StatusGone, "link_expired", "The download link has expired; the buyer can get a fresh one from the sale."}
+)
+
+// downloadToken signs "store|mode|sale|file|expiry" with HMAC-SHA256: the link is the capability, so
+// it needs no API key, and nothing in it can be changed without the signing key.
+func (a *API) downloadToken(storeID, mode, saleID, fileID string, exp time.Time) string {
+	payload := strings.Join([]string{storeID, mode, saleID, fileID, strconv.FormatInt(exp.Unix(), 10)}, "|")
+	mac := hmac.New(sha256.New, a.cfg.DownloadKey)
+	mac.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// downloadURL is the signed link a completed sale shows for one of its files.
+func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) string {
+	return strings.TrimRight(a.cfg.PublicURL, "/") + "/v1/downloads/" + a.downloadToken(storeID, mode, saleID, f.ID, f.ExpiresAt)
+}
+
+// download is GET /v1/downloads/{token}: it checks the signature (constant time) and the expiry,
+// records the download on the sale, then redirects to the file's origin. Forged → 403, expired → 410.
+func (a *API) download(w http.ResponseWriter, r *http.Request) {
+	b64, sig64, ok := strings.Cut(r.PathValue("token"), ".")
+	payload, err1 := base64.RawURLEncoding.DecodeString(b64)
+	sig, err2 := base64.RawURLEncoding.DecodeString(sig64)
+	if !ok || err1 != nil || err2 != nil {
+		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	mac := hmac.New(sha256.New, a.cfg.DownloadKey)
+	mac.Write(payload)
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	parts := strings.Split(string(payload), "|")
+	if len(parts) != 5 {
+		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	exp, err := strconv.ParseInt(parts[4], 10, 64)
+	if err != nil {
+		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	if !a.cfg.Now().Before(time.Unix(exp, 0)) {
+		writeError(w, r, a.log, errLinkExpired)
+		return
+	}
+	storeID, mode, saleID, fileID := parts[0], parts[1], parts[2], parts[3]
+	ctx := withScope(r.Context(), Scope{StoreID: storeID, Mode: mode})
+	var origin string
+	_, _, err = a.changeSale(ctx, saleID, func(s domain.Sale) ([]events.Payload, error) {
+		if s.Completed != nil {
+			for _, f := range s.Completed.Files {
+				if f.ID == fileID {
+					origin = f.URL
+				}
+			}
+		}
+		return s.RecordDownload(fileID)
+	})
+	if errors.Is(err, domain.ErrNotCompleted) || errors.Is(err, domain.ErrNotFound) {
+		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	http.Redirect(w, r, origin, http.StatusFound)
+}
+
+// postPurchase renders what a completed sale gives access to: signed file links and its licences.
+func (a *API) postPurchase(r *http.Request, s domain.Sale, mode string) (*postPurchaseJSON, error) {
+	if s.Completed == nil {
+		return nil, nil
+	}
+	pp := &postPurchaseJSON{Files: []fileJSON{}, Licences: []licenceJSON{}, Instructions: s.Completed.Instructions}
+	for _, f := range s.Completed.Files {
+		pp.Files = append(pp.Files, fileJSON{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type,
+			DownloadURL: a.downloadURL(s.Started.Store.ID, mode, s.ID, f), ExpiresAt: rfc3339(f.ExpiresAt)})
+	}
+	rows, err := a.cfg.Projection.Reads().LicencesOfSale(r.Context(), s.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := a.cfg.Now()
+	for _, l := range rows {
+		status := "active"
+		switch {
+		case l.Revoked:
+			status = "revoked"
+		case l.ExpiresAt != nil && !now.Before(*l.ExpiresAt):
+			status = "expired"
+		case l.Activations == 0:
+			status = "inactive"
+		}
+		lj := licenceJSON{ID: l.ID, LicenceKey: l.Key, Status: status, Activations: l.Activations, MaxActivations: l.MaxActivations}
+		if l.ExpiresAt != nil {
+			lj.ExpiresAt = optTime(*l.ExpiresAt)
+		}
+		pp.Licences = append(pp.Licences, lj)
+	}
+	return pp, nil
+}

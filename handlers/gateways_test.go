@@ -1,0 +1,737 @@
+package handlers
+
+// Tests for the per-gateway webhook verification and parsing in gateways.go (DESIGN.md §5 "Gateway
+// webhooks in"). Every expected signature is computed here, independently of the code under test,
+// with crypto/hmac.
+//
+// Header names: the verifiers read headers with http.Header.Get, which canonicalises the name
+// ("webhook-id" → "Webhook-Id"), and net/http canonicalises every incoming header name when it parses a
+// request (HTTP/1.x and HTTP/2 alike). So a gateway may send "webhook-id", "Webhook-ID" or
+// "WEBHOOK-ID" and it is found. Only a Header map built by hand with a non-canonical key (http.Header{
+// "webhook-id": ...}) is not seen by Get; that cannot come from the wire. TestGatewayHeaderNamesAnyCase
+// shows both.
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/salesledger/ledger/events"
+)
+
+// testNow is the verifier's clock in every test; whole seconds, like the signed timestamps.
+var testNow = time.Date(2026, time.March, 14, 15, 9, 26, 0, time.UTC)
+
+// --- independent signers -----------------------------------------------------------------------------
+
+func hmacOf(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
+	m := hmac.New(h, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// standardSig is the base64 part of a Standard Webhooks "v1,<base64>" signature.
+func standardSig(key []byte, id, ts string, body []byte) string {
+	return base64.StdEncoding.EncodeToString(hmacOf(sha256.New, key, []byte(id+"."+ts+"."), body))
+}
+
+// stripeSig is the hex of a Stripe "v1=<hex>" signature.
+func stripeSig(secret, ts string, body []byte) string {
+	return hex.EncodeToString(hmacOf(sha256.New, []byte(secret), []byte(ts+"."), body))
+}
+
+func hexSig(h func() hash.Hash, secret string, body []byte) string {
+	return hex.EncodeToString(hmacOf(h, []byte(secret), body))
+}
+
+func unixAt(d time.Duration) string { return strconv.FormatInt(testNow.Add(d).Unix(), 10) }
+
+// checkErr asserts err against want: nil means success, errAny means "any non-nil error", otherwise
+// errors.Is.
+var errAny = errors.New("any error")
+
+func checkErr(t *testing.T, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("err = %v, want nil", err)
+	case want == errAny && err == nil:
+		t.Fatalf("err = nil, want a non-nil error")
+	case want != nil && want != errAny && !errors.Is(err, want):
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+}
+
+// --- standard ------------------------------------------------------------------------------------------
+
+func TestVerifyStandard(t *testing.T) {
+	key := []byte("a 24-byte test HMAC key!")
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	otherSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("another key entirely...."))
+	body := []byte(`{"type":"payment.succeeded","data":{"sale_id":"sal_1","transaction_id":"tx_1","amount":{"amount":7920,"currency":"USD"}}}`)
+	const id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+
+	type req struct {
+		secret            string
+		id, ts, sig       string
+		noID, noTS, noSig bool
+		body              []byte
+	}
+	good := func() req {
+		ts := unixAt(0)
+		return req{secret: secret, id: id, ts: ts, sig: "v1," + standardSig(key, id, ts, body), body: body}
+	}
+	at := func(d time.Duration) req {
+		r := good()
+		r.ts = unixAt(d)
+		r.sig = "v1," + standardSig(key, id, r.ts, body)
+		return r
+	}
+	tests := []struct {
+		name string
+		req  func() req
+		want error
+	}{
+		{"valid", good, nil},
+		{"valid among several, wrong one first", func() req {
+			r := good()
+			r.sig = "v1,AAAA " + r.sig
+			return r
+		}, nil},
+		{"valid after an undecodable and a foreign entry", func() req {
+			r := good()
+			r.sig = "v1,!!notbase64!! v1a,xyz garbage " + r.sig + " v1,AAAA"
+			return r
+		}, nil},
+		{"v2 entry with the right MAC is ignored", func() req {
+			r := good()
+			r.sig = "v2," + strings.TrimPrefix(r.sig, "v1,")
+			return r
+		}, errBadSignature},
+		{"v1 entry with no comma is ignored", func() req {
+			r := good()
+			r.sig = "v1" + strings.TrimPrefix(r.sig, "v1,")
+			return r
+		}, errBadSignature},
+		{"wrong secret", func() req {
+			r := good()
+			r.secret = otherSecret
+			return r
+		}, errBadSignature},
+		{"secret without whsec_ prefix still decodes", func() req {
+			r := good()
+			r.secret = base64.StdEncoding.EncodeToString(key)
+			return r
+		}, nil},
+		{"body changed by one byte", func() req {
+			r := good()
+			r.body = []byte(strings.Replace(string(body), "7920", "7921", 1))
+			return r
+		}, errBadSignature},
+		{"body with one byte appended", func() req {
+			r := good()
+			r.body = append(append([]byte(nil), body...), ' ')
+			return r
+		}, errBadSignature},
+		{"webhook-id changed", func() req {
+			r := good()
+			r.id = id + "x"
+			return r
+		}, errBadSignature},
+		{"webhook-timestamp changed (signed for another second)", func() req {
+			r := good()
+			r.ts = unixAt(time.Second)
+			return r
+		}, errBadSignature},
+		{"missing webhook-id", func() req {
+			r := good()
+			r.noID = true
+			return r
+		}, errBadSignature},
+		{"missing webhook-timestamp", func() req {
+			r := good()
+			r.noTS = true
+			return r
+		}, errBadSignature},
+		{"missing webhook-signature", func() req {
+			r := good()
+			r.noSig = true
+			return r
+		}, errBadSignature},
+		{"empty webhook-signature value", func() req {
+			r := good()
+			r.sig = ""
+			return r
+		}, errBadSignature},
+		{"4m59s old is valid", func() req { return at(-(4*time.Minute + 59*time.Second)) }, nil},
+		{"exactly 5m old is valid", func() req { return at(-5 * time.Minute) }, nil},
+		{"4m59s in the future is valid", func() req { return at(4*time.Minute + 59*time.Second) }, nil},
+		{"5m01s old is stale", func() req { return at(-(5*time.Minute + time.Second)) }, errStaleTimestamp},
+		{"5m01s in the future is stale", func() req { return at(5*time.Minute + time.Second) }, errStaleTimestamp},
+		{"a year old is stale", func() req { return at(-365 * 24 * time.Hour) }, errStaleTimestamp},
+		{"timestamp far beyond int64 time range is stale", func() req {
+			r := good()
+			r.ts = strconv.FormatInt(1<<62, 10)
+			r.sig = "v1," + standardSig(key, id, r.ts, body)
+			return r
+		}, errStaleTimestamp},
+		{"non-numeric timestamp", func() req {
+			r := good()
+			r.ts = "yesterday"
+			r.sig = "v1," + standardSig(key, id, r.ts, body)
+			return r
+		}, errBadSignature},
+		{"timestamp in milliseconds is stale", func() req {
+			r := good()
+			r.ts = strconv.FormatInt(testNow.UnixMilli(), 10)
+			r.sig = "v1," + standardSig(key, id, r.ts, body)
+			return r
+		}, errStaleTimestamp},
+		{"secret that is not base64", func() req {
+			r := good()
+			r.secret = "whsec_not*base64!"
+			return r
+		}, errAny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.req()
+			h := http.Header{}
+			if !r.noID {
+				h.Set("webhook-id", r.id)
+			}
+			if !r.noTS {
+				h.Set("webhook-timestamp", r.ts)
+			}
+			if !r.noSig {
+				h.Set("webhook-signature", r.sig)
+			}
+			err := verifyStandard(r.secret, h, r.body, testNow)
+			checkErr(t, err, tt.want)
+			if tt.want == errAny && errors.Is(err, errBadSignature) {
+				t.Logf("note: a secret that is not base64 answers errBadSignature (401), not a configuration error")
+			}
+		})
+	}
+}
+
+// --- stripe --------------------------------------------------------------------------------------------
+
+func TestVerifyStripe(t *testing.T) {
+	const secret = "whsec_stripe_test_secret"
+	body := []byte(`{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","amount":7920,"currency":"usd"}}}`)
+	ts := unixAt(0)
+	good := stripeSig(secret, ts, body)
+	wrong := stripeSig("not the secret", ts, body)
+	tests := []struct {
+		name   string
+		header string
+		noHdr  bool
+		body   []byte
+		want   error
+	}{
+		{"valid", "t=" + ts + ",v1=" + good, false, body, nil},
+		{"valid, v1 before t", "v1=" + good + ",t=" + ts, false, body, nil},
+		{"v0 and two v1, wrong one first", "t=" + ts + ",v1=" + wrong + ",v1=" + good + ",v0=" + good, false, body, nil},
+		{"v0 and two v1, good one first", "t=" + ts + ",v0=deadbeef,v1=" + good + ",v1=" + wrong, false, body, nil},
+		{"uppercase hex", "t=" + ts + ",v1=" + strings.ToUpper(good), false, body, nil},
+		{"spaces after commas", "t=" + ts + ", v1=" + wrong + ", v1=" + good, false, body, nil},
+		{"right MAC only under v0", "t=" + ts + ",v0=" + good, false, body, errBadSignature},
+		{"wrong signature", "t=" + ts + ",v1=" + wrong, false, body, errBadSignature},
+		{"signature not hex", "t=" + ts + ",v1=zz" + good[2:], false, body, errBadSignature},
+		{"truncated signature", "t=" + ts + ",v1=" + good[:62], false, body, errBadSignature},
+		{"body changed by one byte", "t=" + ts + ",v1=" + good, false, []byte(strings.Replace(string(body), "7920", "7921", 1)), errBadSignature},
+		{"signed t differs from header t", "t=" + unixAt(time.Second) + ",v1=" + good, false, body, errBadSignature},
+		{"missing t", "v1=" + good, false, body, errBadSignature},
+		{"empty t", "t=,v1=" + good, false, body, errBadSignature},
+		{"missing v1", "t=" + ts, false, body, errBadSignature},
+		{"empty header", "", false, body, errBadSignature},
+		{"no header", "", true, body, errBadSignature},
+		{"non-numeric t", "t=abc,v1=" + stripeSig(secret, "abc", body), false, body, errBadSignature},
+		{"stale t (5m01s old)", "t=" + unixAt(-(5*time.Minute + time.Second)) + ",v1=" + stripeSig(secret, unixAt(-(5*time.Minute+time.Second)), body), false, body, errStaleTimestamp},
+		{"t 4m59s old is valid", "t=" + unixAt(-(4*time.Minute + 59*time.Second)) + ",v1=" + stripeSig(secret, unixAt(-(4*time.Minute+59*time.Second)), body), false, body, nil},
+		{"t 5m01s in the future is stale", "t=" + unixAt(5*time.Minute+time.Second) + ",v1=" + stripeSig(secret, unixAt(5*time.Minute+time.Second), body), false, body, errStaleTimestamp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if !tt.noHdr {
+				h.Set("Stripe-Signature", tt.header)
+			}
+			checkErr(t, verifyStripe(secret, h, tt.body, testNow), tt.want)
+		})
+	}
+}
+
+// --- moneroo and paystack (hex HMAC of the raw body) ---------------------------------------------------
+
+func TestVerifyMoneroo(t *testing.T) {
+	const secret = "moneroo-webhook-secret"
+	verify := gateways["moneroo"].verify
+	body := []byte(`{"event":"payment.success","data":{"id":"py_1","amount":5000,"currency":"XOF","metadata":{"sale_id":"sal_1"}}}`)
+	good := hexSig(sha256.New, secret, body)
+	tests := []struct {
+		name  string
+		sig   string
+		noHdr bool
+		body  []byte
+		want  error
+	}{
+		{"valid", good, false, body, nil},
+		{"uppercase hex (hex.DecodeString accepts it)", strings.ToUpper(good), false, body, nil},
+		{"surrounding whitespace is trimmed", "  " + good + " ", false, body, nil},
+		{"wrong secret", hexSig(sha256.New, "other", body), false, body, errBadSignature},
+		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "5000", "5001", 1)), errBadSignature},
+		{"SHA-512 instead of SHA-256", hexSig(sha512.New, secret, body), false, body, errBadSignature},
+		{"missing", "", true, body, errBadSignature},
+		{"empty", "", false, body, errBadSignature},
+		{"non-hex", "g" + good[1:], false, body, errBadSignature},
+		{"odd length", good[1:], false, body, errBadSignature},
+		{"sha256= prefix is not accepted", "sha256=" + good, false, body, errBadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if !tt.noHdr {
+				h.Set("X-Moneroo-Signature", tt.sig)
+			}
+			checkErr(t, verify(secret, h, tt.body, testNow), tt.want)
+		})
+	}
+}
+
+func TestVerifyPaystack(t *testing.T) {
+	const secret = "sk_test_paystack_secret"
+	verify := gateways["paystack"].verify
+	body := []byte(`{"event":"charge.success","data":{"id":302961,"reference":"qTPrJoy9Bx","amount":20000,"currency":"NGN"}}`)
+	good := hexSig(sha512.New, secret, body)
+	tests := []struct {
+		name  string
+		sig   string
+		noHdr bool
+		body  []byte
+		want  error
+	}{
+		{"valid", good, false, body, nil},
+		{"uppercase hex", strings.ToUpper(good), false, body, nil},
+		{"SHA-256 instead of SHA-512", hexSig(sha256.New, secret, body), false, body, errBadSignature},
+		{"wrong secret", hexSig(sha512.New, "sk_test_other", body), false, body, errBadSignature},
+		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "20000", "20001", 1)), errBadSignature},
+		{"missing", "", true, body, errBadSignature},
+		{"non-hex", "x" + good[1:], false, body, errBadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if !tt.noHdr {
+				h.Set("x-paystack-signature", tt.sig)
+			}
+			checkErr(t, verify(secret, h, tt.body, testNow), tt.want)
+		})
+	}
+}
+
+// TestVerifyHexHMACIgnoresClock: Moneroo and Paystack sign no timestamp, so the clock plays no part.
+func TestVerifyHexHMACIgnoresClock(t *testing.T) {
+	body := []byte(`{}`)
+	h := http.Header{}
+	h.Set("X-Moneroo-Signature", hexSig(sha256.New, "s", body))
+	if err := gateways["moneroo"].verify("s", h, body, time.Time{}); err != nil {
+		t.Fatalf("zero clock: %v", err)
+	}
+}
+
+// --- header names in any case ---------------------------------------------------------------------------
+
+func TestGatewayHeaderNamesAnyCase(t *testing.T) {
+	key := []byte("standard key")
+	stdSecret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	body := []byte(`{"type":"payment.pending","data":{"sale_id":"sal_1"}}`)
+	ts := unixAt(0)
+
+	type hdr struct{ name, value string }
+	tests := []struct {
+		gateway, secret string
+		headers         []hdr
+	}{
+		{"standard", stdSecret, []hdr{{"WEBHOOK-ID", "msg_1"}, {"Webhook-Timestamp", ts}, {"webhook-SIGNATURE", "v1," + standardSig(key, "msg_1", ts, body)}}},
+		{"standard", stdSecret, []hdr{{"webhook-id", "msg_1"}, {"webhook-timestamp", ts}, {"webhook-signature", "v1," + standardSig(key, "msg_1", ts, body)}}},
+		{"stripe", "sk", []hdr{{"stripe-signature", "t=" + ts + ",v1=" + stripeSig("sk", ts, body)}}},
+		{"stripe", "sk", []hdr{{"STRIPE-SIGNATURE", "t=" + ts + ",v1=" + stripeSig("sk", ts, body)}}},
+		{"moneroo", "mk", []hdr{{"x-moneroo-signature", hexSig(sha256.New, "mk", body)}}},
+		{"moneroo", "mk", []hdr{{"X-MONEROO-SIGNATURE", hexSig(sha256.New, "mk", body)}}},
+		{"paystack", "pk", []hdr{{"x-paystack-signature", hexSig(sha512.New, "pk", body)}}},
+		{"paystack", "pk", []hdr{{"X-Paystack-Signature", hexSig(sha512.New, "pk", body)}}},
+	}
+	for i, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%d", tt.gateway, i), func(t *testing.T) {
+			verify := gateways[tt.gateway].verify
+
+			// Header.Set canonicalises the name.
+			h := http.Header{}
+			for _, x := range tt.headers {
+				h.Set(x.name, x.value)
+			}
+			if err := verify(tt.secret, h, body, testNow); err != nil {
+				t.Fatalf("Header.Set: %v", err)
+			}
+
+			// As off the wire: net/http canonicalises the names it parses.
+			var raw strings.Builder
+			fmt.Fprintf(&raw, "POST /v1/webhooks/%s HTTP/1.1\r\nHost: ledger\r\nContent-Length: %d\r\n", tt.gateway, len(body))
+			for _, x := range tt.headers {
+				fmt.Fprintf(&raw, "%s: %s\r\n", x.name, x.value)
+			}
+			raw.WriteString("\r\n")
+			raw.Write(body)
+			r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw.String())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := verify(tt.secret, r.Header, body, testNow); err != nil {
+				t.Fatalf("parsed request: %v", err)
+			}
+
+			// A map literal with a non-canonical key is invisible to Header.Get. Documented, not a
+			// defect: no request parsed by net/http carries such a key.
+			lit := http.Header{}
+			for _, x := range tt.headers {
+				lit[strings.ToLower(x.name)] = []string{x.value}
+			}
+			if err := verify(tt.secret, lit, body, testNow); !errors.Is(err, errBadSignature) {
+				t.Fatalf("non-canonical map key: err = %v, want errBadSignature (Header.Get canonicalises)", err)
+			}
+		})
+	}
+}
+
+// --- parse ---------------------------------------------------------------------------------------------
+
+func amt(n int64, cur string) *events.Amount { return &events.Amount{Amount: n, Currency: cur} }
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+type parseCase struct {
+	name    string
+	gateway string
+	header  map[string]string
+	body    string
+	want    events.WebhookReceived
+	wantErr error
+}
+
+func runParseCases(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.gateway+"/"+tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tt.header {
+				h.Set(k, v)
+			}
+			got, err := gateways[tt.gateway].parse(h, []byte(tt.body))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v (got %s)", err, tt.wantErr, jsonOf(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("parse:\n got  %s\n want %s", jsonOf(got), jsonOf(tt.want))
+			}
+		})
+	}
+}
+
+func TestParseStandard(t *testing.T) {
+	hdr := map[string]string{"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"}
+	base := events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", SaleID: "sal_1", StoreID: "str_1", TransactionID: "tx_1"}
+	with := func(f func(*events.WebhookReceived)) events.WebhookReceived { w := base; f(&w); return w }
+
+	var tests []parseCase
+	for _, kind := range []string{"payment.initiated", "payment.pending", "payment.succeeded", "payment.cancelled", "settlement.done"} {
+		tests = append(tests, parseCase{
+			name: kind, gateway: "standard", header: hdr,
+			body: `{"type":"` + kind + `","data":{"sale_id":"sal_1","store_id":"str_1","transaction_id":"tx_1","amount":{"amount":7920,"currency":"USD"}}}`,
+			want: with(func(w *events.WebhookReceived) { w.Kind = kind; w.Amount = amt(7920, "USD") }),
+		})
+	}
+	tests = append(tests,
+		parseCase{
+			name: "succeeded with fee and method", gateway: "standard", header: hdr,
+			body: `{"type":"payment.succeeded","data":{"sale_id":"sal_1","store_id":"str_1","transaction_id":"tx_1",
+				"amount":{"amount":7920,"currency":"USD"},"fee":{"amount":396,"currency":"USD"},"method":{"id":"card","name":"Visa"},"extra":true},"unknown_top":1}`,
+			want: with(func(w *events.WebhookReceived) {
+				w.Kind = "payment.succeeded"
+				w.Amount, w.Fee = amt(7920, "USD"), amt(396, "USD")
+				w.Method = &events.PaymentMethod{ID: "card", Name: "Visa"}
+			}),
+		},
+		parseCase{
+			name: "failed with failure_error", gateway: "standard", header: hdr,
+			body: `{"type":"payment.failed","data":{"sale_id":"sal_1","store_id":"str_1","transaction_id":"tx_1",
+				"failure_error":{"code":"insufficient_funds","message":"The card has insufficient funds."}}}`,
+			want: with(func(w *events.WebhookReceived) {
+				w.Kind = "payment.failed"
+				w.FailureError = &events.FailureError{Code: "insufficient_funds", Message: "The card has insufficient funds."}
+			}),
+		},
+		parseCase{
+			name: "no store_id", gateway: "standard", header: hdr,
+			body: `{"type":"payment.pending","data":{"sale_id":"sal_1"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "payment.pending", SaleID: "sal_1"},
+		},
+		parseCase{name: "unknown type", gateway: "standard", header: hdr, body: `{"type":"customer.created","data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
+		parseCase{name: "type case differs", gateway: "standard", header: hdr, body: `{"type":"Payment.Succeeded","data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
+		parseCase{name: "no type", gateway: "standard", header: hdr, body: `{"data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
+		parseCase{name: "invalid JSON", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded",`, wantErr: errMalformedDelivery},
+		parseCase{name: "empty body", gateway: "standard", header: hdr, body: ``, wantErr: errMalformedDelivery},
+		parseCase{name: "amount of the wrong type", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded","data":{"sale_id":"sal_1","amount":"79.20"}}`, wantErr: errMalformedDelivery},
+	)
+	runParseCases(t, tests)
+}
+
+// TestParseStandardWithoutWebhookID: parseStandard takes the delivery id from the webhook-id header
+// and does not itself reject its absence; it returns an empty DeliveryID, which the webhook handler
+// answers 400 (`err != nil || d.DeliveryID == ""`). verifyStandard already rejects a missing
+// webhook-id, so such a delivery never reaches parse through the handler.
+func TestParseStandardWithoutWebhookID(t *testing.T) {
+	got, err := parseStandard(http.Header{}, []byte(`{"type":"payment.succeeded","data":{"sale_id":"sal_1"}}`))
+	if !errors.Is(err, errMalformedDelivery) && !(err == nil && got.DeliveryID == "") {
+		t.Fatalf("want errMalformedDelivery or an empty DeliveryID (rejected by the handler), got %v / %q", err, got.DeliveryID)
+	}
+}
+
+func TestParseMoneroo(t *testing.T) {
+	body := func(event string) string {
+		return `{"event":"` + event + `","data":{"id":"py_2j5kcl7bnn0o","status":"success","amount":5000,"currency":"xof","fee":150,
+			"method":{"id":"mtn_bj","name":"MTN Mobile Money Benin"},
+			"customer":{"email":"ama@example.com","first_name":"Ama"},
+			"metadata":{"sale_id":"sal_1","store_id":"str_1","other":"x"}}}`
+	}
+	want := func(kind, event string) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "moneroo:" + event + ":py_2j5kcl7bnn0o", Kind: kind, SaleID: "sal_1", StoreID: "str_1",
+			TransactionID: "py_2j5kcl7bnn0o", Amount: amt(5000, "XOF"), Fee: amt(150, "XOF"), Method: &events.PaymentMethod{ID: "mtn_bj", Name: "MTN Mobile Money Benin"}}
+	}
+	failed := want("payment.failed", "payment.failed")
+	failed.FailureError = &events.FailureError{Code: "declined", Message: "Payment declined by the operator."}
+	tests := []parseCase{
+		{name: "payment.initiated", gateway: "moneroo", body: body("payment.initiated"), want: want("payment.initiated", "payment.initiated")},
+		{name: "payment.success → payment.succeeded", gateway: "moneroo", body: body("payment.success"), want: want("payment.succeeded", "payment.success")},
+		{name: "payment.cancelled", gateway: "moneroo", body: body("payment.cancelled"), want: want("payment.cancelled", "payment.cancelled")},
+		{name: "payment.failed with failure_error", gateway: "moneroo",
+			body: strings.Replace(body("payment.failed"), `"fee":150,`, `"fee":150,"failure_error":{"code":"declined","message":"Payment declined by the operator."},`, 1),
+			want: failed},
+		{name: "no amount, fee or metadata", gateway: "moneroo", body: `{"event":"payment.initiated","data":{"id":"py_3"}}`,
+			want: events.WebhookReceived{DeliveryID: "moneroo:payment.initiated:py_3", Kind: "payment.initiated", TransactionID: "py_3"}},
+		{name: "payout event ignored", gateway: "moneroo", body: body("payout.success"), wantErr: errIgnoredKind},
+		{name: "payment.succeeded is not a Moneroo name", gateway: "moneroo", body: body("payment.succeeded"), wantErr: errIgnoredKind},
+		{name: "invalid JSON", gateway: "moneroo", body: `not json`, wantErr: errMalformedDelivery},
+		{name: "missing data.id", gateway: "moneroo", body: `{"event":"payment.success","data":{"amount":5000,"metadata":{"sale_id":"sal_1"}}}`, wantErr: errMalformedDelivery},
+		{name: "missing data", gateway: "moneroo", body: `{"event":"payment.success"}`, wantErr: errMalformedDelivery},
+	}
+	runParseCases(t, tests)
+}
+
+func TestParseStripe(t *testing.T) {
+	body := func(typ, extra string) string {
+		return `{"id":"evt_3MtwBwLkdIwHu7ix28a3tqPa","object":"event","api_version":"2022-11-15","type":"` + typ + `",
+			"data":{"object":{"id":"pi_3MtwBwLkdIwHu7ix28a3tqPa","object":"payment_intent","amount":7920,"amount_received":7920,
+			"currency":"usd","payment_method_types":["card","link"],` + extra + `
+			"metadata":{"sale_id":"sal_1","store_id":"str_1"},"status":"succeeded"}},"livemode":false}`
+	}
+	want := func(kind string) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "evt_3MtwBwLkdIwHu7ix28a3tqPa", Kind: kind, SaleID: "sal_1", StoreID: "str_1",
+			TransactionID: "pi_3MtwBwLkdIwHu7ix28a3tqPa", Amount: amt(7920, "USD"), Method: &events.PaymentMethod{ID: "card"}}
+	}
+	failed := want("payment.failed")
+	failed.FailureError = &events.FailureError{Code: "card_declined", Message: "Your card was declined."}
+	tests := []parseCase{
+		{name: "processing → payment.pending", gateway: "stripe", body: body("payment_intent.processing", ""), want: want("payment.pending")},
+		{name: "succeeded → payment.succeeded, usd → USD", gateway: "stripe", body: body("payment_intent.succeeded", ""), want: want("payment.succeeded")},
+		{name: "payment_failed → payment.failed with last_payment_error", gateway: "stripe",
+			body: body("payment_intent.payment_failed", `"last_payment_error":{"code":"card_declined","decline_code":"generic_decline","message":"Your card was declined.","type":"card_error"},`),
+			want: failed},
+		{name: "canceled → payment.cancelled", gateway: "stripe", body: body("payment_intent.canceled", `"cancellation_reason":"abandoned","last_payment_error":null,`), want: want("payment.cancelled")},
+		{name: "no payment_method_types, no metadata", gateway: "stripe",
+			body: `{"id":"evt_2","type":"payment_intent.succeeded","data":{"object":{"id":"pi_2","amount":100,"currency":"eur"}}}`,
+			want: events.WebhookReceived{DeliveryID: "evt_2", Kind: "payment.succeeded", TransactionID: "pi_2", Amount: amt(100, "EUR")}},
+		{name: "charge event ignored", gateway: "stripe", body: body("charge.succeeded", ""), wantErr: errIgnoredKind},
+		{name: "payment_intent.created ignored", gateway: "stripe", body: body("payment_intent.created", ""), wantErr: errIgnoredKind},
+		{name: "invalid JSON", gateway: "stripe", body: `{"id":`, wantErr: errMalformedDelivery},
+		{name: "missing event id", gateway: "stripe", body: `{"type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"sale_id":"sal_1"}}}}`, wantErr: errMalformedDelivery},
+		{name: "metadata value not a string", gateway: "stripe", body: `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"metadata":{"sale_id":7}}}}`, wantErr: errMalformedDelivery},
+	}
+	runParseCases(t, tests)
+}
+
+func TestParsePaystack(t *testing.T) {
+	body := func(event string) string {
+		return `{"event":"` + event + `","data":{"id":302961,"domain":"live","status":"success","reference":"qTPrJoy9Bx",
+			"amount":20000,"message":null,"gateway_response":"Approved by Financial Institution","paid_at":"2016-09-30T21:10:19.000Z",
+			"channel":"card","currency":"NGN","ip_address":"41.242.49.37","fees":300,
+			"metadata":{"sale_id":"sal_1","store_id":"str_1","custom_fields":[]},
+			"customer":{"id":68324,"email":"bojack@horsinaround.com"},
+			"authorization":{"authorization_code":"AUTH_f5rnfq9p","bin":"539999","last4":"8877","card_type":"mastercard DEBIT"}}}`
+	}
+	tests := []parseCase{
+		{name: "charge.success → payment.succeeded", gateway: "paystack", body: body("charge.success"),
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:302961:qTPrJoy9Bx", Kind: "payment.succeeded", SaleID: "sal_1", StoreID: "str_1",
+				TransactionID: "qTPrJoy9Bx", Amount: amt(20000, "NGN"), Fee: amt(300, "NGN"), Method: &events.PaymentMethod{ID: "card"}}},
+		{name: "lower-case currency, no channel, no fees", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":7,"reference":"ref7","amount":150,"currency":"ghs","metadata":{"sale_id":"sal_7"}}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:7:ref7", Kind: "payment.succeeded", SaleID: "sal_7",
+				TransactionID: "ref7", Amount: amt(150, "GHS")}},
+		{name: "transfer event ignored", gateway: "paystack", body: body("transfer.success"), wantErr: errIgnoredKind},
+		{name: "charge.dispute.create ignored", gateway: "paystack", body: body("charge.dispute.create"), wantErr: errIgnoredKind},
+		{name: "invalid JSON", gateway: "paystack", body: `{"event":"charge.success","data":`, wantErr: errMalformedDelivery},
+		{name: "missing id and reference", gateway: "paystack", body: `{"event":"charge.success","data":{"amount":20000,"currency":"NGN","metadata":{"sale_id":"sal_1"}}}`, wantErr: errMalformedDelivery},
+		{name: "id not a number", gateway: "paystack", body: `{"event":"charge.success","data":{"id":"abc","reference":"r"}}`, wantErr: errMalformedDelivery},
+	}
+	runParseCases(t, tests)
+}
+
+// --- fuzz ----------------------------------------------------------------------------------------------
+
+func isVerifyErr(err error) bool {
+	return err == nil || errors.Is(err, errBadSignature) || errors.Is(err, errStaleTimestamp)
+}
+
+// FuzzStripeSignature: any header and body is answered without a panic and with one of the verifier's
+// own errors; and a header computed correctly for a timestamp within tolerance verifies, while any
+// single-byte change of the body (flip, truncation, insertion) does not.
+func FuzzStripeSignature(f *testing.F) {
+	ts := unixAt(0)
+	b := []byte(`{"id":"evt_1","type":"payment_intent.succeeded"}`)
+	f.Add("whsec_x", "t="+ts+",v1="+stripeSig("whsec_x", ts, b), b, int64(0), uint(3), byte(1))
+	f.Add("s", "t=,v1=,v0=,=,,", []byte{}, int64(-299), uint(0), byte(0x80))
+	f.Add("", "t=99999999999999999999,v1=zz", []byte("\x00\xff"), int64(299), uint(1), byte(0xff))
+	f.Add("k", " t = 1 , v1 = ab ", []byte("x"), int64(1<<40), uint(7), byte(2))
+	f.Fuzz(func(t *testing.T, secret, header string, body []byte, offset int64, pos uint, flip byte) {
+		h := http.Header{}
+		h.Set("Stripe-Signature", header)
+		if err := verifyStripe(secret, h, body, testNow); !isVerifyErr(err) {
+			t.Fatalf("arbitrary header %q: unexpected error %v", header, err)
+		}
+
+		// Oracle.
+		ts := strconv.FormatInt(testNow.Unix()+offset%300, 10) // |skew| <= 299 s
+		good := "t=" + ts + ",v1=" + stripeSig(secret, ts, body)
+		h.Set("Stripe-Signature", good)
+		if err := verifyStripe(secret, h, body, testNow); err != nil {
+			t.Fatalf("correct header %q for body %q: %v", good, body, err)
+		}
+		for _, changed := range oneByteChanges(body, pos, flip) {
+			if err := verifyStripe(secret, h, changed, testNow); !errors.Is(err, errBadSignature) {
+				t.Fatalf("body %q changed to %q still verifies (err %v)", body, changed, err)
+			}
+		}
+	})
+}
+
+// FuzzStandardSignature: as FuzzStripeSignature, for Standard Webhooks.
+func FuzzStandardSignature(f *testing.F) {
+	ts := unixAt(0)
+	key := []byte("0123456789abcdef")
+	b := []byte(`{"type":"payment.succeeded","data":{"sale_id":"sal_1"}}`)
+	f.Add("whsec_"+base64.StdEncoding.EncodeToString(key), "msg_1", ts, "v1,"+standardSig(key, "msg_1", ts, b), b, key, int64(0), uint(0), byte(1))
+	f.Add("whsec_!!", "", "", "", []byte{}, []byte{}, int64(-299), uint(5), byte(0x80))
+	f.Add("whsec_", "a.b", "-1", "v1, v1,, ,v1 v2,AAAA", []byte("."), []byte{0}, int64(299), uint(1), byte(0xff))
+	f.Add("whsec_AAAA", "id", "+1e9", "v1,====", []byte("\n"), []byte("k"), int64(-1<<50), uint(9), byte(4))
+	f.Fuzz(func(t *testing.T, secret, id, ts, sigs string, body, key []byte, offset int64, pos uint, flip byte) {
+		h := http.Header{}
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", ts)
+		h.Set("webhook-signature", sigs)
+		err := verifyStandard(secret, h, body, testNow)
+		// A secret that is not base64 yields a configuration error of its own; anything else must be one
+		// of the verifier's errors.
+		if !isVerifyErr(err) && !strings.Contains(err.Error(), "whsec_") {
+			t.Fatalf("arbitrary headers: unexpected error %v", err)
+		}
+
+		// Oracle.
+		if id == "" {
+			id = "msg_fuzz"
+		}
+		secret = "whsec_" + base64.StdEncoding.EncodeToString(key)
+		ts = strconv.FormatInt(testNow.Unix()+offset%300, 10)
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", ts)
+		h.Set("webhook-signature", "v1,"+standardSig(key, id, ts, body))
+		if err := verifyStandard(secret, h, body, testNow); err != nil {
+			t.Fatalf("correct signature (id %q, ts %s, body %q): %v", id, ts, body, err)
+		}
+		for _, changed := range oneByteChanges(body, pos, flip) {
+			if err := verifyStandard(secret, h, changed, testNow); !errors.Is(err, errBadSignature) {
+				t.Fatalf("body %q changed to %q still verifies (err %v)", body, changed, err)
+			}
+		}
+	})
+}
+
+// oneByteChanges returns body with the byte at pos flipped (by flip, or 1 if flip is 0), with one byte
+// removed, and with one byte inserted. The input is not modified.
+func oneByteChanges(body []byte, pos uint, flip byte) [][]byte {
+	if flip == 0 {
+		flip = 1
+	}
+	var out [][]byte
+	ins := make([]byte, 0, len(body)+1)
+	i := 0
+	if len(body) > 0 {
+		i = int(pos % uint(len(body)))
+		flipped := append([]byte(nil), body...)
+		flipped[i] ^= flip
+		removed := append(append([]byte(nil), body[:i]...), body[i+1:]...)
+		out = append(out, flipped, removed)
+	}
+	ins = append(append(append(ins, body[:i]...), flip), body[i:]...)
+	return append(out, ins)
+}
+
+// FuzzGatewayParse: no body makes a parse function panic, and every outcome is a delivery with a
+// recognised kind, errIgnoredKind or errMalformedDelivery.
+func FuzzGatewayParse(f *testing.F) {
+	f.Add(`{"type":"payment.succeeded","data":{"sale_id":"s"}}`)
+	f.Add(`{"event":"payment.success","data":{"id":"p","amount":1,"currency":"xof","metadata":{"sale_id":"s"}}}`)
+	f.Add(`{"id":"evt","type":"payment_intent.payment_failed","data":{"object":{"last_payment_error":{}}}}`)
+	f.Add(`{"event":"charge.success","data":{"id":1e400,"reference":"r"}}`)
+	f.Add(`null`)
+	kinds := map[string]bool{"payment.initiated": true, "payment.pending": true, "payment.succeeded": true,
+		"payment.failed": true, "payment.cancelled": true, "settlement.done": true}
+	f.Fuzz(func(t *testing.T, body string) {
+		h := http.Header{}
+		h.Set("webhook-id", "msg_1")
+		for name, gw := range gateways {
+			d, err := gw.parse(h, []byte(body))
+			switch {
+			case errors.Is(err, errIgnoredKind), errors.Is(err, errMalformedDelivery):
+			case err != nil:
+				t.Fatalf("%s: unexpected error %v", name, err)
+			case !kinds[d.Kind]:
+				t.Fatalf("%s: kind %q is not a ledger kind", name, d.Kind)
+			}
+		}
+	})
+}
