@@ -20,7 +20,9 @@ type scopeKey struct{}
 
 func scopeFrom(ctx context.Context) Scope { s, _ := ctx.Value(scopeKey{}).(Scope); return s }
 
-func withScope(ctx context.Context, s Scope) context.Context { return context.WithValue(ctx, scopeKey{}, s) }
+func withScope(ctx context.Context, s Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
 
 // credential extracts the secret from "Authorization: Bearer <secret>" or HTTP Basic with the secret as
 // user name and an empty password.
