@@ -186,3 +186,31 @@ func TestWebhookRejections(t *testing.T) {
 		t.Fatalf("a rejected delivery changed the sale: %v %v", d["status"], field(d, "payment.status"))
 	}
 }
+
+// A delivery can arrive before its sale is visible (another replica took the checkout, the projection
+// lags): it is kept and applied once the sale appears.
+func TestDeliveryBeforeItsSaleIsAppliedLater(t *testing.T) {
+	m := startMain(t, t.TempDir(), withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	storeID, live, _ := createStore(t, c, "early")
+	const saleID = "sal_arrivesafteritspayment00"
+	if r := c.standardWebhook("early_1", paymentBody("payment.succeeded", saleID, 1000, "USD"), time.Now()); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	time.Sleep(300 * time.Millisecond) // the processor has tried and is waiting to retry
+	now := time.Now().UTC()
+	_, err := m.events.Append(context.Background(), 0, events.Envelope{
+		ID:        "evt_early_sale",
+		Aggregate: events.Aggregate{Mode: "live", StoreID: storeID, Type: events.AggregateSale, ID: saleID},
+		Time:      now,
+		Payload: events.SaleStarted{SaleID: saleID, Store: events.StoreRef{ID: storeID, Name: "Shop early", Slug: "early"},
+			Product:  events.Product{ID: "prd_1", Name: "P", Type: "course", Price: events.Amount{Amount: 1000, Currency: "USD"}},
+			Customer: events.CustomerRef{ID: "cus_1", Email: "e@example.com"}, Channel: "api",
+			OriginalAmount: events.Amount{Amount: 1000, Currency: "USD"}, DiscountAmount: events.Amount{Currency: "USD"},
+			Amount: events.Amount{Amount: 1000, Currency: "USD"}, ServiceFeePercent: "5", SettlementDelayDays: 7, AbandonAt: now.Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSale(t, c, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
+}
