@@ -118,9 +118,29 @@ func TestVerifyStandard(t *testing.T) {
 			r.sig = "v1,!!notbase64!! v1a,xyz garbage " + r.sig + " v1,AAAA"
 			return r
 		}, nil},
+		{"good MAC then base64 garbage", func() req {
+			r := good()
+			r.sig += "!!!!"
+			return r
+		}, errBadSignature},
+		{"good MAC then more base64", func() req {
+			r := good()
+			r.sig += "AAAA"
+			return r
+		}, errBadSignature},
 		{"v2 entry with the right MAC is ignored", func() req {
 			r := good()
 			r.sig = "v2," + strings.TrimPrefix(r.sig, "v1,")
+			return r
+		}, errBadSignature},
+		{"v1a entry with the right MAC is ignored", func() req {
+			r := good()
+			r.sig = "v1a," + strings.TrimPrefix(r.sig, "v1,")
+			return r
+		}, errBadSignature},
+		{"upper-case V1 entry is ignored", func() req {
+			r := good()
+			r.sig = "V1," + strings.TrimPrefix(r.sig, "v1,")
 			return r
 		}, errBadSignature},
 		{"v1 entry with no comma is ignored", func() req {
@@ -161,6 +181,12 @@ func TestVerifyStandard(t *testing.T) {
 		{"missing webhook-id", func() req {
 			r := good()
 			r.noID = true
+			return r
+		}, errBadSignature},
+		{"missing webhook-id, signature computed over an empty id", func() req {
+			r := good()
+			r.noID = true
+			r.sig = "v1," + standardSig(key, "", r.ts, body)
 			return r
 		}, errBadSignature},
 		{"missing webhook-timestamp", func() req {
@@ -255,6 +281,8 @@ func TestVerifyStripe(t *testing.T) {
 		{"wrong signature", "t=" + ts + ",v1=" + wrong, false, body, errBadSignature},
 		{"signature not hex", "t=" + ts + ",v1=zz" + good[2:], false, body, errBadSignature},
 		{"truncated signature", "t=" + ts + ",v1=" + good[:62], false, body, errBadSignature},
+		{"good MAC then one more hex digit", "t=" + ts + ",v1=" + good + "0", false, body, errBadSignature},
+		{"good MAC then non-hex", "t=" + ts + ",v1=" + good + "zz", false, body, errBadSignature},
 		{"body changed by one byte", "t=" + ts + ",v1=" + good, false, []byte(strings.Replace(string(body), "7920", "7921", 1)), errBadSignature},
 		{"signed t differs from header t", "t=" + unixAt(time.Second) + ",v1=" + good, false, body, errBadSignature},
 		{"missing t", "v1=" + good, false, body, errBadSignature},
@@ -302,6 +330,8 @@ func TestVerifyMoneroo(t *testing.T) {
 		{"empty", "", false, body, errBadSignature},
 		{"non-hex", "g" + good[1:], false, body, errBadSignature},
 		{"odd length", good[1:], false, body, errBadSignature},
+		{"good MAC then one more hex digit", good + "0", false, body, errBadSignature},
+		{"good MAC then non-hex", good + "zz", false, body, errBadSignature},
 		{"sha256= prefix is not accepted", "sha256=" + good, false, body, errBadSignature},
 	}
 	for _, tt := range tests {

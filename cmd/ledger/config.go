@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -133,6 +134,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("LEDGER_GATEWAY_SECRETS: entry for %q is not gateway=secret", name))
 		case !knownGateways[name]:
 			errs = append(errs, fmt.Errorf("LEDGER_GATEWAY_SECRETS: unknown gateway %q (known: standard, moneroo, stripe, paystack)", name))
+		case name == "standard" && !validStandardSecret(secret):
+			errs = append(errs, errors.New("LEDGER_GATEWAY_SECRETS: the standard secret must be whsec_ followed by base64"))
 		default:
 			c.GatewaySecrets[name] = secret
 		}
@@ -156,4 +159,14 @@ func loadConfig(name string, args []string, env func(string) string, extra func(
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return c, c.Validate()
+}
+
+// validStandardSecret checks the Standard Webhooks secret format: whsec_<base64 key>.
+func validStandardSecret(s string) bool {
+	key, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(b) > 0
 }

@@ -18,13 +18,13 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	t.Run("flag beats environment", func(t *testing.T) {
-		c, err := loadConfig("serve", []string{"--http-addr", "0.0.0.0:9000", "--sync-always=false", "--gateway-secrets", "moneroo=abc,standard=whsec_x"},
+		c, err := loadConfig("serve", []string{"--http-addr", "0.0.0.0:9000", "--sync-always=false", "--gateway-secrets", "moneroo=abc,standard=whsec_c2VjcmV0"},
 			envOf(map[string]string{"LEDGER_HTTP_ADDR": "127.0.0.1:1", "LEDGER_DATA_DIR": "/tmp/d", "LEDGER_NATS_LISTEN": "off"}), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.HTTPAddr != "0.0.0.0:9000" || c.DataDir != "/tmp/d" || c.NATSListen != "off" || c.SyncAlways ||
-			c.GatewaySecrets["moneroo"] != "abc" || c.GatewaySecrets["standard"] != "whsec_x" {
+			c.GatewaySecrets["moneroo"] != "abc" || c.GatewaySecrets["standard"] != "whsec_c2VjcmV0" {
 			t.Fatalf("got %+v", c)
 		}
 	})
@@ -33,14 +33,14 @@ func TestConfig(t *testing.T) {
 			"LEDGER_HTTP_ADDR":       "no-port",
 			"LEDGER_SYNC_ALWAYS":     "maybe",
 			"LEDGER_ADMIN_TOKEN":     "short",
-			"LEDGER_GATEWAY_SECRETS": "paypal=x,stripe",
+			"LEDGER_GATEWAY_SECRETS": "paypal=x,stripe,standard=not-whsec",
 			"LEDGER_NATS_REPLICAS":   "3",
 		}), nil)
 		if err == nil {
 			t.Fatal("invalid configuration accepted")
 		}
 		for _, want := range []string{"LEDGER_HTTP_ADDR", "LEDGER_SYNC_ALWAYS", "LEDGER_NATS_LISTEN", "LEDGER_ADMIN_TOKEN",
-			`unknown gateway "paypal"`, `entry for "stripe"`, "LEDGER_NATS_REPLICAS above 1"} {
+			`unknown gateway "paypal"`, `entry for "stripe"`, "standard secret must be whsec_", "LEDGER_NATS_REPLICAS above 1"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not mention %s:\n%v", want, err)
 			}
