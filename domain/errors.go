@@ -14,6 +14,9 @@ var (
 	ErrConflict = errors.New("the resource was modified concurrently")
 	// ErrSlugTaken means another store already holds the slug.
 	ErrSlugTaken = errors.New("the slug is already taken")
+	// ErrUnavailable means the event log could not take the write right now (no stream leader, a
+	// timeout); nothing was acknowledged, and the request may be retried.
+	ErrUnavailable = errors.New("the event log is temporarily unavailable")
 	// ErrNotFound means no such aggregate in the caller's store and mode.
 	ErrNotFound = errors.New("not found")
 )

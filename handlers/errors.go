@@ -52,6 +52,7 @@ var errorTable = []struct {
 	{domain.ErrNotFound, http.StatusNotFound, "not_found", "No such resource."},
 	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken", "The slug is already taken by another store."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The resource was modified concurrently; retry the request."},
+	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "The event log is temporarily unavailable; nothing was recorded, retry shortly."},
 }
 
 // writeError answers with the error's status and body. Anything not known is a 500 with a generic body;

@@ -218,7 +218,7 @@ func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, er
 	last.Header.Set(hdrBatchCommit, "1")
 	reply, err := s.nc.RequestMsgWithContext(ctx, last)
 	if err != nil {
-		return 0, fmt.Errorf("append batch: %w", err)
+		return 0, transient(fmt.Errorf("append batch: %w", err))
 	}
 	var ack struct {
 		Sequence uint64 `json:"seq"`
@@ -255,7 +255,17 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %s", domain.ErrConflict, apiErr.Description)
 		}
 	}
-	return fmt.Errorf("append: %w", err)
+	return transient(fmt.Errorf("append: %w", err))
+}
+
+// transient marks the errors after which nothing was acknowledged and a retry may succeed: no stream
+// leader yet (no responders), a timeout waiting for the acknowledgement.
+func transient(err error) error {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return err
 }
 
 // Load reads every event of one aggregate in order and returns them with the aggregate's last subject
