@@ -22,6 +22,8 @@ type Timers struct {
 	Every time.Duration
 	// Batch caps the sales handled in one pass.
 	Batch int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Run makes a pass every Every until ctx is done.
@@ -29,7 +31,11 @@ func (t *Timers) Run(ctx context.Context) {
 	tick := time.NewTicker(t.Every)
 	defer tick.Stop()
 	for {
-		if _, err := t.Tick(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		now := time.Now
+		if t.Now != nil {
+			now = t.Now
+		}
+		if _, err := t.Tick(ctx, now()); err != nil && ctx.Err() == nil {
 			t.Log.Error("timer pass failed", "err", err)
 		}
 		select {

@@ -30,6 +30,12 @@ const adminToken = "adm_test_token_0123456789abcdef"
 // startMain runs the whole ledger in-process on free ports with its data in dir.
 func startMain(t *testing.T, dir string, tweak func(*Config)) *Main {
 	t.Helper()
+	return startMainWithClock(t, dir, tweak, nil)
+}
+
+// startMainWithClock is startMain with the ledger's clock replaced.
+func startMainWithClock(t *testing.T, dir string, tweak func(*Config), now func() time.Time) *Main {
+	t.Helper()
 	cfg, err := loadConfig("serve", nil, func(k string) string {
 		return map[string]string{
 			"LEDGER_DATA_DIR":    dir,
@@ -45,7 +51,7 @@ func startMain(t *testing.T, dir string, tweak func(*Config)) *Main {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now}
 	if err := m.Run(context.Background()); err != nil {
 		m.Close()
 		t.Fatal(err)

@@ -32,6 +32,10 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
+	// Now is the clock of every decision (event times, deadlines, link expiry); nil means time.Now.
+	// Tests set it to replay a past period.
+	Now func() time.Time
+
 	// HTTPAddr is the resolved API address once Run returned; NATSURL the resolved NATS client URL.
 	HTTPAddr string
 	NATSURL  string
@@ -112,6 +116,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Reads:   func() handlers.ReadStore { return live.Store() },
 		Decode:  jetstream.EnvelopeOf,
 		LinkTTL: cfg.DownloadTTL,
+		Now:     m.Now,
 		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
 			Durable: "payments",
 			Filter:  "ledger.platform.*.webhook.*.webhook_received",
@@ -128,7 +133,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	<-router.Running()
 
-	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500}
+	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now}
 	go m.timers.Run(runCtx)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -154,6 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminTokenHash: adminHash,
 		GatewaySecrets: cfg.GatewaySecrets,
 		DownloadKey:    downloadKey,
+		Now:            m.Now,
 		PublicURL:      publicURL,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
