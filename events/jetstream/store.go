@@ -274,45 +274,74 @@ func (s *Store) Load(ctx context.Context, agg events.Aggregate) ([]events.Envelo
 	return s.LoadFilter(ctx, agg.Filter())
 }
 
-// LoadFilter reads every event whose subject matches filter, in stream order.
+// LoadFilter reads every event whose subject matches filter, in stream order. It uses JetStream's
+// batched direct get (one request per 256 events, no consumer), so loading an aggregate costs a round
+// trip, not a consumer's creation and deletion.
 func (s *Store) LoadFilter(ctx context.Context, filter string) ([]events.Envelope, uint64, error) {
-	stream, err := s.ledgerStream(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, filter)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
-	}
 	var out []events.Envelope
+	next := uint64(1)
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchContext(ctx))
+		batch, err := s.directBatch(ctx, filter, next, loadBatch)
 		if err != nil {
 			return nil, 0, fmt.Errorf("load %s: %w", filter, err)
 		}
-		for m := range batch.Messages() {
-			e, err := decode(m)
-			if err != nil {
-				return nil, 0, err
-			}
-			out = append(out, e)
-			if e.Sequence >= last.Sequence {
-				return out, last.Sequence, nil
-			}
+		out = append(out, batch...)
+		if len(batch) < loadBatch {
+			break
 		}
-		if err := batch.Error(); err != nil {
-			return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+		next = batch[len(batch)-1].Sequence + 1
+	}
+	if len(out) == 0 {
+		return nil, 0, nil
+	}
+	return out, out[len(out)-1].Sequence, nil
+}
+
+const loadBatch = 256
+
+// directBatch asks for up to n messages matching filter from sequence start on. The server answers with
+// the messages (original headers plus Nats-Sequence and Nats-Subject), then an end-of-batch status 204;
+// or a status 404 when nothing matches.
+func (s *Store) directBatch(ctx context.Context, filter string, start uint64, n int) ([]events.Envelope, error) {
+	req, _ := json.Marshal(map[string]any{"seq": start, "next_by_subj": filter, "batch": n})
+	inbox := s.nc.NewRespInbox()
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
+		return nil, err
+	}
+	if s.AppendTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
+		defer cancel()
+	}
+	var out []events.Envelope
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, transient(err)
 		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "404":
+			return out, nil
+		case "204":
+			return out, nil
+		default:
+			return nil, fmt.Errorf("direct get: status %s %s", status, m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("direct get: sequence %q", m.Header.Get("Nats-Sequence"))
+		}
+		e, err := events.DecodeMessage(m.Header.Get("Nats-Subject"), m.Header.Get, m.Data, seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
 	}
 }
 

@@ -263,3 +263,28 @@ func TestRestartKeepsEvents(t *testing.T) {
 		t.Fatalf("stale append after restart: %v", err)
 	}
 }
+
+// Loading must not leave consumers behind: thousands of loads once exhausted the server's consumer
+// limit and stalled the payment processor.
+func TestLoadLeavesNoConsumers(t *testing.T) {
+	ctx := context.Background()
+	srv := jstest.Start(t, "")
+	for i := 1; i <= 300; i++ { // more than one direct-get batch of 256 for one aggregate
+		if _, err := srv.Store.Append(ctx, jetstream.NoExpectation, created("str_a", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		evs, last, err := srv.Store.Load(ctx, storeAgg("str_a"))
+		if err != nil || len(evs) != 300 || last != 300 {
+			t.Fatalf("load: %d events, last %d, %v", len(evs), last, err)
+		}
+	}
+	info, err := srv.Store.JetStream().Stream(ctx, jetstream.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Consumers; n != 0 {
+		t.Fatalf("%d consumers left behind by loads", n)
+	}
+}

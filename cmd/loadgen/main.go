@@ -1,0 +1,268 @@
+// Command loadgen drives realistic traffic at a running ledger over HTTP — checkouts, then signed
+// Standard Webhooks payment deliveries with duplicates and out-of-order arrivals — and prints throughput
+// and latency percentiles, then checks that every paid sale ended completed. It only talks to the URL
+// it is given (loopback by default) and stops by itself.
+//
+//	LEDGER_GATEWAY_SECRETS=standard=whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5 go run ./cmd/ledger
+//	go run ./cmd/loadgen -admin-token <token from the ledger's log> -sales 5000 -concurrency 64
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type config struct {
+	url, adminToken, secret string
+	sales, concurrency      int
+	duplicates, reordered   float64
+	timeout                 time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "the ledger's base URL")
+	flag.StringVar(&c.adminToken, "admin-token", os.Getenv("LEDGER_ADMIN_TOKEN"), "admin token, to create the store the load runs in")
+	flag.StringVar(&c.secret, "secret", "whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5", "the ledger's standard gateway secret")
+	flag.IntVar(&c.sales, "sales", 2000, "checkouts to create; each gets a pending and a succeeded delivery")
+	flag.IntVar(&c.concurrency, "concurrency", 64, "requests in flight")
+	flag.Float64Var(&c.duplicates, "duplicates", 0.2, "fraction of deliveries sent twice")
+	flag.Float64Var(&c.reordered, "reordered", 0.3, "fraction of sales whose succeeded delivery is sent before their pending one")
+	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "stop after this long whatever happens")
+	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if err := run(ctx, c, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
+
+func run(ctx context.Context, c config, out io.Writer) error {
+	key, err := createStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	// Phase 1: checkouts.
+	ids := make([]string, c.sales)
+	res := drive(ctx, c.concurrency, c.sales, func(i int) error {
+		body := fmt.Sprintf(`{"product":{"id":"prd_load","name":"Load","type":"course","price":{"amount":%d,"currency":"USD"}},"customer":{"email":"load%d@example.com"}}`, 1000+i%500, i%1000)
+		var sale struct {
+			Data struct{ ID string } `json:"data"`
+		}
+		if err := call(ctx, "POST", c.url+"/v1/checkouts", "Bearer "+key, nil, body, 201, &sale); err != nil {
+			return err
+		}
+		ids[i] = sale.Data.ID
+		return nil
+	})
+	res.print(out, "checkouts")
+	if res.errors > 0 {
+		return fmt.Errorf("%d checkouts failed (first: %v)", res.errors, res.firstErr)
+	}
+	// Phase 2: deliveries, shuffled, with duplicates and succeeded-before-pending.
+	type delivery struct{ id, body string }
+	var ds []delivery
+	for i, sale := range ids {
+		amount := 1000 + i%500
+		pending := delivery{"load_p_" + sale, payment("payment.pending", sale, amount)}
+		success := delivery{"load_s_" + sale, payment("payment.succeeded", sale, amount)}
+		pair := []delivery{pending, success}
+		if rand.Float64() < c.reordered {
+			pair = []delivery{success, pending}
+		}
+		for _, d := range pair {
+			ds = append(ds, d)
+			if rand.Float64() < c.duplicates {
+				ds = append(ds, d)
+			}
+		}
+	}
+	// Shuffle within windows so a sale's two deliveries stay close but interleave with others.
+	for w := 0; w < len(ds); w += 256 {
+		end := min(w+256, len(ds))
+		rand.Shuffle(end-w, func(i, j int) { ds[w+i], ds[w+j] = ds[w+j], ds[w+i] })
+	}
+	secret, err := base64.StdEncoding.DecodeString(c.secret[len("whsec_"):])
+	if err != nil {
+		return fmt.Errorf("-secret is not whsec_<base64>: %w", err)
+	}
+	res = drive(ctx, c.concurrency, len(ds), func(i int) error {
+		d := ds[i]
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(d.id + "." + ts + "." + d.body))
+		h := map[string]string{"webhook-id": d.id, "webhook-timestamp": ts,
+			"webhook-signature": "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))}
+		return call(ctx, "POST", c.url+"/v1/webhooks/standard", "", h, d.body, 200, nil)
+	})
+	res.print(out, "webhooks")
+	if res.errors > 0 {
+		return fmt.Errorf("%d webhooks failed (first: %v)", res.errors, res.firstErr)
+	}
+	// Phase 3: every sale must end completed, whatever the order and repetition of its deliveries.
+	start := time.Now()
+	for {
+		done, err := countCompleted(ctx, c.url, key)
+		if err != nil {
+			return err
+		}
+		if done == c.sales {
+			fmt.Fprintf(out, "all %d sales completed %s after the last webhook was answered\n", c.sales, time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("only %d of %d sales completed: %w", done, c.sales, ctx.Err())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func payment(kind, sale string, amount int) string {
+	return fmt.Sprintf(`{"type":%q,"data":{"sale_id":%q,"transaction_id":"txn_%s","amount":{"amount":%d,"currency":"USD"}}}`, kind, sale, sale, amount)
+}
+
+func createStore(ctx context.Context, c config) (string, error) {
+	if c.adminToken == "" {
+		return "", errors.New("-admin-token (or LEDGER_ADMIN_TOKEN) is required to create the load's store")
+	}
+	var created struct {
+		Data struct {
+			Keys struct{ Test string } `json:"keys"`
+		} `json:"data"`
+	}
+	body := fmt.Sprintf(`{"name":"Load test","slug":"load-%d","service_fee_percent":"5"}`, time.Now().UnixNano())
+	err := call(ctx, "POST", c.url+"/v1/admin/stores", "Bearer "+c.adminToken, nil, body, 201, &created)
+	return created.Data.Keys.Test, err
+}
+
+// countCompleted walks GET /v1/sales?status=completed with its cursor.
+func countCompleted(ctx context.Context, base, key string) (int, error) {
+	n, cursor := 0, ""
+	for {
+		var page struct {
+			Data       []json.RawMessage `json:"data"`
+			Pagination struct {
+				NextCursor *string `json:"next_cursor"`
+			} `json:"pagination"`
+		}
+		u := base + "/v1/sales?status=completed&per_page=100"
+		if cursor != "" {
+			u += "&cursor=" + cursor
+		}
+		if err := call(ctx, "GET", u, "Bearer "+key, nil, "", 200, &page); err != nil {
+			return n, err
+		}
+		n += len(page.Data)
+		if page.Pagination.NextCursor == nil {
+			return n, nil
+		}
+		cursor = *page.Pagination.NextCursor
+	}
+}
+
+func call(ctx context.Context, method, url, auth string, headers map[string]string, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+type result struct {
+	n, errors int
+	firstErr  error
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+// drive runs n requests with the given concurrency and records each one's latency.
+func drive(ctx context.Context, concurrency, n int, do func(i int) error) result {
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		res      = result{n: n, latencies: make([]time.Duration, 0, n)}
+		wg       sync.WaitGroup
+		start    = time.Now()
+		failures atomic.Int64
+	)
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				err := do(i)
+				d := time.Since(t0)
+				mu.Lock()
+				res.latencies = append(res.latencies, d)
+				if err != nil {
+					res.errors++
+					if res.firstErr == nil {
+						res.firstErr = err
+					}
+				}
+				mu.Unlock()
+				if err != nil && failures.Add(1) > 100 {
+					return // the server is down or misconfigured: stop hammering it
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	return res
+}
+
+func (r result) print(out io.Writer, what string) {
+	slices.Sort(r.latencies)
+	q := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))].Round(10 * time.Microsecond)
+	}
+	fmt.Fprintf(out, "%-10s %6d requests in %7s  %8.0f req/s  p50 %-9s p90 %-9s p99 %-9s max %-9s errors %d\n",
+		what, len(r.latencies), r.elapsed.Round(time.Millisecond), float64(len(r.latencies))/r.elapsed.Seconds(),
+		q(0.50), q(0.90), q(0.99), q(1), r.errors)
+}
