@@ -118,8 +118,9 @@ func (m *Main) Run(ctx context.Context) error {
 		LinkTTL: cfg.DownloadTTL,
 		Now:     m.Now,
 		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
-			Durable: "payments",
-			Filter:  "ledger.platform.*.webhook.*.webhook_received",
+			Durable:  "payments",
+			Filter:   "ledger.platform.*.webhook.*.webhook_received",
+			InFlight: 64,
 		}),
 	})
 	if err != nil {

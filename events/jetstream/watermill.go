@@ -34,6 +34,10 @@ type SubscriberConfig struct {
 	// Redelivery is the delay before a nacked message comes back, by delivery attempt (the last entry
 	// repeats).
 	Redelivery []time.Duration
+	// InFlight is how many messages may be handed out before earlier ones are acknowledged. Handlers
+	// must then tolerate concurrent messages for one aggregate (they do: appends carry an expected
+	// sequence, and a conflict is retried on fresh state).
+	InFlight int
 }
 
 // Subscriber is a watermill wmmessage.Subscriber over a durable JetStream pull consumer of LEDGER.
@@ -55,14 +59,17 @@ func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
 	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 1
+	}
 	if len(cfg.Redelivery) == 0 {
 		cfg.Redelivery = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute}
 	}
 	return &Subscriber{store: s, cfg: cfg}
 }
 
-// Subscribe starts consuming. Messages are delivered one at a time, in stream order, to the returned
-// channel; the next one comes once the previous one was acked or nacked.
+// Subscribe starts consuming. Messages are handed to the returned channel in stream order, with up to
+// InFlight of them awaiting their ack or nack at once.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmessage.Message, error) {
 	cons, err := s.store.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
@@ -70,7 +77,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 1,
+		MaxAckPending: s.cfg.InFlight,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -91,10 +98,20 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	stop := context.AfterFunc(ctx, it.Stop)
 
 	out := make(chan *wmmessage.Message)
+	slots := make(chan struct{}, s.cfg.InFlight)
 	go func() {
-		defer close(out)
+		var pending sync.WaitGroup
+		defer func() {
+			pending.Wait()
+			close(out)
+		}()
 		defer stop()
 		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			m, err := it.Next()
 			if err != nil {
 				return // stopped
@@ -102,6 +119,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			wm, err := toWatermill(m)
 			if err != nil {
 				_ = m.Term() // not a ledger event: redelivering it would never help
+				<-slots
 				continue
 			}
 			wm.SetContext(ctx)
@@ -110,14 +128,18 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			case <-ctx.Done():
 				return
 			}
-			select {
-			case <-wm.Acked():
-				_ = m.DoubleAck(ctx)
-			case <-wm.Nacked():
-				_ = m.NakWithDelay(s.delay(wm))
-			case <-ctx.Done():
-				return
-			}
+			pending.Add(1)
+			go func() {
+				defer pending.Done()
+				defer func() { <-slots }()
+				select {
+				case <-wm.Acked():
+					_ = m.DoubleAck(ctx)
+				case <-wm.Nacked():
+					_ = m.NakWithDelay(s.delay(wm))
+				case <-ctx.Done():
+				}
+			}()
 		}
 	}()
 	return out, nil
