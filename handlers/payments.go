@@ -124,11 +124,24 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
 	}
 	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: d.SaleID}
-	evs, _, err := p.cfg.Events.Load(ctx, agg)
+	// A redelivered or retried message reads the log: the read model may be what was stale.
+	fromLog := msg.Metadata.Get("ledger_retry") == "1" || msg.Metadata.Get("num_delivered") != "1"
+	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, fromLog)
 	if err != nil {
 		return err
 	}
-	sale := domain.FoldSale(evs)
+	// Currencies are compared in upper case; an amount or fee without one is in the sale's currency.
+	for _, a := range []*events.Amount{d.Amount, d.Fee} {
+		if a != nil {
+			a.Currency = strings.ToUpper(a.Currency)
+			if a.Currency == "" {
+				a.Currency = sale.Started.Amount.Currency
+			}
+		}
+	}
+	if d.Fee != nil && d.Fee.Currency != sale.Started.Amount.Currency {
+		return permanent{fmt.Errorf("%w: fee in %s, sale is in %s", domain.ErrPaymentMismatch, d.Fee.Currency, sale.Started.Amount.Currency)}
+	}
 	now := p.cfg.Now().UTC()
 	var payloads []events.Payload
 	var licences []events.Payload
@@ -157,6 +170,11 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		}
 	}
 	if errors.Is(err, domain.ErrPaymentMismatch) || errors.Is(err, domain.ErrNotCompleted) {
+		if !fromLog {
+			// Decided on the read model's copy, which may lag: confirm on the log before rejecting.
+			msg.Metadata.Set("ledger_retry", "1")
+			return fmt.Errorf("confirming on the log: %w", err)
+		}
 		return permanent{err}
 	}
 	if err != nil {
@@ -179,6 +197,9 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: 0})
 	}
 	_, err = p.cfg.Events.AppendWrites(ctx, writes...)
+	if errors.Is(err, domain.ErrConflict) {
+		msg.Metadata.Set("ledger_retry", "1") // the Retry middleware runs us again: read the log then
+	}
 	return err
 }
 

@@ -87,17 +87,13 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 	sc := scopeFrom(ctx)
 	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
 	for attempt := 0; ; attempt++ {
-		evs, last, err := a.cfg.Events.Load(ctx, agg)
+		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)
 		if err != nil {
 			return domain.Sale{}, 0, err
 		}
-		if len(evs) == 0 {
-			return domain.Sale{}, 0, domain.ErrNotFound
-		}
-		sale := domain.FoldSale(evs)
 		payloads, err := decide(sale)
 		if err != nil || len(payloads) == 0 {
-			return sale, last, err
+			return sale, sale.Version, err
 		}
 		envs := make([]events.Envelope, len(payloads))
 		now := a.cfg.Now().UTC()

@@ -55,11 +55,11 @@ func (t *Timers) Tick(ctx context.Context, now time.Time) (int, error) {
 	changed := 0
 	for _, ref := range refs {
 		agg := events.Aggregate{Mode: ref.Mode, StoreID: ref.StoreID, Type: events.AggregateSale, ID: ref.ID}
-		evs, _, err := t.Events.Load(ctx, agg)
+		// The log, not the read model that listed it: a pass acts rarely, and must not act on stale state.
+		sale, err := currentSale(ctx, t.Events, t.Reads(), agg, true)
 		if err != nil {
 			return changed, err
 		}
-		sale := domain.FoldSale(evs)
 		var payloads []events.Payload
 		switch sale.Status {
 		case domain.StatusAwaitingPayment:

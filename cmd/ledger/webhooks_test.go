@@ -214,3 +214,21 @@ func TestDeliveryBeforeItsSaleIsAppliedLater(t *testing.T) {
 	}
 	waitSale(t, c, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
 }
+
+func TestPaymentAmountWithoutCurrencyIsTheSalesCurrency(t *testing.T) {
+	m := startMain(t, t.TempDir(), withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "nocurrency")
+	id := field(c.post("/v1/checkouts", live, "", checkoutBody("n@example.com", 1000, "")).body, "data.id").(string)
+	body := `{"type":"payment.succeeded","data":{"sale_id":"` + id + `","amount":{"amount":1000},"fee":{"amount":30,"currency":"usd"}}}`
+	if r := c.standardWebhook("nocur_1", body, time.Now()); r.status != 200 {
+		t.Fatal(r.raw)
+	}
+	d := waitSale(t, c, live, id, func(d map[string]any) bool { return d["status"] == "completed" })
+	if field(d, "payment.amount.currency") != "USD" || field(d, "payment.fee.formatted") != "$0.30" {
+		t.Fatalf("payment %v", d["payment"])
+	}
+	if r := c.do("GET", "/v1/sales", "Bearer "+live, nil); r.status != 200 || len(r.body["data"].([]any)) != 1 {
+		t.Fatalf("list after the payment: %d %s", r.status, r.raw)
+	}
+}
