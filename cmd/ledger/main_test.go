@@ -74,12 +74,20 @@ type response struct {
 
 func (c client) do(method, path, auth string, body io.Reader) response {
 	c.t.Helper()
+	return c.send(method, path, map[string]string{"Authorization": auth}, body)
+}
+
+// send makes one request with the given headers (empty values are left out) and decodes the answer.
+func (c client) send(method, path string, headers map[string]string, body io.Reader) response {
+	c.t.Helper()
 	req, err := http.NewRequest(method, c.base+path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
+	for k, v := range headers {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -19,23 +16,7 @@ func checkoutBody(email string, price int64, extra string) string {
 
 func (c client) post(path, key, idem, body string) response {
 	c.t.Helper()
-	req, err := http.NewRequest("POST", c.base+path, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	if idem != "" {
-		req.Header.Set("Idempotency-Key", idem)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	r := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return c.send("POST", path, map[string]string{"Authorization": "Bearer " + key, "Idempotency-Key": idem}, strings.NewReader(body))
 }
 
 func field(m map[string]any, path string) any {

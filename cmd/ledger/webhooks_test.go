@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,17 +34,7 @@ func (c client) standardWebhook(id, body string, at time.Time) response {
 
 func (c client) signedPost(path, body string, headers map[string]string) response {
 	c.t.Helper()
-	req, _ := http.NewRequest("POST", c.base+path, strings.NewReader(body))
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	return c.send("POST", path, headers, strings.NewReader(body))
 }
 
 func paymentBody(kind, saleID string, amount int64, currency string) string {
