@@ -94,12 +94,17 @@ func cloneSet(m map[string]bool) map[string]bool {
 
 // Status is active, inactive (no activation yet), revoked or expired.
 func (l Licence) Status(now time.Time) string {
+	return LicenceStatus(l.Revoked, l.Issued.ExpiresAt, len(l.Instances), now)
+}
+
+// LicenceStatus is the status rule shared by the aggregate and read-model views of a licence.
+func LicenceStatus(revoked bool, expiresAt *time.Time, activations int, now time.Time) string {
 	switch {
-	case l.Revoked:
+	case revoked:
 		return "revoked"
-	case l.Issued.ExpiresAt != nil && !now.Before(*l.Issued.ExpiresAt):
+	case expiresAt != nil && !now.Before(*expiresAt):
 		return "expired"
-	case len(l.Instances) == 0:
+	case activations == 0:
 		return "inactive"
 	}
 	return "active"

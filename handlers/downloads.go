@@ -103,16 +103,7 @@ func (a *API) postPurchase(r *http.Request, s domain.Sale, mode string) (*postPu
 	}
 	now := a.cfg.Now()
 	for _, l := range rows {
-		status := "active"
-		switch {
-		case l.Revoked:
-			status = "revoked"
-		case l.ExpiresAt != nil && !now.Before(*l.ExpiresAt):
-			status = "expired"
-		case l.Activations == 0:
-			status = "inactive"
-		}
-		lj := licenceJSON{ID: l.ID, LicenceKey: l.Key, Status: status, Activations: l.Activations, MaxActivations: l.MaxActivations}
+		lj := licenceJSON{ID: l.ID, LicenceKey: l.Key, Status: domain.LicenceStatus(l.Revoked, l.ExpiresAt, l.Activations, now), Activations: l.Activations, MaxActivations: l.MaxActivations}
 		if l.ExpiresAt != nil {
 			lj.ExpiresAt = optTime(*l.ExpiresAt)
 		}

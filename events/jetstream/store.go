@@ -358,15 +358,6 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-func decode(m jetstream.Msg) (events.Envelope, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return events.Envelope{}, fmt.Errorf("event metadata: %w", err)
-	}
-	h := m.Headers()
-	return events.DecodeMessage(m.Subject(), h.Get, m.Data(), md.Sequence.Stream)
-}
-
 // Last returns the last event whose subject matches filter, and false if there is none. It reads the
 // stream directly, so it is exact even while projections lag: claims (an email, an idempotency key) are
 // read this way.
