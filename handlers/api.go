@@ -79,6 +79,8 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *httpMetrics
+	// deliveries serialises concurrent copies of one webhook delivery.
+	deliveries keyedMutex
 }
 
 // New builds the API. Zero limits get defaults.

@@ -64,7 +64,7 @@ func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &payments{cfg: cfg}
+	p := &payments{cfg: cfg, cache: newSaleCache(16384)}
 	poison, err := middleware.PoisonQueueWithFilter(p, events.TypeWebhookRejected, func(err error) bool {
 		var perm permanent
 		var panicked middleware.RecoveredPanicError
@@ -91,7 +91,11 @@ func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
 	return r, nil
 }
 
-type payments struct{ cfg PaymentsConfig }
+type payments struct {
+	cfg   PaymentsConfig
+	sales keyedMutex // one delivery at a time per sale
+	cache *saleCache // sales as this processor left them
+}
 
 // handle applies one delivery. It loads the sale from its own subject in the log (exact), decides with
 // the pure domain, and appends with the sale's last sequence as expectation, together with any licence
@@ -124,11 +128,15 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
 	}
 	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: d.SaleID}
+	defer p.sales.lock(d.SaleID)()
 	// A redelivered or retried message reads the log: the read model may be what was stale.
 	fromLog := msg.Metadata.Get("ledger_retry") == "1" || msg.Metadata.Get("num_delivered") != "1"
 	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, fromLog)
 	if err != nil {
 		return err
+	}
+	if !fromLog {
+		sale = p.cache.fresher(sale)
 	}
 	// Currencies are compared in upper case; an amount or fee without one is in the sale's currency.
 	for _, a := range []*events.Amount{d.Amount, d.Fee} {
@@ -184,23 +192,31 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		return nil // a duplicate or a report the payment already passed: nothing changes
 	}
 	writes := make([]events.Write, 0, len(payloads)+len(licences))
+	saleEvents := make([]events.Envelope, len(payloads))
 	for i, pl := range payloads {
 		w := events.Write{Event: p.envelope(agg, env, pl, now), Expect: events.NoExpectation}
 		if i == 0 {
 			w.Expect = sale.Version
 		}
 		writes = append(writes, w)
+		saleEvents[i] = w.Event
 	}
 	for _, l := range licences {
 		issued := l.(events.LicenceIssued)
 		lagg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateLicence, ID: issued.LicenceID}
 		writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: 0})
 	}
-	_, err = p.cfg.Events.AppendWrites(ctx, writes...)
-	if errors.Is(err, domain.ErrConflict) {
-		msg.Metadata.Set("ledger_retry", "1") // the Retry middleware runs us again: read the log then
+	seq, err := p.cfg.Events.AppendWrites(ctx, writes...)
+	if err != nil {
+		p.cache.forget(d.SaleID)
+		if errors.Is(err, domain.ErrConflict) {
+			msg.Metadata.Set("ledger_retry", "1") // the Retry middleware runs us again: read the log then
+		}
+		return err
 	}
-	return err
+	// The sale's events come first in the batch, its licences after.
+	p.cache.put(applied(sale, saleEvents, seq-uint64(len(licences))))
+	return nil
 }
 
 func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {

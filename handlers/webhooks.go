@@ -70,6 +70,18 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		CorrelationID: d.DeliveryID,
 		Payload:       d,
 	}
+	// Concurrent copies of one delivery queue behind each other here, so the later ones find the first
+	// in the log below instead of racing it.
+	defer a.deliveries.lock(key)()
+	// A repeated delivery is answered from the log without an append: it is the common case of a gateway
+	// retrying, and a failed condition would cost the appends that share its group a retry.
+	if prev, found, err := a.cfg.Events.Last(r.Context(), env.Aggregate.Filter()); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	} else if found {
+		positioned(w, prev.Sequence, http.StatusOK, map[string]any{"received": true, "duplicate": true})
+		return
+	}
 	seq, err := a.cfg.Events.Append(r.Context(), 0, env)
 	if errors.Is(err, domain.ErrConflict) {
 		writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})

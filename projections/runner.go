@@ -135,7 +135,7 @@ func (r *Runner) runOnce(ctx context.Context) error {
 // read cuts the subscription into batches: at BatchSize, when the stream has nothing more pending, or at
 // the run's bound (errStop).
 func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope) error {
-	batch := make([]events.Envelope, 0, r.BatchSize)
+	var batch []events.Envelope
 	for {
 		d, err := sub.Next()
 		if err != nil {
@@ -143,13 +143,18 @@ func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope)
 		}
 		r.seeHead(d.Event.Sequence + d.Pending)
 		stop := r.StopAt != nil && r.StopAt(d.Event)
+		if batch == nil {
+			// Sized by what is known to follow: at the head of the log batches are small, and a full-size
+			// buffer per event would be most of the runner's work.
+			batch = make([]events.Envelope, 0, min(uint64(r.BatchSize), d.Pending+1))
+		}
 		if !stop {
 			batch = append(batch, d.Event)
 		}
 		done := stop || (r.Until != 0 && d.Event.Sequence >= r.Until)
 		if len(batch) > 0 && (len(batch) >= r.BatchSize || d.Pending == 0 || done) {
 			out <- batch
-			batch = make([]events.Envelope, 0, r.BatchSize)
+			batch = nil
 		}
 		if done {
 			return errStop

@@ -24,11 +24,13 @@ type Config struct {
 	AdminToken      string
 	GatewaySecrets  map[string]string
 	SyncAlways      bool
+	GroupCommit     bool
 	NATSReplicas    int
 	ReadyMaxLag     uint64
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 	DownloadTTL     time.Duration
+	DebugAddr       string
 
 	gatewaySecretsRaw string
 	envErrs           []error
@@ -51,6 +53,7 @@ func (c *Config) setDefaults(env func(string) string) {
 	c.NATSURL = get("LEDGER_NATS_URL", "")
 	c.NATSListen = get("LEDGER_NATS_LISTEN", "127.0.0.1:4222")
 	c.AdminToken = get("LEDGER_ADMIN_TOKEN", "")
+	c.DebugAddr = get("LEDGER_DEBUG_ADDR", "")
 	c.gatewaySecretsRaw = get("LEDGER_GATEWAY_SECRETS", "")
 	var err error
 	note := func(k string, err error) {
@@ -60,6 +63,8 @@ func (c *Config) setDefaults(env func(string) string) {
 	}
 	c.SyncAlways, err = strconv.ParseBool(get("LEDGER_SYNC_ALWAYS", "true"))
 	note("LEDGER_SYNC_ALWAYS", err)
+	c.GroupCommit, err = strconv.ParseBool(get("LEDGER_GROUP_COMMIT", "true"))
+	note("LEDGER_GROUP_COMMIT", err)
 	c.NATSReplicas, err = strconv.Atoi(get("LEDGER_NATS_REPLICAS", "1"))
 	note("LEDGER_NATS_REPLICAS", err)
 	c.ReadyMaxLag, err = strconv.ParseUint(get("LEDGER_READY_MAX_LAG", "10000"), 10, 64)
@@ -81,10 +86,12 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin API bearer token; generated on first start when empty (LEDGER_ADMIN_TOKEN)")
 	fs.StringVar(&c.gatewaySecretsRaw, "gateway-secrets", c.gatewaySecretsRaw, "comma list gateway=secret (LEDGER_GATEWAY_SECRETS)")
 	fs.BoolVar(&c.SyncAlways, "sync-always", c.SyncAlways, "fsync every JetStream write before acknowledging it (LEDGER_SYNC_ALWAYS)")
+	fs.BoolVar(&c.GroupCommit, "group-commit", c.GroupCommit, "let concurrent appends share one atomic batch and one fsync (LEDGER_GROUP_COMMIT)")
 	fs.IntVar(&c.NATSReplicas, "nats-replicas", c.NATSReplicas, "replicas of the LEDGER stream on a cluster (LEDGER_NATS_REPLICAS)")
 	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "projection lag in events above which /readyz fails (LEDGER_READY_MAX_LAG)")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
 	fs.DurationVar(&c.DownloadTTL, "download-ttl", c.DownloadTTL, "how long a completed sale's signed download links stay valid (LEDGER_DOWNLOAD_TTL)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "where to serve Go's /debug/pprof profiles; empty: nowhere (LEDGER_DEBUG_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight requests (LEDGER_SHUTDOWN_TIMEOUT)")
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,9 +48,12 @@ type Main struct {
 	live    *projections.Live
 	httpSrv *http.Server
 	router  *wmmessage.Router
-	timers  *handlers.Timers
-	stop    context.CancelFunc
-	done    chan struct{}
+	// stopGroups ends group commit, after the last append.
+	stopGroups func()
+	debugSrv   *http.Server
+	timers     *handlers.Timers
+	stop       context.CancelFunc
+	done       chan struct{}
 }
 
 // Data dir layout.
@@ -96,6 +100,22 @@ func (m *Main) Run(ctx context.Context) error {
 		default:
 			appends.WithLabelValues("error").Inc()
 		}
+	}
+
+	if cfg.GroupCommit {
+		groups := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_append_groups_total",
+			Help: "Groups of concurrent appends by how they were written: batch (one atomic batch), single (append by append), fallback (a batch refused as a whole, re-written append by append).",
+		}, []string{"how"})
+		grouped := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ledger_append_group_events", Help: "Events per group of concurrent appends.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 500},
+		})
+		reg.MustRegister(groups, grouped)
+		m.stopGroups = m.events.EnableGroupCommit(jetstream.GroupCommit{Observe: func(n int, how string) {
+			groups.WithLabelValues(how).Inc()
+			grouped.Observe(float64(n))
+		}})
 	}
 
 	live, err := projections.OpenLive(filepath.Join(cfg.DataDir, readDir), m.events, m.Log.With("component", "projection"), projections.NewMetrics(reg))
@@ -179,6 +199,11 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Log.Error("http server stopped", "err", err)
 		}
 	}()
+	if cfg.DebugAddr != "" {
+		if err := m.serveDebug(cfg.DebugAddr); err != nil {
+			return err
+		}
+	}
 	durability := "fsync every write (SyncAlways)"
 	switch {
 	case cfg.NATSURL != "":
@@ -321,12 +346,18 @@ func (m *Main) Close() error {
 		errs = append(errs, m.httpSrv.Shutdown(ctx))
 		cancel()
 	}
+	if m.debugSrv != nil {
+		errs = append(errs, m.debugSrv.Close())
+	}
 	if m.router != nil {
 		errs = append(errs, m.router.Close())
 	}
 	if m.stop != nil {
 		m.stop()
 		<-m.done
+	}
+	if m.stopGroups != nil {
+		m.stopGroups()
 	}
 	if m.nc != nil {
 		m.nc.Close()
@@ -339,4 +370,22 @@ func (m *Main) Close() error {
 		errs = append(errs, m.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// serveDebug serves Go's profiles on their own listener, never on the API's.
+func (m *Main) serveDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.debugSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.Log.Info("serving profiles", "addr", ln.Addr().String())
+	go func() { _ = m.debugSrv.Serve(ln) }()
+	return nil
 }

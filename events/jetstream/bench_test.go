@@ -268,3 +268,34 @@ func benchRawAsync(b *testing.B, syncAlways bool, window int, expect uint64) {
 	}
 	reportRate(b, st, b.N)
 }
+
+// BenchmarkAtomicBatch measures events/s when events are appended as atomic batches of n events (each
+// with its own expect-0 condition), one batch at a time and from c concurrent batchers: how far one fsync
+// per batch carries a SyncAlways server.
+func BenchmarkAtomicBatch(b *testing.B) {
+	for _, n := range []int{1, 10, 50, 100, 500} {
+		for _, c := range []int{1, 4} {
+			b.Run(fmt.Sprintf("n%d-c%d", n, c), func(b *testing.B) { benchAtomicBatch(b, n, c) })
+		}
+	}
+}
+
+func benchAtomicBatch(b *testing.B, n, c int) {
+	_, st := startServer(b, true)
+	ctx := context.Background()
+	total := b.N * n
+	ws := make([]jetstream.Write, total)
+	for i := range ws {
+		ws[i] = jetstream.Write{Event: benchEvent(i), Expect: 0}
+	}
+	b.SetBytes(bodySize(b) * int64(n))
+	b.ResetTimer()
+	err := parallel(b.N, c, func(i int) error {
+		_, err := st.AppendWrites(ctx, ws[i*n:(i+1)*n]...)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b, st, total)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +53,7 @@ type Store struct {
 	AppendTimeout time.Duration
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
 	Observe func(n int, err error)
+	group   atomic.Pointer[grouper] // set by EnableGroupCommit
 }
 
 // New wraps a connection. Call EnsureStream before the first append.
@@ -146,14 +148,27 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 		}
 		msgs[i] = m
 	}
+	if g := s.group.Load(); g != nil {
+		return g.submit(ctx, ws, msgs)
+	}
+	return s.appendNow(ctx, ws, msgs)
+}
+
+// appendNow writes one AppendWrites call's messages: one message as a plain publish, more as their
+// own atomic batch.
+func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (uint64, error) {
 	if len(msgs) == 1 {
-		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		m := msgs[0]
+		m.Header.Del(hdrBatchID) // left by a group batch the server refused
+		m.Header.Del(hdrBatchSeq)
+		m.Header.Del(hdrBatchCommit)
+		ack, err := s.js.PublishMsg(ctx, m)
 		if err != nil {
 			return 0, classify(err)
 		}
 		return ack.Sequence, nil
 	}
-	seq, err = s.publishAtomic(ctx, msgs)
+	seq, err := s.publishAtomic(ctx, msgs)
 	if errors.Is(err, errDuplicateBatch) {
 		// Batches are all-or-nothing and every event ID is new, so a known ID means this very batch was
 		// committed before and is being re-sent: the append already happened. The server does not say
@@ -163,7 +178,12 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 	return seq, err
 }
 
-var errDuplicateBatch = errors.New("atomic batch already stored")
+var (
+	errDuplicateBatch = errors.New("atomic batch already stored")
+	// errBatchRefused is any answer of the server that refuses an atomic batch as a whole: nothing of it
+	// was stored.
+	errBatchRefused = errors.New("atomic batch refused")
+)
 
 // sequenceOf finds the stream sequence of an event already in its aggregate.
 func (s *Store) sequenceOf(ctx context.Context, e events.Envelope) (uint64, error) {
@@ -209,6 +229,7 @@ func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, er
 		m.Header.Set(hdrBatchID, batchID)
 		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
 		if i < len(msgs)-1 {
+			m.Header.Del(hdrBatchCommit)
 			if err := s.nc.PublishMsg(m); err != nil {
 				return 0, fmt.Errorf("append batch: %w", err)
 			}
@@ -236,11 +257,11 @@ func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, er
 	}
 	switch jetstream.ErrorCode(ack.Error.ErrorCode) {
 	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
-		return 0, fmt.Errorf("%w: %s", domain.ErrConflict, ack.Error.Description)
+		return 0, fmt.Errorf("%w: %w: %s", domain.ErrConflict, errBatchRefused, ack.Error.Description)
 	case errCodeBatchContainsDuplicate:
-		return 0, errDuplicateBatch
+		return 0, fmt.Errorf("%w: %w", errDuplicateBatch, errBatchRefused)
 	}
-	return 0, fmt.Errorf("append batch: %s (err_code %d)", ack.Error.Description, ack.Error.ErrorCode)
+	return 0, fmt.Errorf("append batch: %w: %s (err_code %d)", errBatchRefused, ack.Error.Description, ack.Error.ErrorCode)
 }
 
 // errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".

@@ -1,0 +1,99 @@
+package handlers
+
+import (
+	"sync"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// saleCache keeps the sales this process changed last, as they stand after its own appends, so the next
+// decision on a sale does not wait for the projection to catch up. It is a hint: a copy older than the
+// log fails its append's expected sequence, and the retry reads the log.
+type saleCache struct {
+	mu    sync.Mutex
+	max   int
+	sales map[string]domain.Sale
+}
+
+func newSaleCache(max int) *saleCache {
+	return &saleCache{max: max, sales: make(map[string]domain.Sale)}
+}
+
+// fresher returns the cached copy of s if it is newer than s.
+func (c *saleCache) fresher(s domain.Sale) domain.Sale {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cached, ok := c.sales[s.ID]; ok && cached.Version > s.Version {
+		return cached
+	}
+	return s
+}
+
+// put keeps s; when full, an arbitrary half is dropped (map order is random).
+func (c *saleCache) put(s domain.Sale) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sales) >= c.max {
+		n := 0
+		for id := range c.sales {
+			if n >= c.max/2 {
+				break
+			}
+			delete(c.sales, id)
+			n++
+		}
+	}
+	c.sales[s.ID] = s
+}
+
+func (c *saleCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sales, id)
+}
+
+// applied is s after its own appended events, the last of which is at sequence last.
+func applied(s domain.Sale, evs []events.Envelope, last uint64) domain.Sale {
+	for i, e := range evs {
+		e.Sequence = last - uint64(len(evs)-1-i)
+		s = s.Evolve(e)
+	}
+	return s
+}
+
+// keyedMutex serialises work per key: deliveries for one sale are applied one after the other, each on
+// the state the previous one left, instead of racing and retrying.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	waiters int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyedLock)
+	}
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.waiters++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
