@@ -36,6 +36,8 @@ type ReadStore interface {
 	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
 	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
 	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
+	// SaleByID reads a sale with its store and mode, whoever asks.
+	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
 	LicenceByKey(ctx context.Context, storeID, mode, key string) (sqlite.LicenceRow, error)
 	LicencesOfSale(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)

@@ -114,7 +114,10 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 	if !strings.HasPrefix(d.SaleID, domain.PrefixSale) {
 		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
 	}
-	storeID, mode, err := p.cfg.Reads().SaleScope(ctx, d.SaleID)
+	defer p.sales.lock(d.SaleID)()
+	// A redelivered or retried message reads the log: the read model may be what was stale.
+	fromLog := msg.Metadata.Get("ledger_retry") == "1" || msg.Metadata.Get("num_delivered") != "1"
+	sale, storeID, mode, err := p.load(ctx, d.SaleID, fromLog)
 	if errors.Is(err, domain.ErrNotFound) {
 		if n, _ := strconv.Atoi(msg.Metadata.Get("num_delivered")); n >= p.cfg.GiveUpAfter {
 			return permanent{fmt.Errorf("sale %s never appeared after %d deliveries", d.SaleID, n)}
@@ -128,16 +131,6 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
 	}
 	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: d.SaleID}
-	defer p.sales.lock(d.SaleID)()
-	// A redelivered or retried message reads the log: the read model may be what was stale.
-	fromLog := msg.Metadata.Get("ledger_retry") == "1" || msg.Metadata.Get("num_delivered") != "1"
-	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, fromLog)
-	if err != nil {
-		return err
-	}
-	if !fromLog {
-		sale = p.cache.fresher(sale)
-	}
 	// Currencies are compared in upper case; an amount or fee without one is in the sale's currency.
 	for _, a := range []*events.Amount{d.Amount, d.Fee} {
 		if a != nil {
@@ -215,8 +208,27 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 		return err
 	}
 	// The sale's events come first in the batch, its licences after.
-	p.cache.put(applied(sale, saleEvents, seq-uint64(len(licences))))
+	p.cache.put(cachedSale{applied(sale, saleEvents, seq-uint64(len(licences))), storeID, mode})
 	return nil
+}
+
+// load finds the sale a delivery names, and its store and mode. The first attempt takes this
+// processor's own copy if it has one, else the read model's (one indexed read); fromLog folds the sale
+// from its subject in the log, which is exact.
+func (p *payments) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
+	if !fromLog {
+		if c, ok := p.cache.get(id); ok {
+			return c.sale, c.storeID, c.mode, nil
+		}
+		return p.cfg.Reads().SaleByID(ctx, id)
+	}
+	storeID, mode, err := p.cfg.Reads().SaleScope(ctx, id)
+	if err != nil {
+		return domain.Sale{}, "", "", err
+	}
+	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: id}
+	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, true)
+	return sale, storeID, mode, err
 }
 
 func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {

@@ -8,30 +8,33 @@ import (
 )
 
 // saleCache keeps the sales this process changed last, as they stand after its own appends, so the next
-// decision on a sale does not wait for the projection to catch up. It is a hint: a copy older than the
-// log fails its append's expected sequence, and the retry reads the log.
+// decision on a sale neither waits for the projection to catch up nor reads it. It is a hint: a copy
+// older than the log (another process changed the sale) fails its append's expected sequence, and the
+// retry reads the log.
 type saleCache struct {
 	mu    sync.Mutex
 	max   int
-	sales map[string]domain.Sale
+	sales map[string]cachedSale
+}
+
+type cachedSale struct {
+	sale          domain.Sale
+	storeID, mode string
 }
 
 func newSaleCache(max int) *saleCache {
-	return &saleCache{max: max, sales: make(map[string]domain.Sale)}
+	return &saleCache{max: max, sales: make(map[string]cachedSale)}
 }
 
-// fresher returns the cached copy of s if it is newer than s.
-func (c *saleCache) fresher(s domain.Sale) domain.Sale {
+func (c *saleCache) get(id string) (cachedSale, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cached, ok := c.sales[s.ID]; ok && cached.Version > s.Version {
-		return cached
-	}
-	return s
+	s, ok := c.sales[id]
+	return s, ok
 }
 
 // put keeps s; when full, an arbitrary half is dropped (map order is random).
-func (c *saleCache) put(s domain.Sale) {
+func (c *saleCache) put(s cachedSale) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.sales) >= c.max {
@@ -44,7 +47,7 @@ func (c *saleCache) put(s domain.Sale) {
 			n++
 		}
 	}
-	c.sales[s.ID] = s
+	c.sales[s.sale.ID] = s
 }
 
 func (c *saleCache) forget(id string) {

@@ -103,17 +103,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	if cfg.GroupCommit {
-		groups := prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ledger_append_groups_total",
-			Help: "Groups of concurrent appends by how they were written: batch (one atomic batch), single (append by append), fallback (a batch refused as a whole, re-written append by append).",
+		groups := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ledger_append_group_seconds",
+			Help:    "Time to write one group of concurrent appends, by how it was written: batch (one atomic batch), single (append by append), fallback (a batch refused as a whole, re-written append by append).",
+			Buckets: []float64{.0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, 1},
 		}, []string{"how"})
 		grouped := prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ledger_append_group_events", Help: "Events per group of concurrent appends.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 500},
 		})
 		reg.MustRegister(groups, grouped)
-		m.stopGroups = m.events.EnableGroupCommit(jetstream.GroupCommit{Observe: func(n int, how string) {
-			groups.WithLabelValues(how).Inc()
+		m.stopGroups = m.events.EnableGroupCommit(jetstream.GroupCommit{Observe: func(n int, how string, took time.Duration) {
+			groups.WithLabelValues(how).Observe(took.Seconds())
 			grouped.Observe(float64(n))
 		}})
 	}
@@ -140,7 +141,10 @@ func (m *Main) Run(ctx context.Context) error {
 		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
 			Durable:  "payments",
 			Filter:   "ledger.platform.*.webhook.*.webhook_received",
-			InFlight: 64,
+			// Deliveries of one sale wait for each other inside the processor, and each append waits for
+			// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
+			// speed (docs/benchmarks.md).
+			InFlight: 256,
 		}),
 	})
 	if err != nil {

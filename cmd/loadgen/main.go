@@ -105,6 +105,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-secret is not whsec_<base64>: %w", err)
 	}
+	sent := time.Now()
 	res = drive(ctx, c.concurrency, len(ds), func(i int) error {
 		d := ds[i]
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -126,13 +127,16 @@ func run(ctx context.Context, c config, out io.Writer) error {
 			return err
 		}
 		if done == c.sales {
+			all := time.Since(sent)
 			fmt.Fprintf(out, "all %d sales completed %s after the last webhook was answered\n", c.sales, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(out, "sustained  %6d deliveries recorded and applied in %7s  %8.0f deliveries/s (first webhook sent to last sale completed)\n",
+				len(ds), all.Round(time.Millisecond), float64(len(ds))/all.Seconds())
 			return nil
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("only %d of %d sales completed: %w", done, c.sales, ctx.Err())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -22,11 +22,13 @@ type GroupCommit struct {
 	MaxBatch int
 	// MinBatch is the smallest group written as one batch.
 	MinBatch int
-	// InFlight is how many groups are written at once.
+	// InFlight is how many groups are written at once. One is best on a single server: the stream
+	// commits batches one after another anyway, and while one is written the next grows.
 	InFlight int
-	// Observe, if set, is told each group's size and how it was written: "batch", "single" or
-	// "fallback" (a batch the server refused as a whole, re-written append by append).
-	Observe func(events int, how string)
+	// Observe, if set, is told each group's size, how it was written — "batch", "single" or
+	// "fallback" (a batch the server refused as a whole, re-written append by append) — and how long
+	// writing it took.
+	Observe func(events int, how string, took time.Duration)
 }
 
 // member is one AppendWrites call waiting in a group.
@@ -63,7 +65,7 @@ func (s *Store) EnableGroupCommit(cfg GroupCommit) (stop func()) {
 		cfg.MinBatch = 8
 	}
 	if cfg.InFlight <= 0 {
-		cfg.InFlight = 2
+		cfg.InFlight = 1
 	}
 	g := &grouper{st: s, cfg: cfg, queue: make(chan *member, 4*cfg.MaxBatch),
 		slots: make(chan struct{}, cfg.InFlight), stop: make(chan struct{})}
@@ -192,13 +194,14 @@ func (g *grouper) drain() {
 
 // write writes one group: as one atomic batch if it is large enough, otherwise append by append.
 func (g *grouper) write(group []*member) {
+	start := time.Now()
 	n := 0
 	for _, m := range group {
 		n += len(m.msgs)
 	}
 	if n < g.cfg.MinBatch || len(group) == 1 {
-		g.observe(n, "single")
 		g.each(group)
+		g.observe(n, "single", start)
 		return
 	}
 	var msgs []*nats.Msg
@@ -210,7 +213,7 @@ func (g *grouper) write(group []*member) {
 	last, err := g.st.publishAtomic(ctx, msgs)
 	switch {
 	case err == nil:
-		g.observe(n, "batch")
+		g.observe(n, "batch", start)
 		// The batch is stored contiguously, in order: each member's last event is at a known distance
 		// from the batch's last.
 		end := 0
@@ -221,8 +224,8 @@ func (g *grouper) write(group []*member) {
 	case errors.Is(err, errBatchRefused):
 		// One member's condition failed, or one event is a duplicate: the batch stored nothing. Each
 		// member is written on its own and gets its own answer.
-		g.observe(n, "fallback")
 		g.each(group)
+		g.observe(n, "fallback", start)
 	default:
 		// Nothing is known about the batch (a timeout, no stream leader): every member hears so and may
 		// retry; event IDs make the retry safe.
@@ -261,8 +264,8 @@ func (g *grouper) timeout() time.Duration {
 	return 10 * time.Second
 }
 
-func (g *grouper) observe(n int, how string) {
+func (g *grouper) observe(n int, how string, start time.Time) {
 	if g.cfg.Observe != nil {
-		g.cfg.Observe(n, how)
+		g.cfg.Observe(n, how, time.Since(start))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -20,13 +21,19 @@ type groupCounts struct {
 	how map[string]int
 }
 
-func (c *groupCounts) observe(_ int, how string) {
+func (c *groupCounts) observe(_ int, how string, _ time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.how == nil {
 		c.how = make(map[string]int)
 	}
 	c.how[how]++
+}
+
+func (c *groupCounts) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprint(c.how)
 }
 
 func (c *groupCounts) get(how string) int {
@@ -104,7 +111,7 @@ func TestGroupCommitSequences(t *testing.T) {
 		t.Fatalf("stream holds %d events (%v), want %d", total, err, n+2*(n/3))
 	}
 	if counts.get("batch") == 0 {
-		t.Fatalf("no append shared a batch: %v", counts.how)
+		t.Fatalf("no append shared a batch: %v", counts)
 	}
 }
 
@@ -146,7 +153,7 @@ func TestGroupCommitConflicts(t *testing.T) {
 	if total, err := s.LastSequence(ctx); err != nil || total != others+1 {
 		t.Fatalf("stream holds %d events (%v), want %d", total, err, others+1)
 	}
-	t.Logf("groups: %v", counts.how)
+	t.Logf("groups: %v", counts)
 }
 
 // Two appends to one aggregate never share a batch: each is checked against the other's outcome, so a

@@ -80,7 +80,7 @@ func scanLicence(sc interface{ Scan(...any) error }) (LicenceRow, error) {
 
 // LicenceByKey finds a licence of a store and mode by its key.
 func (s *Store) LicenceByKey(ctx context.Context, storeID, mode, key string) (LicenceRow, error) {
-	l, err := scanLicence(s.r.QueryRowContext(ctx, `SELECT `+licenceCols+` FROM licences WHERE key = ? AND store_id = ? AND mode = ?`, key, storeID, mode))
+	l, err := scanLicence(s.queryRow(ctx, `SELECT `+licenceCols+` FROM licences WHERE key = ? AND store_id = ? AND mode = ?`, key, storeID, mode))
 	if errors.Is(err, sql.ErrNoRows) {
 		return LicenceRow{}, domain.ErrNotFound
 	}

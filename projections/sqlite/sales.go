@@ -122,7 +122,7 @@ func foldCustomerRegistered(b *batchTx, e events.Envelope, p events.CustomerRegi
 // Sale returns one sale of a store and mode; a sale of another store or mode is domain.ErrNotFound.
 func (s *Store) Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error) {
 	var doc string
-	err := s.r.QueryRowContext(ctx, `SELECT doc FROM sales WHERE id = ? AND store_id = ? AND mode = ?`, id, storeID, mode).Scan(&doc)
+	err := s.queryRow(ctx, `SELECT doc FROM sales WHERE id = ? AND store_id = ? AND mode = ?`, id, storeID, mode).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Sale{}, domain.ErrNotFound
 	}
@@ -136,7 +136,7 @@ func (s *Store) Sale(ctx context.Context, storeID, mode, id string) (domain.Sale
 // CustomerIDByEmail finds the customer of a store and mode with this (normalised) email.
 func (s *Store) CustomerIDByEmail(ctx context.Context, storeID, mode, email string) (string, error) {
 	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM customers WHERE store_id = ? AND mode = ? AND email = ?`, storeID, mode, email).Scan(&id)
+	err := s.queryRow(ctx, `SELECT id FROM customers WHERE store_id = ? AND mode = ? AND email = ?`, storeID, mode, email).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", domain.ErrNotFound
 	}
@@ -230,9 +230,26 @@ func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, boo
 	return out, more, nil
 }
 
+// SaleByID reads a sale whatever store and mode it belongs to, with them: for callers that are not a
+// store's client (the payment processor).
+func (s *Store) SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error) {
+	var doc string
+	err = s.queryRow(ctx, `SELECT store_id, mode, doc FROM sales WHERE id = ?`, id).Scan(&storeID, &mode, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Sale{}, "", "", domain.ErrNotFound
+	}
+	if err != nil {
+		return domain.Sale{}, "", "", err
+	}
+	if err := json.Unmarshal([]byte(doc), &sale); err != nil {
+		return domain.Sale{}, "", "", err
+	}
+	return sale, storeID, mode, nil
+}
+
 // SaleScope returns the store and mode of a sale; unknown sales are domain.ErrNotFound.
 func (s *Store) SaleScope(ctx context.Context, id string) (storeID, mode string, err error) {
-	err = s.r.QueryRowContext(ctx, `SELECT store_id, mode FROM sales WHERE id = ?`, id).Scan(&storeID, &mode)
+	err = s.queryRow(ctx, `SELECT store_id, mode FROM sales WHERE id = ?`, id).Scan(&storeID, &mode)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", domain.ErrNotFound
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -24,6 +25,7 @@ type Store struct {
 	extras []Fold
 
 	stmts map[string]*sql.Stmt // prepared at Open on the writer connection, reused by every batch
+	reads sync.Map             // query → *sql.Stmt on the reader pool; see readStmt
 }
 
 // Fold applies one event inside the batch's transaction. Extra folds run after the built-in ones.
@@ -70,6 +72,32 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// readStmt is a read statement prepared on the reader pool on first use, and kept: the API's reads are
+// few distinct statements run very often, and parsing one costs about as much as running it.
+func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.reads.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a fixed read statement; see readStmt.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.readStmt(ctx, query)
+	if err != nil {
+		return s.r.QueryRowContext(ctx, query, args...) // reports the same error through Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
 
@@ -78,6 +106,10 @@ func (s *Store) Close() error {
 	for _, st := range s.stmts {
 		st.Close()
 	}
+	s.reads.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	return errors.Join(s.w.Close(), s.r.Close())
 }
 

@@ -55,7 +55,7 @@ type KeyScope struct {
 // domain.ErrNotFound.
 func (s *Store) KeyScope(ctx context.Context, hash string) (KeyScope, error) {
 	var k KeyScope
-	err := s.r.QueryRowContext(ctx, `SELECT store_id, mode FROM api_keys WHERE hash = ?`, hash).Scan(&k.StoreID, &k.Mode)
+	err := s.queryRow(ctx, `SELECT store_id, mode FROM api_keys WHERE hash = ?`, hash).Scan(&k.StoreID, &k.Mode)
 	if errors.Is(err, sql.ErrNoRows) {
 		return KeyScope{}, domain.ErrNotFound
 	}
@@ -68,7 +68,7 @@ func (s *Store) Store(ctx context.Context, id string) (StoreRow, error) {
 		r       StoreRow
 		created string
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at
+	err := s.queryRow(ctx, `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at
 		FROM stores WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.Slug, &r.ServiceFeePercent, &r.SettlementDelayDays, &r.AbandonAfterMinutes, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return StoreRow{}, domain.ErrNotFound
