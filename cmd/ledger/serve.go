@@ -139,8 +139,8 @@ func (m *Main) Run(ctx context.Context) error {
 		LinkTTL: cfg.DownloadTTL,
 		Now:     m.Now,
 		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
-			Durable:  "payments",
-			Filter:   "ledger.platform.*.webhook.*.webhook_received",
+			Durable: "payments",
+			Filter:  "ledger.platform.*.webhook.*.webhook_received",
 			// Deliveries of one sale wait for each other inside the processor, and each append waits for
 			// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
 			// speed (docs/benchmarks.md).
