@@ -16,7 +16,7 @@ import (
 
 var (
 	errLinkForged  = &requestError{http.StatusForbidden, "invalid_link", "The download link is not valid."}
-	errLinkExpired = &requestError{http.StatusGone, "link_expired", "The download link has expired; the buyer can get a fresh one from the sale."}
+	errLinkExpired = &requestError{http.StatusGone, "link_expired", "The download link has expired; the store can hand out a fresh one: GET /v1/sales/{id} shows it."}
 )
 
 // downloadToken signs "store|mode|sale|file|expiry" with HMAC-SHA256: the link is the capability, so
@@ -28,9 +28,20 @@ func (a *API) downloadToken(storeID, mode, saleID, fileID string, exp time.Time)
 	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// downloadURL is the signed link a completed sale shows for one of its files.
-func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) string {
-	return strings.TrimRight(a.cfg.PublicURL, "/") + "/v1/downloads/" + a.downloadToken(storeID, mode, saleID, f.ID, f.ExpiresAt)
+// downloadURL is the signed link a completed sale shows for one of its files, and its expiry: the link
+// issued at completion while it is valid, then a fresh one valid for DownloadTTL from the time the
+// store reads the sale again. The buyer's access is the store's to hand out, so a store that reads the
+// sale can always give the buyer a working link; a link itself never outlives its expiry.
+func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) (string, time.Time) {
+	exp := f.ExpiresAt
+	if now := a.cfg.Now(); !now.Before(exp) {
+		ttl := a.cfg.DownloadTTL
+		if ttl <= 0 {
+			ttl = 7 * 24 * time.Hour
+		}
+		exp = now.Add(ttl).Truncate(time.Second)
+	}
+	return strings.TrimRight(a.cfg.PublicURL, "/") + "/v1/downloads/" + a.downloadToken(storeID, mode, saleID, f.ID, exp), exp
 }
 
 // download is GET /v1/downloads/{token}: it checks the signature (constant time) and the expiry,
@@ -94,8 +105,8 @@ func (a *API) postPurchase(r *http.Request, s domain.Sale, mode string) (*postPu
 	}
 	pp := &postPurchaseJSON{Files: []fileJSON{}, Licences: []licenceJSON{}, Instructions: s.Completed.Instructions}
 	for _, f := range s.Completed.Files {
-		pp.Files = append(pp.Files, fileJSON{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type,
-			DownloadURL: a.downloadURL(s.Started.Store.ID, mode, s.ID, f), ExpiresAt: rfc3339(f.ExpiresAt)})
+		link, exp := a.downloadURL(s.Started.Store.ID, mode, s.ID, f)
+		pp.Files = append(pp.Files, fileJSON{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type, DownloadURL: link, ExpiresAt: rfc3339(exp)})
 	}
 	rows, err := a.cfg.Projection.Reads().LicencesOfSale(r.Context(), s.ID)
 	if err != nil {

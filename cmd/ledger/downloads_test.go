@@ -53,4 +53,18 @@ func TestDownloadLinks(t *testing.T) {
 	if res := get(link); res.StatusCode != 410 {
 		t.Fatalf("expired link: %d", res.StatusCode)
 	}
+	// The store reads the sale again and gets a fresh link for the buyer; the old one stays dead.
+	sale = field(c.do("GET", "/v1/sales/"+saleID, "Bearer "+live, nil).body, "data").(map[string]any)
+	file := field(sale, "post_purchase.files").([]any)[0].(map[string]any)
+	fresh := file["download_url"].(string)
+	exp, err := time.Parse(time.RFC3339, file["expires_at"].(string))
+	if fresh == link || err != nil || !exp.After(time.Now()) {
+		t.Fatalf("after expiry the sale shows %q expiring %v (%v); want a fresh link", fresh, file["expires_at"], err)
+	}
+	if res := get(fresh); res.StatusCode != 302 {
+		t.Fatalf("fresh link: %d", res.StatusCode)
+	}
+	if res := get(link); res.StatusCode != 410 {
+		t.Fatalf("the expired link works again: %d", res.StatusCode)
+	}
 }

@@ -184,6 +184,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminTokenHash: adminHash,
 		GatewaySecrets: cfg.GatewaySecrets,
 		DownloadKey:    downloadKey,
+		DownloadTTL:    cfg.DownloadTTL,
 		Now:            m.Now,
 		PublicURL:      publicURL,
 		Registry:       reg,

@@ -35,10 +35,12 @@ jetstream { store_dir: "$work/nats", sync_interval: always }
 CONF
 nats-server -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
 for _ in $(seq 50); do nats -s nats://127.0.0.1:14222 server check connection >/dev/null 2>&1 && break; sleep 0.1; done
+n=0
 bench() {
 	echo "-- $*"
-	nats -s nats://127.0.0.1:14222 bench js pub "$@" --no-progress --create --purge --size 1KB --dedup ledger.bench 2>&1 |
-		grep -E 'stats:|aggregated|\[1\]' | head -2
+	n=$((n + 1))
+	nats -s nats://127.0.0.1:14222 bench js pub "$@" --stream "bench$n" --no-progress --create --size 1KB --dedup "ledger.bench$n" 2>&1 |
+		grep -E 'publisher stats:|aggregated stats:|latencies per operation' || true
 }
 bench sync --clients 64 --msgs 20000
 bench async --clients 8 --msgs 40000

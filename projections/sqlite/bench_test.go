@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -720,43 +719,6 @@ func randomMonth(r *rand.Rand) (from, to time.Time) {
 	return from, from.AddDate(0, 0, 31).Add(-time.Microsecond)
 }
 
-// listSQL mirrors the query ListSales builds (projections/sqlite/sales.go), for EXPLAIN QUERY PLAN.
-// logPlans checks that it returns what ListSales returns for each shape. That catches a mirror that
-// selects differently, not a change to ListSales that keeps its results: copy such a change here.
-func listSQL(f sqlite.SaleFilter) (string, []any) {
-	where := []string{"store_id = ?", "mode = ?"}
-	args := []any{f.StoreID, f.Mode}
-	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	if f.Status != "" {
-		add("status = ?", f.Status)
-	}
-	if f.CustomerID != "" {
-		add("customer_id = ?", f.CustomerID)
-	}
-	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
-		if strings.HasPrefix(q, "sal_") {
-			add("id = ?", strings.TrimSpace(f.Search))
-		} else {
-			add("customer_email >= ? AND customer_email < ?", q, q+"\U0010FFFF")
-		}
-	}
-	if !f.From.IsZero() {
-		add("created_at >= ?", f.From.UTC().UnixMicro())
-	}
-	if !f.To.IsZero() {
-		add("created_at <= ?", f.To.UTC().UnixMicro())
-	}
-	order := "created_at DESC, id DESC"
-	switch {
-	case f.After != nil:
-		add("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
-	case f.Before != nil:
-		add("(created_at, id) > (?, ?)", f.Before.CreatedAt, f.Before.ID)
-		order = "created_at ASC, id ASC"
-	}
-	return `SELECT doc FROM sales WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`, append(args, f.Limit+1)
-}
-
 // logPlans logs EXPLAIN QUERY PLAN for every filter shape the handler can build, with parameters that
 // are the worst case for the plan (a cursor near the old end of a date range, a short email prefix),
 // and times each shape through ListSales (median of three, after a first call that warms the caches;
@@ -839,7 +801,10 @@ func (fx *salesFixture) logPlans(b *testing.B) {
 	for _, sh := range shapes {
 		f := base
 		sh.mod(&f)
-		q, args := listSQL(f)
+		q, args, err := sqlite.ListQuery(ctx, fx.store, f)
+		if err != nil {
+			b.Fatal(err)
+		}
 		rows, err := db.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q, args...)
 		if err != nil {
 			b.Fatal(err)
@@ -856,38 +821,9 @@ func (fx *salesFixture) logPlans(b *testing.B) {
 		rows.Close()
 		p := strings.Join(plan, "; ")
 
-		// The mirror must select what ListSales selects; the first ListSales call also warms the caches.
-		want, _, err := fx.store.ListSales(ctx, f)
-		if err != nil {
+		// The first call warms the caches.
+		if _, _, err := fx.store.ListSales(ctx, f); err != nil {
 			b.Fatal(err)
-		}
-		rows, err = db.QueryContext(ctx, q, args...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var got []string
-		for rows.Next() {
-			var doc string
-			var s struct{ ID string }
-			if err := rows.Scan(&doc); err != nil {
-				b.Fatal(err)
-			}
-			if err := json.Unmarshal([]byte(doc), &s); err != nil {
-				b.Fatal(err)
-			}
-			got = append(got, s.ID)
-		}
-		rows.Close()
-		got = got[:min(len(got), f.Limit)]
-		if f.Before != nil {
-			slices.Reverse(got)
-		}
-		ids := make([]string, len(want))
-		for i, s := range want {
-			ids[i] = s.ID
-		}
-		if !slices.Equal(got, ids) {
-			b.Fatalf("plan %s: listSQL no longer mirrors ListSales: it returns %v, ListSales %v", sh.name, got, ids)
 		}
 		var took []time.Duration
 		for range 3 {
@@ -904,7 +840,8 @@ func (fx *salesFixture) logPlans(b *testing.B) {
 		median := took[len(took)/2]
 
 		var verdict []string
-		if strings.Contains(p, "TEMP B-TREE") {
+		// A search below the broad-prefix cap sorts at most that many index keys, by design.
+		if strings.Contains(p, "TEMP B-TREE") && !strings.Contains(q, "INDEXED BY sales_by_email") {
 			verdict = append(verdict, "SORTS")
 		}
 		if !strings.Contains(p, "USING") {

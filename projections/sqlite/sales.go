@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +32,11 @@ CREATE TABLE IF NOT EXISTS sales (
 	version        INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS sales_due ON sales (due_at) WHERE due_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS sales_by_time     ON sales (store_id, mode, created_at, id);
-CREATE INDEX IF NOT EXISTS sales_by_status   ON sales (store_id, mode, status, created_at, id);
+-- The trailing columns let a search test every filter inside the index it walks (see ListSales).
+CREATE INDEX IF NOT EXISTS sales_by_time     ON sales (store_id, mode, created_at, id, customer_email);
+CREATE INDEX IF NOT EXISTS sales_by_status   ON sales (store_id, mode, status, created_at, id, customer_email);
 CREATE INDEX IF NOT EXISTS sales_by_customer ON sales (store_id, mode, customer_id, created_at, id);
-CREATE INDEX IF NOT EXISTS sales_by_email    ON sales (store_id, mode, customer_email, created_at, id);
+CREATE INDEX IF NOT EXISTS sales_by_email    ON sales (store_id, mode, customer_email, created_at, id, status);
 
 CREATE TABLE IF NOT EXISTS customers (
 	id         TEXT PRIMARY KEY,
@@ -164,40 +166,12 @@ type SaleFilter struct {
 }
 
 // ListSales returns up to Limit sales, newest first, and whether more exist beyond them in the
-// direction of travel. Every filter is served by an index together with the order.
+// direction of travel. Every filter is served by an index together with the order; see listQuery.
 func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, bool, error) {
-	where := []string{"store_id = ?", "mode = ?"}
-	args := []any{f.StoreID, f.Mode}
-	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	if f.Status != "" {
-		add("status = ?", f.Status)
+	q, args, err := s.listQuery(ctx, f)
+	if err != nil {
+		return nil, false, err
 	}
-	if f.CustomerID != "" {
-		add("customer_id = ?", f.CustomerID)
-	}
-	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
-		if strings.HasPrefix(q, "sal_") {
-			add("id = ?", strings.TrimSpace(f.Search))
-		} else {
-			add("customer_email >= ? AND customer_email < ?", q, q+"\U0010FFFF")
-		}
-	}
-	if !f.From.IsZero() {
-		add("created_at >= ?", f.From.UTC().UnixMicro())
-	}
-	if !f.To.IsZero() {
-		add("created_at <= ?", f.To.UTC().UnixMicro())
-	}
-	order := "created_at DESC, id DESC"
-	switch {
-	case f.After != nil:
-		add("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
-	case f.Before != nil:
-		add("(created_at, id) > (?, ?)", f.Before.CreatedAt, f.Before.ID)
-		order = "created_at ASC, id ASC"
-	}
-	q := `SELECT doc FROM sales WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`
-	args = append(args, f.Limit+1)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, false, err
@@ -228,6 +202,81 @@ func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, boo
 		}
 	}
 	return out, more, nil
+}
+
+// broadSearch is the number of sales an email prefix must match for a search to walk the list order
+// and test the email inside the index, rather than sort the prefix's matches: at that density a page
+// of matches turns up within a few thousand index entries, and sorting more keys costs more.
+const broadSearch = 4000
+
+// listQuery builds ListSales' statement (docs/benchmarks.md has the plans and their timings):
+//
+//   - The cursor, not a date bound it implies, bounds the index range: a page deep inside a long date
+//     range starts at the cursor instead of reading down from end_date.
+//   - With customer_id, the email terms are kept out of index selection (unary +): the customer's few
+//     sales are filtered, instead of a broad prefix's many being sorted.
+//   - An email prefix first counts its matches in sales_by_email, capped at broadSearch. Below the cap
+//     the page's keys come from sales_by_email (at most broadSearch keys sorted); at the cap, from the
+//     list order (sales_by_status or sales_by_time), the email tested inside the index. Documents are
+//     read for the page's keys only.
+func (s *Store) listQuery(ctx context.Context, f SaleFilter) (string, []any, error) {
+	where := []string{"store_id = ?", "mode = ?"}
+	args := []any{f.StoreID, f.Mode}
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	if f.CustomerID != "" {
+		add("customer_id = ?", f.CustomerID)
+	}
+	index := "" // the planner's choice
+	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
+		upper := q + "\U0010FFFF"
+		switch {
+		case strings.HasPrefix(q, domain.PrefixSale):
+			add("id = ?", strings.TrimSpace(f.Search))
+		case f.CustomerID != "":
+			add("+customer_email >= ? AND +customer_email < ?", q, upper)
+		default:
+			var n int
+			err := s.queryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM sales INDEXED BY sales_by_email
+				WHERE store_id = ? AND mode = ? AND customer_email >= ? AND customer_email < ? LIMIT `+strconv.Itoa(broadSearch)+`)`,
+				f.StoreID, f.Mode, q, upper).Scan(&n)
+			if err != nil {
+				return "", nil, err
+			}
+			switch {
+			case n < broadSearch:
+				index = "sales_by_email"
+			case f.Status != "":
+				index = "sales_by_status"
+			default:
+				index = "sales_by_time"
+			}
+			add("customer_email >= ? AND customer_email < ?", q, upper)
+		}
+	}
+	if from := f.From.UTC().UnixMicro(); !f.From.IsZero() && (f.Before == nil || f.Before.CreatedAt < from) {
+		add("created_at >= ?", from)
+	}
+	if to := f.To.UTC().UnixMicro(); !f.To.IsZero() && (f.After == nil || f.After.CreatedAt > to) {
+		add("created_at <= ?", to)
+	}
+	order := "created_at DESC, id DESC"
+	switch {
+	case f.After != nil:
+		add("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
+	case f.Before != nil:
+		add("(created_at, id) > (?, ?)", f.Before.CreatedAt, f.Before.ID)
+		order = "created_at ASC, id ASC"
+	}
+	args = append(args, f.Limit+1)
+	cond := strings.Join(where, " AND ")
+	if index == "" {
+		return `SELECT doc FROM sales WHERE ` + cond + ` ORDER BY ` + order + ` LIMIT ?`, args, nil
+	}
+	return `SELECT doc FROM sales WHERE rowid IN (SELECT rowid FROM sales INDEXED BY ` + index + ` WHERE ` + cond +
+		` ORDER BY ` + order + ` LIMIT ?) ORDER BY ` + order, args, nil
 }
 
 // SaleByID reads a sale whatever store and mode it belongs to, with them: for callers that are not a
