@@ -48,13 +48,8 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 		}
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
 	}
-	known := jsonFields(reflect.TypeOf(v).Elem())
 	var unknown []string
-	for name := range fields {
-		if _, ok := known[name]; !ok {
-			unknown = append(unknown, name)
-		}
-	}
+	unknownFields(raw, reflect.TypeOf(v), "", &unknown)
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return nil, badRequest(fmt.Sprintf("Unknown field(s) in the request body: %s.", strings.Join(unknown, ", ")))
@@ -88,27 +83,75 @@ func article(k reflect.Kind) string {
 	}
 }
 
-var fieldCache sync.Map // reflect.Type → map[string]struct{}
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
 
-// jsonFields lists the top-level JSON names a struct type accepts.
-func jsonFields(t reflect.Type) map[string]struct{} {
-	if m, ok := fieldCache.Load(t); ok {
-		return m.(map[string]struct{})
+// unknownFields lists, as dotted paths (customer.emial, product.files[0].nme), the object keys in raw
+// that t does not have, at any depth. Names match exactly. Types that decode themselves, maps and
+// free-form values (any, json.RawMessage) accept whatever they are given; a value of the wrong kind is
+// left for json.Unmarshal to report.
+func unknownFields(raw json.RawMessage, t reflect.Type, path string, out *[]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	m := map[string]struct{}{}
+	if reflect.PointerTo(t).Implements(unmarshaler) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return
+		}
+		fields := jsonFields(t)
+		for name, v := range obj {
+			ft, ok := fields[name]
+			if !ok {
+				*out = append(*out, path+name)
+				continue
+			}
+			unknownFields(v, ft, path+name+".", out)
+		}
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return
+		}
+		for i, v := range items {
+			unknownFields(v, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i), out)
+		}
+	}
+}
+
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields maps the JSON names a struct type accepts to their types, embedded structs included.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				for k, v := range jsonFields(et) {
+					m[k] = v
+				}
+				continue
+			}
+		}
+		if !f.IsExported() || name == "-" {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
+		if name == "" {
 			name = f.Name
 		}
-		m[name] = struct{}{}
+		m[name] = f.Type
 	}
 	fieldCache.Store(t, m)
 	return m

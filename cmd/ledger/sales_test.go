@@ -144,6 +144,19 @@ func TestCheckoutValidation(t *testing.T) {
 			}
 		})
 	}
+	// A misspelt field at any depth is named, with its path, rather than silently ignored.
+	unknown := []struct{ body, path string }{
+		{checkoutBody("a@example.com", 100, `,"colour":"red"`), "colour"},
+		{`{"product":{"id":"p","name":"n","type":"t","price":{"amount":100,"currency":"USD","amout":1}},"customer":{"email":"a@example.com"}}`, "product.price.amout"},
+		{`{"product":{"id":"p","name":"n","type":"t","price":{"amount":100,"currency":"USD"}},"customer":{"emial":"a@example.com"}}`, "customer.emial"},
+		{`{"product":{"id":"p","name":"n","type":"t","price":{"amount":100,"currency":"USD"},"files":[{"id":"f","name":"a.zip","url":"https://x/a"},{"id":"g","nme":"b.zip","url":"https://x/b"}]},"customer":{"email":"a@example.com"}}`, "product.files[1].nme"},
+	}
+	for _, u := range unknown {
+		r := c.post("/v1/checkouts", live, "", u.body)
+		if msg, _ := field(r.body, "error.message").(string); r.status != 400 || !strings.Contains(msg, u.path) {
+			t.Errorf("unknown %s: %d %s", u.path, r.status, r.raw)
+		}
+	}
 	if r := c.do("GET", "/v1/sales", "Bearer "+live, nil); len(r.body["data"].([]any)) != 0 {
 		t.Fatalf("rejected checkouts left sales behind: %s", r.raw)
 	}
