@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +34,15 @@ var ErrUnknownEvent = errors.New("unknown event type or version")
 // ErrMalformed is returned for a message that is not a well-formed ledger event.
 var ErrMalformed = errors.New("malformed event")
 
-// Encode returns the subject, headers and body of the envelope's message.
+// Encode returns the subject, headers and body of the envelope's message, with personal data in the
+// clear: for tests and tools. The event store encodes with EncodeWith and its keyring.
 func Encode(e Envelope) (subject string, header map[string]string, data []byte, err error) {
+	return EncodeWith(context.Background(), nil, e)
+}
+
+// EncodeWith returns the subject, headers and body of the envelope's message, the payload's personal
+// data sealed with keys (see Personal).
+func EncodeWith(ctx context.Context, keys Keyring, e Envelope) (subject string, header map[string]string, data []byte, err error) {
 	if e.Payload == nil {
 		return "", nil, nil, fmt.Errorf("%w: envelope %s has no payload", ErrMalformed, e.ID)
 	}
@@ -47,6 +55,9 @@ func Encode(e Envelope) (subject string, header map[string]string, data []byte, 
 	data, err = json.Marshal(e.Payload)
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode %s: %w", e.Type(), err)
+	}
+	if data, err = seal(ctx, keys, e.Payload, data); err != nil {
+		return "", nil, nil, err
 	}
 	header = map[string]string{
 		HeaderSpecVersion: SpecVersion,
@@ -67,8 +78,15 @@ func Encode(e Envelope) (subject string, header map[string]string, data []byte, 
 	return e.Subject(), header, data, nil
 }
 
-// DecodeMessage rebuilds an envelope from a stored message. header returns one header's value.
+// DecodeMessage rebuilds an envelope from a stored message. header returns one header's value. Sealed
+// personal data is left unread (the payload says personal_erased); the event store decodes with
+// DecodeMessageWith and its keyring.
 func DecodeMessage(subject string, header func(string) string, data []byte, seq uint64) (Envelope, error) {
+	return DecodeMessageWith(context.Background(), nil, subject, header, data, seq)
+}
+
+// DecodeMessageWith is DecodeMessage that opens sealed personal data with keys.
+func DecodeMessageWith(ctx context.Context, keys Keyring, subject string, header func(string) string, data []byte, seq uint64) (Envelope, error) {
 	agg, typ, err := ParseSubject(subject)
 	if err != nil {
 		return Envelope{}, err
@@ -90,6 +108,9 @@ func DecodeMessage(subject string, header func(string) string, data []byte, seq 
 	id := header(HeaderID)
 	if id == "" {
 		return Envelope{}, fmt.Errorf("%w: seq %d: missing ce-id", ErrMalformed, seq)
+	}
+	if data, err = open(ctx, keys, data); err != nil {
+		return Envelope{}, fmt.Errorf("seq %d: %w", seq, err)
 	}
 	p, err := Decode(typ, version, data)
 	if err != nil {
@@ -136,6 +157,20 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[CustomerRegistered](data)
 	case eventType == TypeEmailClaimed && version == 1:
 		return decodeInto[EmailClaimed](data)
+	case eventType == TypeEmailReleased && version == 1:
+		return decodeInto[EmailReleased](data)
+	case eventType == TypeCustomerUpdated && version == 1:
+		return decodeInto[CustomerUpdated](data)
+	case eventType == TypeCustomerAddressAdded && version == 1:
+		return decodeInto[CustomerAddressAdded](data)
+	case eventType == TypeCustomerAddressRemove && version == 1:
+		return decodeInto[CustomerAddressRemoved](data)
+	case eventType == TypeCustomerAddressDef && version == 1:
+		return decodeInto[CustomerDefaultAddressSet](data)
+	case eventType == TypeCustomerPhotoSet && version == 1:
+		return decodeInto[CustomerPhotoSet](data)
+	case eventType == TypeCustomerErased && version == 1:
+		return decodeInto[CustomerErased](data)
 	case eventType == TypeIdempotencyKey && version == 1:
 		return decodeInto[IdempotencyKeyRecorded](data)
 	case eventType == TypeWebhookReceived && version == 1:

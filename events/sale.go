@@ -4,9 +4,8 @@ import "time"
 
 // Aggregates of the sale side.
 const (
-	AggregateSale     = "sale"
-	AggregateCustomer = "customer"
-	AggregateLicence  = "licence"
+	AggregateSale    = "sale"
+	AggregateLicence = "licence"
 	// AggregateEmail holds one customer_email_claimed per email, per store and mode: the id is the
 	// email's hash, and the claim is appended with an expected sequence of zero, so one email maps to one
 	// customer even under concurrent first purchases.
@@ -17,20 +16,20 @@ const (
 
 // Sale event types.
 const (
-	TypeSaleStarted        = "sale_started"
-	TypePaymentInitiated   = "payment_initiated"
-	TypePaymentPending     = "payment_pending"
-	TypePaymentSucceeded   = "payment_succeeded"
-	TypePaymentFailed      = "payment_failed"
-	TypePaymentCancelled   = "payment_cancelled"
-	TypeSaleCompleted      = "sale_completed"
-	TypeSaleAbandoned      = "sale_abandoned"
-	TypeSaleSettled        = "sale_settled"
-	TypeDownloadRecorded   = "download_recorded"
-	TypeSaleRated          = "sale_rated"
-	TypeCustomerRegistered = "customer_registered"
-	TypeEmailClaimed       = "customer_email_claimed"
-	TypeIdempotencyKey     = "idempotency_key_recorded"
+	TypeSaleStarted      = "sale_started"
+	TypePaymentInitiated = "payment_initiated"
+	TypePaymentPending   = "payment_pending"
+	TypePaymentSucceeded = "payment_succeeded"
+	TypePaymentFailed    = "payment_failed"
+	TypePaymentCancelled = "payment_cancelled"
+	TypeSaleCompleted    = "sale_completed"
+	TypeSaleAbandoned    = "sale_abandoned"
+	TypeSaleSettled      = "sale_settled"
+	TypeDownloadRecorded = "download_recorded"
+	TypeSaleRated        = "sale_rated"
+	TypeEmailClaimed     = "customer_email_claimed"
+	TypeEmailReleased    = "customer_email_released"
+	TypeIdempotencyKey   = "idempotency_key_recorded"
 )
 
 // Amount is money on the wire: integer minor units of an ISO 4217 currency.
@@ -121,10 +120,14 @@ type SaleContext struct {
 
 // SaleStarted (v1) opens a sale in awaiting_payment: everything the checkout decided, including the
 // amounts and the store's terms at that moment, so later rules changes never rewrite history.
+//
+// The buyer's details, the shipping address and the checkout context (IP address) are personal data,
+// sealed with the customer's key on the wire (see Personal).
 type SaleStarted struct {
 	SaleID              string       `json:"sale_id"`
 	Store               StoreRef     `json:"store"`
 	Product             Product      `json:"product"`
+	CustomerID          string       `json:"customer_id"`
 	Customer            CustomerRef  `json:"customer"`
 	Discount            *Discount    `json:"discount,omitempty"`
 	Campaign            *Campaign    `json:"campaign,omitempty"`
@@ -137,10 +140,15 @@ type SaleStarted struct {
 	ServiceFeePercent   string       `json:"service_fee_percent"`
 	SettlementDelayDays int          `json:"settlement_delay_days"`
 	AbandonAt           time.Time    `json:"abandon_at"`
+	// PersonalErased: the customer was erased; Customer (but its id), Shipping and Context are gone.
+	PersonalErased bool `json:"personal_erased,omitempty"`
 }
 
 func (SaleStarted) EventType() string { return TypeSaleStarted }
 func (SaleStarted) EventVersion() int { return 1 }
+
+func (s SaleStarted) DataSubject() string     { return s.CustomerID }
+func (SaleStarted) PersonalMembers() []string { return []string{"customer", "shipping", "context"} }
 
 // PaymentMethod as the gateway names it.
 type PaymentMethod struct {
@@ -235,19 +243,6 @@ type SaleRated struct {
 func (SaleRated) EventType() string { return TypeSaleRated }
 func (SaleRated) EventVersion() int { return 1 }
 
-// CustomerRegistered (v1): a customer's first appearance, by checkout or by the customer API.
-type CustomerRegistered struct {
-	CustomerID string `json:"customer_id"`
-	Email      string `json:"email"`
-	FirstName  string `json:"first_name,omitempty"`
-	LastName   string `json:"last_name,omitempty"`
-	Phone      string `json:"phone,omitempty"`
-	Source     string `json:"source"` // checkout or api
-}
-
-func (CustomerRegistered) EventType() string { return TypeCustomerRegistered }
-func (CustomerRegistered) EventVersion() int { return 1 }
-
 // EmailClaimed (v1) binds an email to one customer of a store and mode.
 type EmailClaimed struct {
 	CustomerID string `json:"customer_id"`
@@ -255,6 +250,15 @@ type EmailClaimed struct {
 
 func (EmailClaimed) EventType() string { return TypeEmailClaimed }
 func (EmailClaimed) EventVersion() int { return 1 }
+
+// EmailReleased (v1) frees an email when its customer is erased: the next purchase with it registers a
+// new customer.
+type EmailReleased struct {
+	CustomerID string `json:"customer_id"`
+}
+
+func (EmailReleased) EventType() string { return TypeEmailReleased }
+func (EmailReleased) EventVersion() int { return 1 }
 
 // IdempotencyKeyRecorded (v1) binds an Idempotency-Key to the request it first came with (by hash) and
 // the resource that request created.

@@ -58,6 +58,8 @@ type Config struct {
 	Projection Projection
 	// DownloadKey signs download links; every replica must share it.
 	DownloadKey []byte
+	// ClaimKey keys the hash that names an email's claim subject; every replica must share it.
+	ClaimKey []byte
 	// DownloadTTL is how long a download link minted again for an expired one stays valid.
 	DownloadTTL time.Duration
 	// PublicURL is the base of the links the API hands out (download links).

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -185,21 +186,21 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	if idemKey != "" {
 		writes = append(writes, events.Write{Event: envelope(idemAgg, events.IdempotencyKeyRecorded{RequestHash: reqHash, ResourceID: saleID}), Expect: 0})
 	}
-	customerID, newCustomer, err := a.customerFor(ctx, sc, started.Customer.Email)
+	claimAgg, customerID, claimSeq, err := a.emailClaim(ctx, sc, started.Customer.Email)
 	if err != nil {
 		return domain.Sale{}, 0, false, err
 	}
-	started.Customer.ID = customerID
-	if newCustomer {
-		email := started.Customer.Email
+	if customerID == "" {
+		customerID = domain.NewID(domain.PrefixCustomer)
+		c := started.Customer
 		writes = append(writes,
-			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateEmail, ID: hashID(email)},
-				events.EmailClaimed{CustomerID: customerID}), Expect: 0},
+			events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: customerID}), Expect: claimSeq},
 			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
-				events.CustomerRegistered{CustomerID: customerID, Email: email, FirstName: started.Customer.FirstName,
-					LastName: started.Customer.LastName, Phone: started.Customer.Phone, Source: "checkout"}), Expect: 0},
+				events.CustomerRegistered{CustomerID: customerID, Source: "checkout",
+					CustomerData: events.CustomerData{Email: c.Email, FirstName: c.FirstName, LastName: c.LastName, Phone: c.Phone}}), Expect: 0},
 		)
 	}
+	started.Customer.ID, started.CustomerID = customerID, customerID
 	saleEv := envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: saleID}, started)
 	writes = append(writes, events.Write{Event: saleEv, Expect: 0})
 	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
@@ -210,18 +211,28 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	return domain.FoldSale([]events.Envelope{saleEv}), seq, false, nil
 }
 
-// customerFor finds the customer an email belongs to in this store and mode: from the email's claim in
-// the log (exact, even before the projection caught up), or a new id if the email is unclaimed.
-func (a *API) customerFor(ctx context.Context, sc Scope, email string) (id string, isNew bool, err error) {
-	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateEmail, ID: hashID(email)}
+// emailClaim reads, from the log (exact even before the projection caught up), which customer of this
+// store and mode holds an email: "" if none does (never claimed, or released by an erasure). A new
+// claim is appended with last as its expected sequence, so concurrent claims of one email have one
+// winner.
+func (a *API) emailClaim(ctx context.Context, sc Scope, email string) (agg events.Aggregate, holder string, last uint64, err error) {
+	agg = events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateEmail, ID: a.claimID(sc, email)}
 	claim, found, err := a.cfg.Events.Last(ctx, agg.Filter())
-	if err != nil {
-		return "", false, err
+	if err != nil || !found {
+		return agg, "", 0, err
 	}
-	if found {
-		return claim.Payload.(events.EmailClaimed).CustomerID, false, nil
+	if c, ok := claim.Payload.(events.EmailClaimed); ok {
+		return agg, c.CustomerID, claim.Sequence, nil
 	}
-	return domain.NewID(domain.PrefixCustomer), true, nil
+	return agg, "", claim.Sequence, nil
+}
+
+// claimID is the subject token of an email's claim: a keyed hash (HMAC-SHA256 with the shared claim
+// key), so the log holds no email, nor a hash anyone without the key could test guesses against.
+func (a *API) claimID(sc Scope, email string) string {
+	mac := hmac.New(sha256.New, a.cfg.ClaimKey)
+	mac.Write([]byte(sc.Mode + "|" + sc.StoreID + "|" + email))
+	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
 // loadSale reads a sale from its own subject in the log, so it is exact even while the projection lags.

@@ -172,6 +172,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 15*time.Second)
 	downloadKey, err := m.events.SharedSecret(sctx, "download_signing_key", cfg.NATSReplicas)
+	var claimKey []byte
+	if err == nil {
+		claimKey, err = m.events.SharedSecret(sctx, "email_claim_key", cfg.NATSReplicas)
+	}
 	scancel()
 	if err != nil {
 		ln.Close()
@@ -184,6 +188,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminTokenHash: adminHash,
 		GatewaySecrets: cfg.GatewaySecrets,
 		DownloadKey:    downloadKey,
+		ClaimKey:       claimKey,
 		DownloadTTL:    cfg.DownloadTTL,
 		Now:            m.Now,
 		PublicURL:      publicURL,

@@ -192,8 +192,8 @@ func TestDeliveryBeforeItsSaleIsAppliedLater(t *testing.T) {
 		Aggregate: events.Aggregate{Mode: "live", StoreID: storeID, Type: events.AggregateSale, ID: saleID},
 		Time:      now,
 		Payload: events.SaleStarted{SaleID: saleID, Store: events.StoreRef{ID: storeID, Name: "Shop early", Slug: "early"},
-			Product:  events.Product{ID: "prd_1", Name: "P", Type: "course", Price: events.Amount{Amount: 1000, Currency: "USD"}},
-			Customer: events.CustomerRef{ID: "cus_1", Email: "e@example.com"}, Channel: "api",
+			Product:    events.Product{ID: "prd_1", Name: "P", Type: "course", Price: events.Amount{Amount: 1000, Currency: "USD"}},
+			CustomerID: "cus_1", Customer: events.CustomerRef{ID: "cus_1", Email: "e@example.com"}, Channel: "api",
 			OriginalAmount: events.Amount{Amount: 1000, Currency: "USD"}, DiscountAmount: events.Amount{Currency: "USD"},
 			Amount: events.Amount{Amount: 1000, Currency: "USD"}, ServiceFeePercent: "5", SettlementDelayDays: 7, AbandonAt: now.Add(time.Hour)},
 	})

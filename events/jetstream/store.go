@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,9 @@ type Store struct {
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
 	Observe func(n int, err error)
 	group   atomic.Pointer[grouper] // set by EnableGroupCommit
+
+	keysMu sync.Mutex
+	keys   *Keyring // seals personal data; opened by EnsureStream, or on first need
 }
 
 // New wraps a connection. Call EnsureStream before the first append.
@@ -94,7 +98,53 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
 	s.stream = stream
+	keys, err := newKeyring(ctx, s.js, true, cfg.Replicas)
+	if err != nil {
+		return err
+	}
+	s.keysMu.Lock()
+	s.keys = keys
+	s.keysMu.Unlock()
 	return nil
+}
+
+// Keys is the keyring that seals and opens personal data, opened on first use by a store that did not
+// ensure the stream (a reader).
+func (s *Store) Keys(ctx context.Context) (*Keyring, error) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	if s.keys != nil {
+		return s.keys, nil
+	}
+	keys, err := newKeyring(ctx, s.js, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.keys = keys
+	return keys, nil
+}
+
+// codecKeys is the keyring as the codec uses it: resolved on each use, so a reader that started before
+// the keys bucket existed still opens what is sealed later. (The error return is kept for callers that
+// may one day resolve eagerly.)
+func (s *Store) codecKeys(context.Context) (events.Keyring, error) { return lazyKeys{s}, nil }
+
+type lazyKeys struct{ s *Store }
+
+func (l lazyKeys) Seal(ctx context.Context, subject string, plaintext []byte) (string, error) {
+	k, err := l.s.Keys(ctx)
+	if err != nil {
+		return "", err
+	}
+	return k.Seal(ctx, subject, plaintext)
+}
+
+func (l lazyKeys) Open(ctx context.Context, subject, sealed string) ([]byte, error) {
+	k, err := l.s.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return k.Open(ctx, subject, sealed)
 }
 
 // ledgerStream is the LEDGER stream handle, looked up once if EnsureStream did not run (a client that
@@ -140,9 +190,13 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
 		defer cancel()
 	}
+	keys, err := s.codecKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
 	msgs := make([]*nats.Msg, len(ws))
 	for i, w := range ws {
-		m, err := message(w)
+		m, err := message(ctx, keys, w)
 		if err != nil {
 			return 0, err
 		}
@@ -199,8 +253,8 @@ func (s *Store) sequenceOf(ctx context.Context, e events.Envelope) (uint64, erro
 	return 0, fmt.Errorf("append batch: JetStream reports event %s as a duplicate but it is not in %s", e.ID, e.Aggregate.Filter())
 }
 
-func message(w Write) (*nats.Msg, error) {
-	subject, hdr, data, err := events.Encode(w.Event)
+func message(ctx context.Context, keys events.Keyring, w Write) (*nats.Msg, error) {
+	subject, hdr, data, err := events.EncodeWith(ctx, keys, w.Event)
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +378,10 @@ const loadBatch = 256
 // the messages (original headers plus Nats-Sequence and Nats-Subject), then an end-of-batch status 204;
 // or a status 404 when nothing matches.
 func (s *Store) directBatch(ctx context.Context, filter string, start uint64, n int) ([]events.Envelope, error) {
+	keys, err := s.codecKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
 	req, _ := json.Marshal(map[string]any{"seq": start, "next_by_subj": filter, "batch": n})
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
@@ -358,7 +416,7 @@ func (s *Store) directBatch(ctx context.Context, filter string, start uint64, n 
 		if err != nil {
 			return nil, fmt.Errorf("direct get: sequence %q", m.Header.Get("Nats-Sequence"))
 		}
-		e, err := events.DecodeMessage(m.Header.Get("Nats-Subject"), m.Header.Get, m.Data, seq)
+		e, err := events.DecodeMessageWith(ctx, keys, m.Header.Get("Nats-Subject"), m.Header.Get, m.Data, seq)
 		if err != nil {
 			return nil, err
 		}
@@ -394,7 +452,11 @@ func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool,
 	if err != nil {
 		return events.Envelope{}, false, fmt.Errorf("last %s: %w", filter, err)
 	}
-	e, err := events.DecodeMessage(m.Subject, m.Header.Get, m.Data, m.Sequence)
+	keys, err := s.codecKeys(ctx)
+	if err != nil {
+		return events.Envelope{}, false, err
+	}
+	e, err := events.DecodeMessageWith(ctx, keys, m.Subject, m.Header.Get, m.Data, m.Sequence)
 	return e, err == nil, err
 }
 

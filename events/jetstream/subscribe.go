@@ -16,6 +16,8 @@ import (
 type Subscription struct {
 	it   jetstream.MessagesContext
 	stop func() bool
+	ctx  context.Context
+	keys events.Keyring
 }
 
 // Delivery is one event of a subscription and how many more the stream held when it was delivered.
@@ -44,7 +46,12 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, filter string) (*Sub
 	if err != nil {
 		return nil, fmt.Errorf("subscribe from %d: %w", from, err)
 	}
-	sub := &Subscription{it: it}
+	keys, err := s.codecKeys(ctx)
+	if err != nil {
+		it.Stop()
+		return nil, err
+	}
+	sub := &Subscription{it: it, ctx: ctx, keys: keys}
 	// Next blocks inside the client library; stopping the iterator is how a cancelled context wakes it.
 	sub.stop = context.AfterFunc(ctx, it.Stop)
 	return sub, nil
@@ -67,7 +74,7 @@ func (s *Subscription) Next() (Delivery, error) {
 	if err != nil {
 		return Delivery{}, fmt.Errorf("event metadata: %w", err)
 	}
-	e, err := events.DecodeMessage(m.Subject(), m.Headers().Get, m.Data(), md.Sequence.Stream)
+	e, err := events.DecodeMessageWith(s.ctx, s.keys, m.Subject(), m.Headers().Get, m.Data(), md.Sequence.Stream)
 	if err != nil {
 		return Delivery{}, err
 	}

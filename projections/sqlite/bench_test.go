@@ -362,7 +362,8 @@ func saleEvents(out []events.Envelope, n int, firstOfCustomer bool) []events.Env
 		out = append(out, events.Envelope{
 			Aggregate: events.Aggregate{Mode: mode, StoreID: store, Type: events.AggregateCustomer, ID: cust.ID},
 			Time:      at,
-			Payload:   events.CustomerRegistered{CustomerID: cust.ID, Email: cust.Email, FirstName: cust.FirstName, LastName: cust.LastName, Source: "checkout"},
+			Payload: events.CustomerRegistered{CustomerID: cust.ID, Source: "checkout",
+				CustomerData: events.CustomerData{Email: cust.Email, FirstName: cust.FirstName, LastName: cust.LastName}},
 		})
 	}
 	id := saleID(n)

@@ -1,0 +1,182 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salesledger/ledger/events"
+)
+
+// KeysBucket is the KV bucket of data-subject keys: one AES-256 key per customer, created on first use.
+// Erasing a customer overwrites their key with a tombstone; the bucket keeps one revision per key, so
+// the key itself leaves the stream.
+const KeysBucket = "ledger_keys"
+
+const (
+	erasedMark   = "erased"
+	sealedPrefix = "v1."
+)
+
+// Keyring is the events.Keyring over KeysBucket. Keys are cached; erasures made by any replica reach
+// every replica's cache through a watch on the bucket.
+type Keyring struct {
+	kv jetstream.KeyValue
+
+	mu    sync.RWMutex
+	cache map[string][]byte // subject → key; a nil key is an erased subject
+}
+
+var _ events.Keyring = (*Keyring)(nil)
+
+// newKeyring opens the bucket (creating it when create is set) and starts watching it.
+func newKeyring(ctx context.Context, js jetstream.JetStream, create bool, replicas int) (*Keyring, error) {
+	var kv jetstream.KeyValue
+	var err error
+	if create {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: KeysBucket, Description: "one key per data subject (crypto-shredding)", History: 1,
+			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+	} else {
+		kv, err = js.KeyValue(ctx, KeysBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys bucket: %w", err)
+	}
+	k := &Keyring{kv: kv, cache: make(map[string][]byte)}
+	w, err := kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("keys bucket watch: %w", err)
+	}
+	go func() {
+		for e := range w.Updates() {
+			if e != nil && (e.Operation() != jetstream.KeyValuePut || string(e.Value()) == erasedMark) {
+				k.forget(e.Key())
+			}
+		}
+	}()
+	return k, nil
+}
+
+func (k *Keyring) forget(subject string) {
+	k.mu.Lock()
+	k.cache[subject] = nil
+	k.mu.Unlock()
+}
+
+// key returns the subject's key, creating it if create is set and there is none yet. An erased subject
+// is events.ErrErased.
+func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte, error) {
+	k.mu.RLock()
+	key, cached := k.cache[subject]
+	k.mu.RUnlock()
+	if cached {
+		if key == nil {
+			return nil, events.ErrErased
+		}
+		return key, nil
+	}
+	for range 2 {
+		e, err := k.kv.Get(ctx, subject)
+		switch {
+		case err == nil && string(e.Value()) != erasedMark && len(e.Value()) == 32:
+			key = e.Value()
+		case err == nil, errors.Is(err, jetstream.ErrKeyDeleted), errors.Is(err, jetstream.ErrKeyNotFound) && !create:
+			k.forget(subject)
+			return nil, events.ErrErased
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			fresh := make([]byte, 32)
+			if _, err := rand.Read(fresh); err != nil {
+				return nil, err
+			}
+			if _, err := k.kv.Create(ctx, subject, fresh); errors.Is(err, jetstream.ErrKeyExists) {
+				continue // created concurrently: read theirs
+			} else if err != nil {
+				return nil, fmt.Errorf("key of %s: %w", subject, err)
+			}
+			key = fresh
+		default:
+			return nil, fmt.Errorf("key of %s: %w", subject, err)
+		}
+		k.mu.Lock()
+		if v, ok := k.cache[subject]; ok && v == nil { // erased meanwhile
+			k.mu.Unlock()
+			return nil, events.ErrErased
+		}
+		k.cache[subject] = key
+		k.mu.Unlock()
+		return key, nil
+	}
+	return nil, fmt.Errorf("key of %s: created and gone concurrently", subject)
+}
+
+// Seal encrypts plaintext with the subject's key (AES-256-GCM, the subject as additional data).
+func (k *Keyring) Seal(ctx context.Context, subject string, plaintext []byte) (string, error) {
+	if subject == "" {
+		return "", errors.New("seal: no data subject")
+	}
+	key, err := k.key(ctx, subject, true)
+	if err != nil {
+		return "", err
+	}
+	aead, err := gcm(key)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, plaintext, []byte(subject))), nil
+}
+
+// Open decrypts what Seal returned.
+func (k *Keyring) Open(ctx context.Context, subject string, sealed string) ([]byte, error) {
+	key, err := k.key(ctx, subject, false)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(sealed, sealedPrefix))
+	if err != nil || !strings.HasPrefix(sealed, sealedPrefix) {
+		return nil, fmt.Errorf("%w: sealed data of %s is not %s<base64>", events.ErrMalformed, subject, sealedPrefix)
+	}
+	aead, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < aead.NonceSize() {
+		return nil, fmt.Errorf("%w: sealed data of %s is too short", events.ErrMalformed, subject)
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(subject))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sealed data of %s does not open with its key: %v", events.ErrMalformed, subject, err)
+	}
+	return plain, nil
+}
+
+// Erase destroys the subject's key: everything sealed with it becomes unreadable, in the log and in
+// every copy of it.
+func (k *Keyring) Erase(ctx context.Context, subject string) error {
+	if _, err := k.kv.Put(ctx, subject, []byte(erasedMark)); err != nil {
+		return fmt.Errorf("erase key of %s: %w", subject, err)
+	}
+	k.forget(subject)
+	return nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
