@@ -58,6 +58,9 @@ type Sale struct {
 func (s Sale) Evolve(e events.Envelope) Sale {
 	switch p := e.Payload.(type) {
 	case events.SaleStarted:
+		if p.PersonalErased {
+			p = ErasePersonal(p)
+		}
 		s.ID, s.Started, s.Status, s.CreatedAt = p.SaleID, p, StatusAwaitingPayment, e.Time
 	case events.PaymentRecorded:
 		s.PaymentStatus = p.Status
@@ -88,6 +91,17 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 		s.Version = e.Sequence
 	}
 	return s
+}
+
+// ErasePersonal is a sale's opening without its customer's personal data: the buyer's details, the
+// shipping address and the checkout context, as a sale of an erased customer reads.
+func ErasePersonal(p events.SaleStarted) events.SaleStarted {
+	if p.CustomerID == "" {
+		p.CustomerID = p.Customer.ID
+	}
+	p.Customer = events.CustomerRef{ID: p.CustomerID}
+	p.Shipping, p.Context, p.PersonalErased = nil, nil, true
+	return p
 }
 
 // DueAt is when a timer must act on the sale next: the abandon deadline of an unpaid checkout, the due

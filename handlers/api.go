@@ -36,6 +36,8 @@ type ReadStore interface {
 	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
 	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
 	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
+	Customer(ctx context.Context, storeID, mode, id string) (sqlite.CustomerRow, error)
+	ListCustomers(ctx context.Context, f sqlite.CustomerFilter) ([]sqlite.CustomerRow, bool, error)
 	// SaleByID reads a sale with its store and mode, whoever asks.
 	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
@@ -58,6 +60,10 @@ type Config struct {
 	Projection Projection
 	// DownloadKey signs download links; every replica must share it.
 	DownloadKey []byte
+	// Keys destroys a data subject's key when a customer is erased.
+	Keys Eraser
+	// Photos keeps customer photos; nil disables the photo endpoints.
+	Photos PhotoStore
 	// ClaimKey keys the hash that names an email's claim subject; every replica must share it.
 	ClaimKey []byte
 	// DownloadTTL is how long a download link minted again for an expired one stays valid.
@@ -109,7 +115,9 @@ func New(cfg Config) *API {
 // Handler is the complete HTTP handler with its middleware.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.Handler) { mux.Handle(pattern, a.instrument(pattern, a.limit(h))) }
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, a.instrument(pattern, a.limit(h, MaxBodyBytes)))
+	}
 	handle("GET /healthz", http.HandlerFunc(a.healthz))
 	handle("GET /readyz", http.HandlerFunc(a.readyz))
 	handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
@@ -129,19 +137,36 @@ func (a *API) Handler() http.Handler {
 	handle("POST /v1/licences/{key}/deactivate", a.store(a.deactivateLicence()))
 	handle("POST /v1/licences/{key}/revoke", a.store(a.revokeLicence()))
 
+	handle("POST /v1/customers", a.store(a.createCustomer))
+	handle("GET /v1/customers", a.store(a.listCustomers))
+	handle("GET /v1/customers/{id}", a.store(a.getCustomer))
+	handle("PATCH /v1/customers/{id}", a.store(a.updateCustomer))
+	handle("DELETE /v1/customers/{id}", a.store(a.deleteCustomer))
+	handle("POST /v1/customers/{id}/addresses", a.store(a.addAddress))
+	handle("GET /v1/customers/{id}/addresses", a.store(a.listAddresses))
+	handle("DELETE /v1/customers/{id}/addresses/{address_id}", a.store(a.deleteAddress))
+	handle("POST /v1/customers/{id}/addresses/{address_id}/default", a.store(a.setDefaultAddress))
+	// A photo may be up to 5 MB, with room for a multipart envelope around it.
+	mux.Handle("PUT /v1/customers/{id}/photo", a.instrument("PUT /v1/customers/{id}/photo", a.limit(a.store(a.putPhoto), MaxPhotoBytes+64<<10)))
+	handle("GET /v1/avatars/{token}", http.HandlerFunc(a.avatar))
+
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
 	return mux
 }
 
 // limit caps the body and the time of every request.
-func (a *API) limit(next http.Handler) http.Handler {
+func (a *API) limit(next http.Handler, maxBody int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+var timeZero time.Time
 
 // positioned answers a write: the event's stream sequence in Ledger-Position, then the body.
 func positioned(w http.ResponseWriter, seq uint64, status int, body any) {

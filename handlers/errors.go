@@ -50,6 +50,7 @@ var errorTable = []struct {
 	message string
 }{
 	{domain.ErrNotFound, http.StatusNotFound, "not_found", "No such resource."},
+	{domain.ErrCustomerErased, http.StatusNotFound, "not_found", "The customer could not be found, please check the id."},
 	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken", "The slug is already taken by another store."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The resource was modified concurrently; retry the request."},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "The event log is temporarily unavailable; nothing was recorded, retry shortly."},

@@ -69,10 +69,11 @@ type productRefJSON struct {
 	Type string `json:"type"`
 }
 
+// customerRefJSON is the buyer on a sale; email and name are null once the customer was erased.
 type customerRefJSON struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	Name  string `json:"name"`
+	ID    string  `json:"id"`
+	Email *string `json:"email"`
+	Name  *string `json:"name"`
 }
 
 type discountJSON struct {
@@ -155,7 +156,7 @@ func saleObject(s domain.Sale, mode string) saleJSON {
 		Context:        st.Context,
 		Store:          st.Store,
 		Product:        productRefJSON{ID: st.Product.ID, Name: st.Product.Name, Type: st.Product.Type},
-		Customer:       customerRefJSON{ID: st.Customer.ID, Email: st.Customer.Email, Name: strings.TrimSpace(st.Customer.FirstName + " " + st.Customer.LastName)},
+		Customer:       customerRefJSON{ID: st.Customer.ID, Email: optString(st.Customer.Email), Name: optString(strings.TrimSpace(st.Customer.FirstName + " " + st.Customer.LastName))},
 		Campaign:       st.Campaign,
 		Livemode:       mode == events.ModeLive,
 		CreatedAt:      rfc3339(s.CreatedAt),

@@ -172,9 +172,19 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 15*time.Second)
 	downloadKey, err := m.events.SharedSecret(sctx, "download_signing_key", cfg.NATSReplicas)
-	var claimKey []byte
+	var (
+		claimKey []byte
+		keys     *jetstream.Keyring
+		photos   *jetstream.Photos
+	)
 	if err == nil {
 		claimKey, err = m.events.SharedSecret(sctx, "email_claim_key", cfg.NATSReplicas)
+	}
+	if err == nil {
+		keys, err = m.events.Keys(sctx)
+	}
+	if err == nil {
+		photos, err = m.events.Photos(sctx, cfg.NATSReplicas)
 	}
 	scancel()
 	if err != nil {
@@ -189,6 +199,8 @@ func (m *Main) Run(ctx context.Context) error {
 		GatewaySecrets: cfg.GatewaySecrets,
 		DownloadKey:    downloadKey,
 		ClaimKey:       claimKey,
+		Keys:           keys,
+		Photos:         photos,
 		DownloadTTL:    cfg.DownloadTTL,
 		Now:            m.Now,
 		PublicURL:      publicURL,

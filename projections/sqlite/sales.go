@@ -38,18 +38,6 @@ CREATE INDEX IF NOT EXISTS sales_by_status   ON sales (store_id, mode, status, c
 CREATE INDEX IF NOT EXISTS sales_by_customer ON sales (store_id, mode, customer_id, created_at, id);
 CREATE INDEX IF NOT EXISTS sales_by_email    ON sales (store_id, mode, customer_email, created_at, id, status);
 
-CREATE TABLE IF NOT EXISTS customers (
-	id         TEXT PRIMARY KEY,
-	store_id   TEXT NOT NULL,
-	mode       TEXT NOT NULL,
-	email      TEXT NOT NULL,
-	first_name TEXT NOT NULL,
-	last_name  TEXT NOT NULL,
-	phone      TEXT NOT NULL,
-	created_at INTEGER NOT NULL,
-	updated_at INTEGER NOT NULL
-) STRICT;
-CREATE UNIQUE INDEX IF NOT EXISTS customers_by_email ON customers (store_id, mode, email);
 `
 
 const (
@@ -57,8 +45,6 @@ const (
 	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET status = excluded.status, due_at = excluded.due_at, doc = excluded.doc, version = excluded.version`
-	sqlInsertCustomer = `INSERT INTO customers (id, store_id, mode, email, first_name, last_name, phone, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 )
 
 func foldSale(b *batchTx, e events.Envelope) error {
@@ -86,8 +72,18 @@ func foldSale(b *batchTx, e events.Envelope) error {
 	if at := s.DueAt(); !at.IsZero() {
 		due = at.UTC().UnixMicro()
 	}
-	return b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, s.Started.Customer.ID,
-		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version)
+	customerID := s.Started.CustomerID
+	if customerID == "" {
+		customerID = s.Started.Customer.ID
+	}
+	if err := b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, customerID,
+		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version); err != nil {
+		return err
+	}
+	if _, ok := e.Payload.(events.SaleCompleted); ok {
+		return foldPurchase(b, s)
+	}
+	return nil
 }
 
 // SaleRef locates a sale.
@@ -115,12 +111,6 @@ func (s *Store) DueSales(ctx context.Context, now time.Time, limit int) ([]SaleR
 	return out, rows.Err()
 }
 
-func foldCustomerRegistered(b *batchTx, e events.Envelope, p events.CustomerRegistered) error {
-	at := e.Time.UTC().UnixMicro()
-	return b.exec(sqlInsertCustomer, p.CustomerID, e.Aggregate.StoreID, e.Aggregate.Mode, p.Email,
-		p.FirstName, p.LastName, p.Phone, at, at)
-}
-
 // Sale returns one sale of a store and mode; a sale of another store or mode is domain.ErrNotFound.
 func (s *Store) Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error) {
 	var doc string
@@ -133,16 +123,6 @@ func (s *Store) Sale(ctx context.Context, storeID, mode, id string) (domain.Sale
 	}
 	var sale domain.Sale
 	return sale, json.Unmarshal([]byte(doc), &sale)
-}
-
-// CustomerIDByEmail finds the customer of a store and mode with this (normalised) email.
-func (s *Store) CustomerIDByEmail(ctx context.Context, storeID, mode, email string) (string, error) {
-	var id string
-	err := s.queryRow(ctx, `SELECT id FROM customers WHERE store_id = ? AND mode = ? AND email = ?`, storeID, mode, email).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", domain.ErrNotFound
-	}
-	return id, err
 }
 
 // Position is a place in the newest-first order of a list: the item's creation time and id.

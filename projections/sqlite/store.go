@@ -139,6 +139,20 @@ func (b *batchTx) exec(query string, args ...any) error {
 
 // queryRow runs a prepared single-row query inside the batch's transaction, so it sees the batch's own
 // earlier writes.
+// execResult is exec for a statement whose result is needed (an insert's rowid).
+func (b *batchTx) execResult(query string, args ...any) (sql.Result, error) {
+	st, ok := b.stmts[query]
+	if !ok {
+		prepared, ok := b.s.stmts[query]
+		if !ok {
+			return nil, fmt.Errorf("statement not prepared at Open: %s", query)
+		}
+		st = b.tx.StmtContext(b.ctx, prepared)
+		b.stmts[query] = st
+	}
+	return st.ExecContext(b.ctx, args...)
+}
+
 func (b *batchTx) queryRow(query string, args ...any) *sql.Row {
 	st, ok := b.stmts[query]
 	if !ok {
@@ -160,6 +174,14 @@ var writes = []string{
 	sqlSelectSaleDoc,
 	sqlUpsertSale,
 	sqlInsertCustomer,
+	sqlSelectCustomerDoc,
+	sqlUpdateCustomer,
+	sqlDeleteCustomer,
+	sqlDeleteSearch,
+	sqlInsertSearch,
+	sqlSelectSpent,
+	sqlUpdatePurchases,
+	sqlAnonymiseSale,
 	sqlInsertLicence,
 	sqlLicenceActivity,
 	sqlRevokeLicence,
@@ -207,7 +229,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
@@ -223,7 +245,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if tables > 0 && version != SchemaVersion {
 		return fmt.Errorf("%w (version %d, current %d)", ErrSchemaOutdated, version, SchemaVersion)
 	}
-	for _, sch := range []string{schema, salesSchema, licencesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
+	for _, sch := range []string{schema, salesSchema, customersSchema, licencesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
 		if _, err := s.w.ExecContext(ctx, sch); err != nil {
 			return err
 		}
@@ -291,11 +313,12 @@ func fold(b *batchTx, e events.Envelope) error {
 	case events.SaleStarted, events.PaymentRecorded, events.SaleCompleted, events.SaleAbandoned,
 		events.SaleSettled, events.DownloadRecorded, events.SaleRated:
 		return foldSale(b, e)
-	case events.CustomerRegistered:
-		return foldCustomerRegistered(b, e, p)
+	case events.CustomerRegistered, events.CustomerUpdated, events.CustomerAddressAdded, events.CustomerAddressRemoved,
+		events.CustomerDefaultAddressSet, events.CustomerPhotoSet, events.CustomerErased:
+		return foldCustomer(b, e)
 	case events.LicenceIssued, events.LicenceActivated, events.LicenceDeactivated, events.LicenceRevoked:
 		return foldLicence(b, e)
-	case events.EmailClaimed, events.IdempotencyKeyRecorded, events.WebhookReceived, events.WebhookRejected:
+	case events.EmailClaimed, events.EmailReleased, events.IdempotencyKeyRecorded, events.WebhookReceived, events.WebhookRejected:
 		return nil // read from the log itself, where compare-and-set keeps them exact
 	default:
 		return fmt.Errorf("no fold for %T", p)

@@ -1,0 +1,508 @@
+package handlers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/projections/sqlite"
+)
+
+var (
+	errEmailTaken       = &requestError{http.StatusConflict, "email_taken", "A customer with this email already exists in this store."}
+	errTooManyAddresses = &requestError{http.StatusConflict, "too_many_addresses", "Customer already has 3 addresses registered."}
+	errCustomerNotFound = &requestError{http.StatusNotFound, "not_found", "The customer could not be found, please check the id."}
+)
+
+// customerJSON is the customer object: Chariow's shape (name, first_name, last_name, email, avatar_url,
+// phone with its country, store, created_at, updated_at) plus the fields the customer API accepts, the
+// addresses, livemode/test, and what a support agent needs at a glance.
+type customerJSON struct {
+	ID        string          `json:"id"`
+	Object    string          `json:"object"`
+	Name      string          `json:"name"`
+	FirstName *string         `json:"first_name"`
+	LastName  *string         `json:"last_name"`
+	Email     string          `json:"email"`
+	AvatarURL *string         `json:"avatar_url"`
+	Phone     *phoneJSON      `json:"phone"`
+	Country   *string         `json:"country"`
+	Address   *string         `json:"address"`
+	City      *string         `json:"city"`
+	Zip       *string         `json:"zip"`
+	State     *string         `json:"state"`
+	IP        *string         `json:"ip"`
+	Metadata  json.RawMessage `json:"metadata"`
+	Addresses []addressJSON   `json:"addresses"`
+	Store     storeRefJSON    `json:"store"`
+	Stats     statsJSON       `json:"stats"`
+	Livemode  bool            `json:"livemode"`
+	Test      bool            `json:"test"`
+	CreatedAt string          `json:"created_at"`
+	UpdatedAt string          `json:"updated_at"`
+}
+
+type phoneJSON struct {
+	Number  string              `json:"number"`
+	E164    string              `json:"e164"`
+	Country *domain.CountryInfo `json:"country"`
+}
+
+type addressJSON struct {
+	ID        string  `json:"id"`
+	Line1     string  `json:"line1"`
+	Line2     *string `json:"line2"`
+	City      string  `json:"city"`
+	Zip       *string `json:"zip"`
+	State     *string `json:"state"`
+	Country   string  `json:"country"`
+	Default   bool    `json:"default"`
+	CreatedAt string  `json:"created_at"`
+}
+
+type storeRefJSON struct {
+	ID      string  `json:"id"`
+	Name    string  `json:"name"`
+	LogoURL *string `json:"logo_url"`
+	URL     *string `json:"url"`
+}
+
+type statsJSON struct {
+	CompletedSales  int            `json:"completed_sales"`
+	TotalSpent      []domain.Money `json:"total_spent"`
+	FirstPurchaseAt *string        `json:"first_purchase_at"`
+	LastPurchaseAt  *string        `json:"last_purchase_at"`
+}
+
+func (a *API) customerObject(ctx context.Context, row sqlite.CustomerRow) (customerJSON, error) {
+	c := row.Customer
+	out := customerJSON{
+		ID: c.ID, Object: "customer", Name: c.Name(), FirstName: optString(c.Fields.FirstName), LastName: optString(c.Fields.LastName),
+		Email: c.Fields.Email, Country: optString(c.Fields.Country), Address: optString(c.Fields.Address), City: optString(c.Fields.City),
+		Zip: optString(c.Fields.Zip), State: optString(c.Fields.State), IP: optString(c.Fields.IP), Metadata: c.Fields.Metadata,
+		Addresses: []addressJSON{}, Livemode: row.Mode == events.ModeLive, Test: row.Mode == events.ModeTest,
+		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt),
+		Stats: statsJSON{CompletedSales: row.CompletedSales, TotalSpent: []domain.Money{},
+			FirstPurchaseAt: optTime(row.FirstPurchaseAt), LastPurchaseAt: optTime(row.LastPurchaseAt)},
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = json.RawMessage("null")
+	}
+	if c.Fields.Phone != "" {
+		p := &phoneJSON{Number: c.Fields.Phone, E164: c.Fields.Phone}
+		if info, ok := domain.Phone(c.Fields.Phone); ok {
+			p.Number = info.Number
+			if info.Country.Code != "" {
+				p.Country = &info.Country
+			}
+		}
+		out.Phone = p
+	}
+	for _, ad := range c.Addresses {
+		out.Addresses = append(out.Addresses, addressObject(ad))
+	}
+	if c.Photo != nil {
+		u := a.avatarURL(row.StoreID, row.Mode, c.ID, c.Photo.Object)
+		out.AvatarURL = &u
+	}
+	currencies := make([]string, 0, len(row.Spent))
+	for cur := range row.Spent {
+		currencies = append(currencies, cur)
+	}
+	sort.Strings(currencies)
+	for _, cur := range currencies {
+		out.Stats.TotalSpent = append(out.Stats.TotalSpent, domain.Money{Amount: row.Spent[cur], Currency: cur})
+	}
+	st, err := a.cfg.Projection.Reads().Store(ctx, row.StoreID)
+	if err != nil {
+		return out, err
+	}
+	out.Store = storeRefJSON{ID: st.ID, Name: st.Name}
+	return out, nil
+}
+
+func addressObject(ad domain.Address) addressJSON {
+	return addressJSON{ID: ad.ID, Line1: ad.Line1, Line2: optString(ad.Line2), City: ad.City, Zip: optString(ad.Zip),
+		State: optString(ad.State), Country: ad.Country, Default: ad.Default, CreatedAt: rfc3339(ad.CreatedAt)}
+}
+
+// createCustomer is POST /v1/customers. The email is claimed (expected sequence on the claim's subject)
+// and the customer registered in one atomic append, so of concurrent creates with one email exactly one
+// succeeds; the others are 409.
+func (a *API) createCustomer(w http.ResponseWriter, r *http.Request) {
+	var in domain.CustomerInput
+	if _, err := decodeBody(r, &in); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	fields, err := domain.CustomerFields{}.Apply(in, true)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
+	claimAgg, holder, claimSeq, err := a.emailClaim(ctx, sc, fields.Email)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if holder != "" {
+		writeError(w, r, a.log, errEmailTaken)
+		return
+	}
+	id := domain.NewID(domain.PrefixCustomer)
+	now := a.cfg.Now().UTC()
+	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
+		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
+	}
+	seq, err := a.cfg.Events.AppendWrites(ctx,
+		events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: id}), Expect: claimSeq},
+		events.Write{Event: envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}), Expect: 0},
+	)
+	if errors.Is(err, domain.ErrConflict) {
+		err = errEmailTaken // the claim was taken meanwhile
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.respondCustomer(w, r, sc, id, seq, http.StatusCreated)
+}
+
+func customerAgg(sc Scope, id string) events.Aggregate {
+	return events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: id}
+}
+
+// respondCustomer waits until the read model has the write, then answers with the customer object.
+func (a *API) respondCustomer(w http.ResponseWriter, r *http.Request, sc Scope, id string, seq uint64, status int) {
+	a.awaitProjection(r.Context(), seq)
+	row, err := a.cfg.Projection.Reads().Customer(r.Context(), sc.StoreID, sc.Mode, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		err = errCustomerNotFound
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	obj, err := a.customerObject(r.Context(), row)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	positioned(w, seq, status, data{obj})
+}
+
+// getCustomer is GET /v1/customers/{id}.
+func (a *API) getCustomer(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	row, err := a.cfg.Projection.Reads().Customer(r.Context(), sc.StoreID, sc.Mode, r.PathValue("id"))
+	if errors.Is(err, domain.ErrNotFound) {
+		err = errCustomerNotFound
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	obj, err := a.customerObject(r.Context(), row)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, data{obj})
+}
+
+type customerPagination struct {
+	NextCursor *string `json:"next_cursor"`
+	PrevCursor *string `json:"prev_cursor"`
+	HasMore    bool    `json:"has_more"`
+	Page       *int    `json:"page,omitempty"`
+	PageSize   *int    `json:"page_size,omitempty"`
+}
+
+type customerCursor struct {
+	S int64  `json:"s"`
+	D string `json:"d"` // "n": older; "p": newer
+}
+
+func encodeCustomerCursor(seq int64, dir string) *string {
+	b, _ := json.Marshal(customerCursor{S: seq, D: dir})
+	s := base64.RawURLEncoding.EncodeToString(b)
+	return &s
+}
+
+// listCustomers is GET /v1/customers: newest first; per_page and cursor, or page and page_size; search
+// on name, email and phone; start_date and end_date inclusive.
+func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	q := r.URL.Query()
+	f := sqlite.CustomerFilter{StoreID: sc.StoreID, Mode: sc.Mode, Limit: 15}
+	var pg customerPagination
+	pageMode := q.Has("page") || q.Has("page_size")
+	if err := parseCustomerPage(q, &f, &pg, pageMode); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if q.Has("search") {
+		if strings.TrimSpace(q.Get("search")) == "" {
+			writeError(w, r, a.log, badRequest("The search query cannot be empty."))
+			return
+		}
+		if len(q.Get("search")) > 100 {
+			writeError(w, r, a.log, badRequest("The search parameter must be at most 100 characters."))
+			return
+		}
+		f.Search = q.Get("search")
+	}
+	var err error
+	if f.From, f.To, err = parseDateRange(q); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	rows, more, err := a.cfg.Projection.Reads().ListCustomers(r.Context(), f)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]customerJSON, len(rows))
+	for i, row := range rows {
+		if out[i], err = a.customerObject(r.Context(), row); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+	}
+	switch {
+	case pageMode:
+		pg.HasMore = more
+	case len(rows) == 0:
+		if f.After > 0 {
+			pg.PrevCursor = encodeCustomerCursor(f.After, "p")
+		}
+		if f.Before > 0 {
+			pg.NextCursor = encodeCustomerCursor(f.Before, "n")
+		}
+	case f.Before > 0:
+		pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
+		if more {
+			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
+		}
+	default:
+		if more {
+			pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
+		}
+		if f.After > 0 {
+			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Data       []customerJSON     `json:"data"`
+		Pagination customerPagination `json:"pagination"`
+	}{out, pg})
+}
+
+func parseCustomerPage(q url.Values, f *sqlite.CustomerFilter, pg *customerPagination, pageMode bool) error {
+	if pageMode {
+		if q.Has("cursor") || q.Has("per_page") {
+			return badRequest("Use per_page and cursor, or page and page_size, not both.")
+		}
+		page, size := 1, 15
+		if s := q.Get("page"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 100000 {
+				return badRequest("The page parameter must be an integer from 1.")
+			}
+			page = n
+		}
+		if s := q.Get("page_size"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 100 {
+				return badRequest("The page_size parameter must be an integer from 1 to 100.")
+			}
+			size = n
+		}
+		f.Limit, f.Offset = size, (page-1)*size
+		pg.Page, pg.PageSize = &page, &size
+		return nil
+	}
+	if s := q.Get("per_page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return badRequest("The per_page parameter must be an integer from 1 to 100.")
+		}
+		f.Limit = n
+	}
+	if s := q.Get("cursor"); s != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(s)
+		var c customerCursor
+		if err != nil || json.Unmarshal(raw, &c) != nil || c.S < 1 || (c.D != "n" && c.D != "p") {
+			return badRequest("The cursor parameter is not a cursor this API returned.")
+		}
+		if c.D == "n" {
+			f.After = c.S
+		} else {
+			f.Before = c.S
+		}
+	}
+	return nil
+}
+
+// changeCustomer loads a customer of the caller's scope (read model first, the log on a retry), decides,
+// and appends with the customer's last sequence as expectation, deciding again on a concurrent change.
+// extra writes (email claims) are appended in the same atomic batch.
+func (a *API) changeCustomer(ctx context.Context, id string, decide func(domain.Customer) ([]events.Write, error)) (uint64, error) {
+	sc := scopeFrom(ctx)
+	agg := customerAgg(sc, id)
+	for attempt := 0; ; attempt++ {
+		c, err := a.currentCustomer(ctx, sc, id, attempt > 0)
+		if err != nil {
+			return 0, err
+		}
+		writes, err := decide(c)
+		if err != nil || len(writes) == 0 {
+			return c.Version, err
+		}
+		now := a.cfg.Now().UTC()
+		for i := range writes {
+			if writes[i].Event.Aggregate == (events.Aggregate{}) {
+				writes[i].Event.Aggregate = agg
+			}
+			writes[i].Event.ID, writes[i].Event.Time, writes[i].Event.CorrelationID = domain.NewID(domain.PrefixEvent), now, requestID(ctx)
+		}
+		seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
+			continue
+		}
+		return seq, err
+	}
+}
+
+// own is a write to the customer itself, conditional on the version the decision was made on.
+func own(c domain.Customer, p events.Payload) events.Write {
+	return events.Write{Event: events.Envelope{Payload: p}, Expect: c.Version}
+}
+
+func (a *API) currentCustomer(ctx context.Context, sc Scope, id string, fromLog bool) (domain.Customer, error) {
+	if !fromLog {
+		row, err := a.cfg.Projection.Reads().Customer(ctx, sc.StoreID, sc.Mode, id)
+		if err == nil {
+			return row.Customer, nil
+		}
+		if !errors.Is(err, domain.ErrNotFound) {
+			return domain.Customer{}, err
+		}
+	}
+	evs, _, err := a.cfg.Events.Load(ctx, customerAgg(sc, id))
+	if err != nil {
+		return domain.Customer{}, err
+	}
+	c := domain.FoldCustomer(evs)
+	if c.ID == "" || c.Erased {
+		return domain.Customer{}, errCustomerNotFound
+	}
+	return c, nil
+}
+
+// updateCustomer is PATCH /v1/customers/{id}. A new email is claimed and the old one released in the
+// same atomic append as the change.
+func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request) {
+	var in domain.CustomerInput
+	if _, err := decodeBody(r, &in); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
+	id := r.PathValue("id")
+	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
+		p, next, err := c.Update(in)
+		if err != nil || p == nil {
+			return nil, err
+		}
+		writes := []events.Write{own(c, p)}
+		if next.Email != c.Fields.Email {
+			newAgg, holder, newSeq, err := a.emailClaim(ctx, sc, next.Email)
+			if err != nil {
+				return nil, err
+			}
+			if holder != "" {
+				return nil, errEmailTaken
+			}
+			oldAgg, oldHolder, oldSeq, err := a.emailClaim(ctx, sc, c.Fields.Email)
+			if err != nil {
+				return nil, err
+			}
+			writes = append(writes, events.Write{Event: events.Envelope{Aggregate: newAgg, Payload: events.EmailClaimed{CustomerID: c.ID}}, Expect: newSeq})
+			if oldHolder == c.ID {
+				writes = append(writes, events.Write{Event: events.Envelope{Aggregate: oldAgg, Payload: events.EmailReleased{CustomerID: c.ID}}, Expect: oldSeq})
+			}
+		}
+		return writes, nil
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.respondCustomer(w, r, sc, id, seq, http.StatusOK)
+}
+
+// deleteCustomer is DELETE /v1/customers/{id}: the customer's personal data is erased. Their key is
+// destroyed first — from then on nothing about them in the log can be read, by this ledger, a replica,
+// a rebuild or any consumer — then their photo is deleted, their email released and customer_erased
+// recorded; the read models drop them and anonymise their sales. A repeated DELETE after a failure
+// finishes the job; once done, the customer is 404.
+func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
+	id := r.PathValue("id")
+	c, err := a.currentCustomer(ctx, sc, id, true)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if c.Fields.Email == "" {
+		// A previous DELETE destroyed the key and stopped: the log can no longer tell the email or the
+		// photo, the read model still can.
+		if rm, err := a.currentCustomer(ctx, sc, id, false); err == nil {
+			c.Fields, c.Photo = rm.Fields, rm.Photo
+		}
+	}
+	if err := a.cfg.Keys.Erase(ctx, id); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if c.Photo != nil && a.cfg.Photos != nil {
+		if err := a.cfg.Photos.Delete(ctx, c.Photo.Object); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+	}
+	email := c.Fields.Email
+	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
+		writes := []events.Write{own(c, events.CustomerErased{CustomerID: c.ID})}
+		if email == "" {
+			return writes, nil
+		}
+		claimAgg, holder, claimSeq, err := a.emailClaim(ctx, sc, email)
+		if err != nil {
+			return nil, err
+		}
+		if holder == c.ID {
+			writes = append(writes, events.Write{Event: events.Envelope{Aggregate: claimAgg, Payload: events.EmailReleased{CustomerID: c.ID}}, Expect: claimSeq})
+		}
+		return writes, nil
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusOK, data{map[string]any{"id": id, "object": "customer", "deleted": true}})
+}

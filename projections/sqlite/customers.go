@@ -1,0 +1,300 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// The customers read model keeps each customer's folded state (domain.Customer as JSON), the columns
+// the list filters need, and what a support agent wants at a glance: completed sales, total spent per
+// currency, first and last purchase. seq, the rowid, is the order customers were registered in the log:
+// lists run newest first by it, and the search index (FTS5 with the trigram tokenizer, so any fragment
+// of three characters or more is an index lookup) shares it as its rowid.
+const customersSchema = `
+CREATE TABLE IF NOT EXISTS customers (
+	seq               INTEGER PRIMARY KEY,
+	id                TEXT NOT NULL UNIQUE,
+	store_id          TEXT NOT NULL,
+	mode              TEXT NOT NULL,
+	email             TEXT NOT NULL,
+	created_at        INTEGER NOT NULL, -- unix microseconds, UTC
+	doc               TEXT NOT NULL,
+	version           INTEGER NOT NULL,
+	completed_sales   INTEGER NOT NULL DEFAULT 0,
+	spent             TEXT NOT NULL DEFAULT '{}', -- {"USD": 12300, ...} minor units of completed sales
+	first_purchase_at INTEGER,
+	last_purchase_at  INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS customers_by_scope ON customers (store_id, mode);
+CREATE INDEX IF NOT EXISTS customers_by_time  ON customers (store_id, mode, created_at);
+CREATE INDEX IF NOT EXISTS customers_by_email ON customers (store_id, mode, email);
+CREATE VIRTUAL TABLE IF NOT EXISTS customers_fts USING fts5(name, email, phone, tokenize = 'trigram');
+`
+
+const (
+	sqlSelectCustomerDoc = `SELECT seq, doc FROM customers WHERE id = ?`
+	sqlInsertCustomer    = `INSERT INTO customers (id, store_id, mode, email, created_at, doc, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	sqlUpdateCustomer  = `UPDATE customers SET email = ?, doc = ?, version = ? WHERE id = ?`
+	sqlDeleteCustomer  = `DELETE FROM customers WHERE id = ?`
+	sqlDeleteSearch    = `DELETE FROM customers_fts WHERE rowid = ?`
+	sqlInsertSearch    = `INSERT INTO customers_fts (rowid, name, email, phone) VALUES (?, ?, ?, ?)`
+	sqlSelectSpent     = `SELECT spent FROM customers WHERE id = ?`
+	sqlUpdatePurchases = `UPDATE customers SET completed_sales = completed_sales + 1, spent = ?,
+		first_purchase_at = min(coalesce(first_purchase_at, ?), ?), last_purchase_at = max(coalesce(last_purchase_at, ?), ?) WHERE id = ?`
+	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE customer_id = ?`
+)
+
+func foldCustomer(b *batchTx, e events.Envelope) error {
+	var (
+		c      domain.Customer
+		rowSeq int64
+		doc    string
+	)
+	switch err := b.queryRow(sqlSelectCustomerDoc, e.Aggregate.ID).Scan(&rowSeq, &doc); {
+	case err == nil:
+		if err := json.Unmarshal([]byte(doc), &c); err != nil {
+			return fmt.Errorf("customer %s: stored state: %w", e.Aggregate.ID, err)
+		}
+	case errors.Is(err, sql.ErrNoRows):
+		if _, ok := e.Payload.(events.CustomerRegistered); !ok {
+			if _, erased := e.Payload.(events.CustomerErased); erased {
+				return nil // erased before this store knew it: nothing to remove
+			}
+			return fmt.Errorf("%s for customer %s, who is not registered", e.Type(), e.Aggregate.ID)
+		}
+	default:
+		return err
+	}
+	c = c.Evolve(e)
+	if c.Erased {
+		if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
+			return err
+		}
+		if err := b.exec(sqlDeleteCustomer, c.ID); err != nil {
+			return err
+		}
+		return anonymiseSales(b, c.ID)
+	}
+	out, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if rowSeq == 0 {
+		res, err := b.execResult(sqlInsertCustomer, c.ID, e.Aggregate.StoreID, e.Aggregate.Mode, c.Fields.Email,
+			e.Time.UTC().UnixMicro(), string(out), c.Version)
+		if err != nil {
+			return err
+		}
+		if rowSeq, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	} else {
+		if err := b.exec(sqlUpdateCustomer, c.Fields.Email, string(out), c.Version, c.ID); err != nil {
+			return err
+		}
+		if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
+			return err
+		}
+	}
+	phone := ""
+	if c.Fields.Phone != "" {
+		phone = c.Fields.Phone + " " + strings.TrimPrefix(c.Fields.Phone, "+")
+	}
+	return b.exec(sqlInsertSearch, rowSeq, c.Name(), c.Fields.Email, phone)
+}
+
+// anonymiseSales removes an erased customer's personal data from their sales, as a rebuild would find
+// it: the customer's id stays, so the sales still count as theirs.
+func anonymiseSales(b *batchTx, customerID string) error {
+	rows, err := b.tx.QueryContext(b.ctx, sqlSelectSalesOfCustomer, customerID)
+	if err != nil {
+		return err
+	}
+	var sales []domain.Sale
+	for rows.Next() {
+		var doc string
+		var s domain.Sale
+		if err := rows.Scan(&doc); err != nil {
+			rows.Close()
+			return err
+		}
+		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+			rows.Close()
+			return err
+		}
+		sales = append(sales, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, s := range sales {
+		s.Started = domain.ErasePersonal(s.Started)
+		out, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		if err := b.exec(sqlAnonymiseSale, string(out), s.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const sqlAnonymiseSale = `UPDATE sales SET customer_email = '', doc = ? WHERE id = ?`
+
+// foldPurchase counts a completed sale on its customer.
+func foldPurchase(b *batchTx, s domain.Sale) error {
+	customerID := s.Started.CustomerID
+	if customerID == "" {
+		customerID = s.Started.Customer.ID
+	}
+	var raw string
+	switch err := b.queryRow(sqlSelectSpent, customerID).Scan(&raw); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // an erased customer
+	case err != nil:
+		return err
+	}
+	spent := map[string]int64{}
+	if err := json.Unmarshal([]byte(raw), &spent); err != nil {
+		return fmt.Errorf("customer %s: spent: %w", customerID, err)
+	}
+	spent[s.Started.Amount.Currency] += s.Started.Amount.Amount
+	out, _ := json.Marshal(spent)
+	at := s.CompletedAt.UTC().UnixMicro()
+	return b.exec(sqlUpdatePurchases, string(out), at, at, at, at, customerID)
+}
+
+// CustomerRow is a customer as the API shows it.
+type CustomerRow struct {
+	domain.Customer
+	StoreID, Mode   string
+	Seq             int64
+	CompletedSales  int
+	Spent           map[string]int64 // minor units by currency
+	FirstPurchaseAt time.Time
+	LastPurchaseAt  time.Time
+}
+
+const customerCols = `seq, store_id, mode, doc, completed_sales, spent, first_purchase_at, last_purchase_at`
+
+func scanCustomer(scan func(...any) error) (CustomerRow, error) {
+	var (
+		r           CustomerRow
+		doc, spent  string
+		first, last sql.NullInt64
+	)
+	if err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc, &r.CompletedSales, &spent, &first, &last); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(doc), &r.Customer); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(spent), &r.Spent); err != nil {
+		return r, err
+	}
+	if first.Valid {
+		r.FirstPurchaseAt = time.UnixMicro(first.Int64).UTC()
+	}
+	if last.Valid {
+		r.LastPurchaseAt = time.UnixMicro(last.Int64).UTC()
+	}
+	return r, nil
+}
+
+// Customer returns one customer of a store and mode; another store's, another mode's or an erased one is
+// domain.ErrNotFound.
+func (s *Store) Customer(ctx context.Context, storeID, mode, id string) (CustomerRow, error) {
+	r, err := scanCustomer(s.queryRow(ctx, `SELECT `+customerCols+` FROM customers WHERE id = ? AND store_id = ? AND mode = ?`, id, storeID, mode).Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return CustomerRow{}, domain.ErrNotFound
+	}
+	return r, err
+}
+
+// CustomerFilter selects and pages customers. StoreID and Mode are always applied.
+type CustomerFilter struct {
+	StoreID, Mode string
+	// Search is a fragment of the name, email or phone, case-insensitive.
+	Search string
+	// From and To bound created_at, inclusive; zero means unbounded.
+	From, To time.Time
+	// After continues after this seq (older customers), Before goes back (newer); Offset skips (page mode).
+	After, Before int64
+	Offset        int
+	Limit         int
+}
+
+// ListCustomers returns up to Limit customers, newest first, and whether more exist beyond them in the
+// direction of travel. A search of three characters or more is a trigram-index lookup walked newest
+// first; a shorter one reads the store's customers.
+func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter) ([]CustomerRow, bool, error) {
+	where := []string{"c.store_id = ?", "c.mode = ?"}
+	args := []any{f.StoreID, f.Mode}
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	from := "customers c"
+	order := "c.seq DESC"
+	if q := strings.TrimSpace(f.Search); q != "" {
+		if len([]rune(q)) >= 3 {
+			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
+			add("customers_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
+			order = "f.rowid DESC"
+		} else {
+			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q)) + "%"
+			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
+			add(`(lower(f.name) LIKE ? ESCAPE '\' OR lower(f.email) LIKE ? ESCAPE '\' OR f.phone LIKE ? ESCAPE '\')`, like, like, like)
+		}
+	}
+	if !f.From.IsZero() {
+		add("c.created_at >= ?", f.From.UTC().UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("c.created_at <= ?", f.To.UTC().UnixMicro())
+	}
+	switch {
+	case f.After > 0:
+		add("c.seq < ?", f.After)
+	case f.Before > 0:
+		add("c.seq > ?", f.Before)
+		order = strings.Replace(order, "DESC", "ASC", 1)
+	}
+	q := `SELECT c.seq, c.store_id, c.mode, c.doc, c.completed_sales, c.spent, c.first_purchase_at, c.last_purchase_at FROM ` +
+		from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
+	args = append(args, f.Limit+1, f.Offset)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []CustomerRow
+	for rows.Next() {
+		r, err := scanCustomer(rows.Scan)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	if f.Before > 0 {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, more, nil
+}
