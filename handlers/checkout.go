@@ -192,12 +192,10 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	}
 	if customerID == "" {
 		customerID = domain.NewID(domain.PrefixCustomer)
-		c := started.Customer
 		writes = append(writes,
 			events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: customerID}), Expect: claimSeq},
 			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
-				events.CustomerRegistered{CustomerID: customerID, Source: "checkout",
-					CustomerData: events.CustomerData{Email: c.Email, FirstName: c.FirstName, LastName: c.LastName, Phone: c.Phone}}), Expect: 0},
+				events.CustomerRegistered{CustomerID: customerID, Source: "checkout", CustomerData: registration(started.Customer)}), Expect: 0},
 		)
 	}
 	started.Customer.ID, started.CustomerID = customerID, customerID
@@ -209,6 +207,35 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	}
 	saleEv.Sequence = seq
 	return domain.FoldSale([]events.Envelope{saleEv}), seq, false, nil
+}
+
+// registration is what a checkout tells about a new customer, under the customer API's rules: the
+// sale keeps the buyer as given, the customer keeps what validates (a phone that does not parse, or a
+// name over the limit, is left out rather than failing the purchase).
+func registration(c events.CustomerRef) events.CustomerData {
+	in := domain.CustomerInput{Email: &c.Email, FirstName: &c.FirstName, LastName: &c.LastName, Phone: &c.Phone}
+	if f, err := (domain.CustomerFields{}).Apply(in, true); err == nil {
+		return events.CustomerData(f)
+	}
+	var v *domain.ValidationError
+	f := domain.CustomerFields{Email: domain.NormalizeEmail(c.Email)}
+	for _, field := range []struct {
+		name string
+		set  func(*domain.CustomerInput)
+	}{
+		{"first_name", func(in *domain.CustomerInput) { in.FirstName = &c.FirstName }},
+		{"last_name", func(in *domain.CustomerInput) { in.LastName = &c.LastName }},
+		{"phone", func(in *domain.CustomerInput) { in.Phone = &c.Phone }},
+	} {
+		in := domain.CustomerInput{}
+		field.set(&in)
+		if next, err := f.Apply(in, false); err == nil {
+			f = next
+		} else if !errors.As(err, &v) {
+			break
+		}
+	}
+	return events.CustomerData(f)
 }
 
 // emailClaim reads, from the log (exact even before the projection caught up), which customer of this
