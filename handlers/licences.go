@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -85,10 +86,10 @@ func (a *API) licenceCommand(decide func(domain.Licence, *http.Request) ([]event
 			var limit domain.ErrActivationLimit
 			switch {
 			case errors.As(err, &limit):
-				writeError(w, r, a.log, &requestError{http.StatusConflict, "activation_limit", limit.Error() + "."})
+				writeError(w, r, a.log, &requestError{http.StatusConflict, "activation_limit", sentence(limit.Error())})
 				return
 			case errors.Is(err, domain.ErrLicenceRevoked), errors.Is(err, domain.ErrLicenceExpired):
-				writeError(w, r, a.log, &requestError{http.StatusConflict, "licence_unusable", err.Error() + "."})
+				writeError(w, r, a.log, &requestError{http.StatusConflict, "licence_unusable", sentence(err.Error())})
 				return
 			case err != nil:
 				writeError(w, r, a.log, err)
@@ -148,4 +149,12 @@ func (a *API) revokeLicence() http.HandlerFunc {
 			return l.Revoke(req.Reason), nil
 		}, &req)(w, r)
 	}
+}
+
+// sentence makes a domain error's text an API message: capitalised, with a full stop.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
 }
