@@ -31,6 +31,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	DownloadTTL     time.Duration
 	DebugAddr       string
+	// AnalyticsPassword enables the read-only NATS user "analytics" on the embedded listener.
+	AnalyticsPassword string
 
 	gatewaySecretsRaw string
 	envErrs           []error
@@ -54,6 +56,7 @@ func (c *Config) setDefaults(env func(string) string) {
 	c.NATSListen = get("LEDGER_NATS_LISTEN", "127.0.0.1:4222")
 	c.AdminToken = get("LEDGER_ADMIN_TOKEN", "")
 	c.DebugAddr = get("LEDGER_DEBUG_ADDR", "")
+	c.AnalyticsPassword = get("LEDGER_NATS_ANALYTICS_PASSWORD", "")
 	c.gatewaySecretsRaw = get("LEDGER_GATEWAY_SECRETS", "")
 	var err error
 	note := func(k string, err error) {
@@ -91,6 +94,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "projection lag in events above which /readyz fails (LEDGER_READY_MAX_LAG)")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
 	fs.DurationVar(&c.DownloadTTL, "download-ttl", c.DownloadTTL, "how long a completed sale's signed download links stay valid (LEDGER_DOWNLOAD_TTL)")
+	fs.StringVar(&c.AnalyticsPassword, "nats-analytics-password", c.AnalyticsPassword, "password of the read-only NATS user analytics on the embedded listener; empty: no such user (LEDGER_NATS_ANALYTICS_PASSWORD)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "where to serve Go's /debug/pprof profiles; empty: nowhere (LEDGER_DEBUG_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight requests (LEDGER_SHUTDOWN_TIMEOUT)")
 }
@@ -119,6 +123,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATSURL == "" && c.NATSReplicas != 1 {
 		errs = append(errs, errors.New("LEDGER_NATS_REPLICAS above 1 needs an external cluster (LEDGER_NATS_URL)"))
+	}
+	if c.AnalyticsPassword != "" && len(c.AnalyticsPassword) < 16 {
+		errs = append(errs, errors.New("LEDGER_NATS_ANALYTICS_PASSWORD is shorter than 16 characters"))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 24 {
 		errs = append(errs, errors.New("LEDGER_ADMIN_TOKEN is shorter than 24 characters"))

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,7 +68,11 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 func (m *Main) connectForRebuild(ctx context.Context) error {
 	cfg := m.Config
 	if cfg.NATSURL == "" && cfg.NATSListen != "off" {
-		if nc, err := nats.Connect("nats://"+cfg.NATSListen, nats.Name("ledger-rebuild"), nats.Timeout(time.Second)); err == nil {
+		opts := []nats.Option{nats.Name("ledger-rebuild"), nats.Timeout(time.Second)}
+		if pw, err := os.ReadFile(filepath.Join(cfg.DataDir, natsPasswordFile)); err == nil {
+			opts = append(opts, nats.UserInfo(natsLedgerUser, strings.TrimSpace(string(pw))))
+		}
+		if nc, err := nats.Connect("nats://"+cfg.NATSListen, opts...); err == nil {
 			m.nc = nc
 			st, err := jetstream.New(nc)
 			if err != nil {

@@ -251,16 +251,32 @@ func (m *Main) connect(ctx context.Context) error {
 		if listen == "off" {
 			listen = ""
 		}
-		ns, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{
+		ecfg := jetstream.EmbeddedConfig{
 			StoreDir:   filepath.Join(cfg.DataDir, jetstreamDir),
 			Listen:     listen,
 			SyncAlways: cfg.SyncAlways,
-		}, m.Log)
+		}
+		var auth []nats.Option
+		if listen != "" {
+			// A listener means other clients: the ledger's own user (full access; its password in the
+			// data dir, for `ledger rebuild`), and the read-only analytics user if configured.
+			pw, err := natsPassword(cfg.DataDir)
+			if err != nil {
+				return err
+			}
+			ecfg.Users = []*server.User{{Username: natsLedgerUser, Password: pw}}
+			if cfg.AnalyticsPassword != "" {
+				ecfg.Users = append(ecfg.Users, &server.User{Username: "analytics", Password: cfg.AnalyticsPassword,
+					Permissions: jetstream.AnalyticsPermissions()})
+			}
+			auth = append(auth, nats.UserInfo(natsLedgerUser, pw))
+		}
+		ns, err := jetstream.StartEmbedded(ecfg, m.Log)
 		if err != nil {
 			return err
 		}
 		m.ns = ns
-		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("ledger"))
+		nc, err := nats.Connect("", append(auth, nats.InProcessServer(ns), nats.Name("ledger"))...)
 		if err != nil {
 			return fmt.Errorf("connect to the embedded nats-server: %w", err)
 		}
@@ -410,4 +426,24 @@ func (m *Main) serveDebug(addr string) error {
 	m.Log.Info("serving profiles", "addr", ln.Addr().String())
 	go func() { _ = m.debugSrv.Serve(ln) }()
 	return nil
+}
+
+// natsLedgerUser is the embedded server's full-access user; its password is natsPasswordFile.
+const (
+	natsLedgerUser   = "ledger"
+	natsPasswordFile = "nats_ledger_password"
+)
+
+// natsPassword reads the ledger user's password from the data dir, creating it (0600) on first use. It
+// guards nothing the data dir itself does not: whoever reads the data dir reads the log.
+func natsPassword(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, natsPasswordFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	pw := domain.RandomString(40)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("nats password file: %w", err)
+	}
+	return pw, nil
 }

@@ -27,6 +27,32 @@ type EmbeddedConfig struct {
 	SyncAlways bool
 	// ServerName names the server in logs and cluster metadata.
 	ServerName string
+	// Users, when set, are the only clients the server accepts (in-process ones included).
+	Users []*server.User
+}
+
+// AnalyticsPermissions lets a client read the LEDGER stream — stream info, its own consumers, direct
+// gets — and nothing else: no publishing to ledger subjects, no other stream, bucket or object store
+// (the data-subject keys and the shared secrets live in buckets).
+func AnalyticsPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{
+			"$JS.API.INFO",
+			"$JS.API.STREAM.INFO." + StreamName,
+			"$JS.API.STREAM.MSG.GET." + StreamName,
+			"$JS.API.DIRECT.GET." + StreamName,
+			"$JS.API.DIRECT.GET." + StreamName + ".>",
+			"$JS.API.CONSUMER.*." + StreamName,
+			"$JS.API.CONSUMER.*." + StreamName + ".>",
+			"$JS.API.CONSUMER.MSG.NEXT." + StreamName + ".>",
+			"$JS.API.CONSUMER.DURABLE.CREATE." + StreamName + ".>",
+			"$JS.ACK." + StreamName + ".>",
+			"$JS.FC." + StreamName + ".>",
+		}},
+		Subscribe: &server.SubjectPermission{
+			Allow: []string{"_INBOX.>", "ledger.>"},
+		},
+	}
 }
 
 // StartEmbedded starts a nats-server with JetStream in this process and waits until it is ready for
@@ -47,6 +73,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "ledger"
+	}
+	if len(cfg.Users) > 0 {
+		opts.Users = cfg.Users
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
