@@ -6,9 +6,9 @@ import "time"
 const (
 	AggregateSale    = "sale"
 	AggregateLicence = "licence"
-	// AggregateEmail holds one customer_email_claimed per email, per store and mode: the id is the
-	// email's hash, and the claim is appended with an expected sequence of zero, so one email maps to one
-	// customer even under concurrent first purchases.
+	// AggregateEmail holds the claims of one email, per store and mode: the id is a keyed hash (HMAC) of
+	// the email, and a claim is appended with the subject's last sequence as expectation, so one email
+	// maps to one customer even under concurrent first purchases; an erasure releases it.
 	AggregateEmail = "customer_email"
 	// AggregateIdempotency holds one idempotency_key_recorded per Idempotency-Key of a store and mode.
 	AggregateIdempotency = "idempotency"

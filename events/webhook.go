@@ -10,7 +10,8 @@ const (
 
 // WebhookReceived (v1) is a verified gateway delivery, normalised. Kind is payment.initiated,
 // payment.pending, payment.succeeded, payment.failed, payment.cancelled or settlement.done, whatever the
-// gateway's own name for it; Raw is the body as the gateway sent it.
+// gateway's own name for it. The body itself is not kept (it carries the buyer's personal data, which
+// must be erasable with the customer); BodySHA256 is its digest.
 type WebhookReceived struct {
 	Gateway       string         `json:"gateway"`
 	DeliveryID    string         `json:"delivery_id"`
@@ -22,7 +23,7 @@ type WebhookReceived struct {
 	Fee           *Amount        `json:"fee,omitempty"`
 	Method        *PaymentMethod `json:"method,omitempty"`
 	FailureError  *FailureError  `json:"failure_error,omitempty"`
-	Raw           []byte         `json:"raw,omitempty"`
+	BodySHA256    string         `json:"body_sha256,omitempty"`
 }
 
 func (WebhookReceived) EventType() string { return TypeWebhookReceived }

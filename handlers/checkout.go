@@ -284,7 +284,8 @@ func (a *API) awaitProjection(ctx context.Context, seq uint64) {
 	}
 }
 
-// hashID is a subject-safe id for free text (emails, idempotency keys): 32 hex digits of its SHA-256.
+// hashID is a subject-safe id for free text (idempotency keys, gateway delivery ids): 32 hex digits of
+// its SHA-256.
 func hashID(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])

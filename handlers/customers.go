@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -28,7 +29,7 @@ var (
 type customerJSON struct {
 	ID        string          `json:"id"`
 	Object    string          `json:"object"`
-	Name      string          `json:"name"`
+	Name      *string         `json:"name"`
 	FirstName *string         `json:"first_name"`
 	LastName  *string         `json:"last_name"`
 	Email     string          `json:"email"`
@@ -85,7 +86,7 @@ type statsJSON struct {
 func (a *API) customerObject(ctx context.Context, row sqlite.CustomerRow) (customerJSON, error) {
 	c := row.Customer
 	out := customerJSON{
-		ID: c.ID, Object: "customer", Name: c.Name(), FirstName: optString(c.Fields.FirstName), LastName: optString(c.Fields.LastName),
+		ID: c.ID, Object: "customer", Name: optString(c.Name()), FirstName: optString(c.Fields.FirstName), LastName: optString(c.Fields.LastName),
 		Email: c.Fields.Email, Country: optString(c.Fields.Country), Address: optString(c.Fields.Address), City: optString(c.Fields.City),
 		Zip: optString(c.Fields.Zip), State: optString(c.Fields.State), IP: optString(c.Fields.IP), Metadata: c.Fields.Metadata,
 		Addresses: []addressJSON{}, Livemode: row.Mode == events.ModeLive, Test: row.Mode == events.ModeTest,
@@ -256,7 +257,7 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, a.log, badRequest("The search query cannot be empty."))
 			return
 		}
-		if len(q.Get("search")) > 100 {
+		if utf8.RuneCountInString(q.Get("search")) > 100 {
 			writeError(w, r, a.log, badRequest("The search parameter must be at most 100 characters."))
 			return
 		}

@@ -37,6 +37,9 @@ func (a *API) saleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]eventJSON, len(evs))
 	for i, e := range evs {
+		if p, ok := e.Payload.(events.SaleStarted); ok && p.PersonalErased {
+			e.Payload = domain.ErasePersonal(p) // the customer's id, which the sale keeps in the clear
+		}
 		body, err := json.Marshal(e.Payload)
 		if err != nil {
 			writeError(w, r, a.log, err)

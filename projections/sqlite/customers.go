@@ -20,7 +20,7 @@ import (
 // of three characters or more is an index lookup) shares it as its rowid.
 const customersSchema = `
 CREATE TABLE IF NOT EXISTS customers (
-	seq               INTEGER PRIMARY KEY,
+	seq               INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, so a cursor never lands on another customer
 	id                TEXT NOT NULL UNIQUE,
 	store_id          TEXT NOT NULL,
 	mode              TEXT NOT NULL,
@@ -109,7 +109,9 @@ func foldCustomer(b *batchTx, e events.Envelope) error {
 	if c.Fields.Phone != "" {
 		phone = c.Fields.Phone + " " + strings.TrimPrefix(c.Fields.Phone, "+")
 	}
-	return b.exec(sqlInsertSearch, rowSeq, c.Name(), c.Fields.Email, phone)
+	// Indexed lower-cased (Unicode, by Go), and searched lower-cased: case never matters, whatever the
+	// script, for the trigram index and for the scan of short fragments alike.
+	return b.exec(sqlInsertSearch, rowSeq, strings.ToLower(c.Name()), strings.ToLower(c.Fields.Email), phone)
 }
 
 // anonymiseSales removes an erased customer's personal data from their sales, as a rebuild would find
@@ -244,15 +246,15 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter) ([]Customer
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	from := "customers c"
 	order := "c.seq DESC"
-	if q := strings.TrimSpace(f.Search); q != "" {
+	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
 		if len([]rune(q)) >= 3 {
 			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
 			add("customers_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
 			order = "f.rowid DESC"
 		} else {
-			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(strings.ToLower(q)) + "%"
+			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
 			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
-			add(`(lower(f.name) LIKE ? ESCAPE '\' OR lower(f.email) LIKE ? ESCAPE '\' OR f.phone LIKE ? ESCAPE '\')`, like, like, like)
+			add(`(f.name LIKE ? ESCAPE '\' OR f.email LIKE ? ESCAPE '\' OR f.phone LIKE ? ESCAPE '\')`, like, like, like)
 		}
 	}
 	if !f.From.IsZero() {
