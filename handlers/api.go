@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,7 +152,17 @@ func (a *API) Handler() http.Handler {
 	handle("GET /v1/avatars/{token}", http.HandlerFunc(a.avatar))
 
 	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
-	return mux
+	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimRight(p, "/")
+			r2.URL.RawPath = ""
+			mux.ServeHTTP(w, r2)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // limit caps the body and the time of every request.

@@ -1694,9 +1694,11 @@ func TestCustomerReferenceExamples(t *testing.T) {
 		curl string
 		want []string
 	}{
+		// As the reference writes them, trailing slash included.
+		{"curl -X GET 'http://127.0.0.1:8000/v1/customers/?page=2&page_size=5' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", testIDs[5:10]},
+		{"curl -X GET 'http://127.0.0.1:8000/v1/customers/?search=john' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", []string{testIDs[4]}},
+		{"curl -X GET 'http://127.0.0.1:8000/v1/customers/' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", testIDs},
 		{"curl -X GET 'http://127.0.0.1:8000/v1/customers?page=2&page_size=5' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", testIDs[5:10]},
-		{"curl -X GET 'http://127.0.0.1:8000/v1/customers?search=john' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", []string{testIDs[4]}},
-		{"curl -X GET 'http://127.0.0.1:8000/v1/customers' \\\n     -u 'sk_test_51O62xYzAbcDef123:'", testIDs},
 	}
 	for _, ex := range fourGeeks {
 		cmd := strings.NewReplacer("http://127.0.0.1:8000", c.base, "sk_test_51O62xYzAbcDef123", test).Replace(ex.curl)
