@@ -177,6 +177,44 @@ func foldPurchase(b *batchTx, s domain.Sale) error {
 	return b.exec(sqlUpdatePurchases, string(out), at, at, at, at, customerID)
 }
 
+// listCustomersQuery builds ListCustomers' statement. A search of three characters or more is driven by
+// the trigram index, newest match first (CROSS JOIN keeps it the driver, and the cursor bounds the
+// index's rowid, which is the customer's seq): a page costs what its matches cost, however deep. A
+// shorter fragment cannot use the index and is tested on each of the store's customers, newest first.
+func listCustomersQuery(f CustomerFilter) (string, []any) {
+	where := []string{"c.store_id = ?", "c.mode = ?"}
+	args := []any{f.StoreID, f.Mode}
+	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
+	from, key := "customers c", "c.seq"
+	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
+		if len([]rune(q)) >= 3 {
+			from, key = "customers_fts f CROSS JOIN customers c ON c.seq = f.rowid", "f.rowid"
+			add("customers_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
+		} else {
+			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
+			from = "customers c JOIN customers_fts f ON f.rowid = c.seq"
+			add(`(f.name LIKE ? ESCAPE '\' OR f.email LIKE ? ESCAPE '\' OR f.phone LIKE ? ESCAPE '\')`, like, like, like)
+		}
+	}
+	if !f.From.IsZero() {
+		add("c.created_at >= ?", f.From.UTC().UnixMicro())
+	}
+	if !f.To.IsZero() {
+		add("c.created_at <= ?", f.To.UTC().UnixMicro())
+	}
+	order := key + " DESC"
+	switch {
+	case f.After > 0:
+		add(key+" < ?", f.After)
+	case f.Before > 0:
+		add(key+" > ?", f.Before)
+		order = key + " ASC"
+	}
+	q := `SELECT c.seq, c.store_id, c.mode, c.doc, c.completed_sales, c.spent, c.first_purchase_at, c.last_purchase_at FROM ` +
+		from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
+	return q, append(args, f.Limit+1, f.Offset)
+}
+
 // CustomerRow is a customer as the API shows it.
 type CustomerRow struct {
 	domain.Customer
@@ -241,38 +279,7 @@ type CustomerFilter struct {
 // direction of travel. A search of three characters or more is a trigram-index lookup walked newest
 // first; a shorter one reads the store's customers.
 func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter) ([]CustomerRow, bool, error) {
-	where := []string{"c.store_id = ?", "c.mode = ?"}
-	args := []any{f.StoreID, f.Mode}
-	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
-	from := "customers c"
-	order := "c.seq DESC"
-	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
-		if len([]rune(q)) >= 3 {
-			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
-			add("customers_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
-			order = "f.rowid DESC"
-		} else {
-			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
-			from = "customers_fts f JOIN customers c ON c.seq = f.rowid"
-			add(`(f.name LIKE ? ESCAPE '\' OR f.email LIKE ? ESCAPE '\' OR f.phone LIKE ? ESCAPE '\')`, like, like, like)
-		}
-	}
-	if !f.From.IsZero() {
-		add("c.created_at >= ?", f.From.UTC().UnixMicro())
-	}
-	if !f.To.IsZero() {
-		add("c.created_at <= ?", f.To.UTC().UnixMicro())
-	}
-	switch {
-	case f.After > 0:
-		add("c.seq < ?", f.After)
-	case f.Before > 0:
-		add("c.seq > ?", f.Before)
-		order = strings.Replace(order, "DESC", "ASC", 1)
-	}
-	q := `SELECT c.seq, c.store_id, c.mode, c.doc, c.completed_sales, c.spent, c.first_purchase_at, c.last_purchase_at FROM ` +
-		from + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ? OFFSET ?`
-	args = append(args, f.Limit+1, f.Offset)
+	q, args := listCustomersQuery(f)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, false, err
