@@ -190,13 +190,24 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	if err != nil {
 		return domain.Sale{}, 0, false, err
 	}
-	if customerID == "" {
+	register := func() {
+		writes = append(writes, events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
+			events.CustomerRegistered{CustomerID: customerID, Source: "checkout", CustomerData: registration(started.Customer)}), Expect: 0})
+	}
+	switch {
+	case customerID == "":
 		customerID = domain.NewID(domain.PrefixCustomer)
-		writes = append(writes,
-			events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: customerID}), Expect: claimSeq},
-			events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
-				events.CustomerRegistered{CustomerID: customerID, Source: "checkout", CustomerData: registration(started.Customer)}), Expect: 0},
-		)
+		writes = append(writes, events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: customerID}), Expect: claimSeq})
+		register()
+	default:
+		// A claim whose registration never followed (see createCustomer) is adopted here.
+		exists, err := a.customerExists(ctx, sc, customerID)
+		if err != nil {
+			return domain.Sale{}, 0, false, err
+		}
+		if !exists {
+			register()
+		}
 	}
 	started.Customer.ID, started.CustomerID = customerID, customerID
 	saleEv := envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: saleID}, started)

@@ -156,27 +156,48 @@ func (a *API) createCustomer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	if holder != "" {
-		writeError(w, r, a.log, errEmailTaken)
-		return
-	}
-	id := domain.NewID(domain.PrefixCustomer)
 	now := a.cfg.Now().UTC()
 	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
 		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 	}
-	seq, err := a.cfg.Events.AppendWrites(ctx,
-		events.Write{Event: envelope(claimAgg, events.EmailClaimed{CustomerID: id}), Expect: claimSeq},
-		events.Write{Event: envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}), Expect: 0},
-	)
+	// The claim goes first, alone, then the registration: two single appends cost less than one atomic
+	// batch (which nats-server stages on disk). A claim whose registration never followed (a crash in
+	// between) names a customer that does not exist; the next create or checkout of the email adopts it.
+	id := holder
+	switch {
+	case holder == "":
+		id = domain.NewID(domain.PrefixCustomer)
+		if _, err := a.cfg.Events.Append(ctx, claimSeq, envelope(claimAgg, events.EmailClaimed{CustomerID: id})); err != nil {
+			if errors.Is(err, domain.ErrConflict) {
+				err = errEmailTaken // claimed meanwhile
+			}
+			writeError(w, r, a.log, err)
+			return
+		}
+	default:
+		if registered, err := a.customerExists(ctx, sc, holder); err != nil || registered {
+			if err == nil {
+				err = errEmailTaken
+			}
+			writeError(w, r, a.log, err)
+			return
+		}
+	}
+	seq, err := a.cfg.Events.Append(ctx, 0, envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}))
 	if errors.Is(err, domain.ErrConflict) {
-		err = errEmailTaken // the claim was taken meanwhile
+		err = errEmailTaken // a concurrent create adopted the same dangling claim
 	}
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	a.respondCustomer(w, r, sc, id, seq, http.StatusCreated)
+}
+
+// customerExists tells, from the log, whether a customer was ever registered.
+func (a *API) customerExists(ctx context.Context, sc Scope, id string) (bool, error) {
+	_, found, err := a.cfg.Events.Last(ctx, customerAgg(sc, id).Filter())
+	return found, err
 }
 
 func customerAgg(sc Scope, id string) events.Aggregate {

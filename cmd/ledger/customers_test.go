@@ -1797,3 +1797,43 @@ func TestCustomerErasureForgetsEmailInGatewayWebhooks(t *testing.T) {
 		t.Errorf("after erasure the log still reveals the email in %d of %d messages: %v", len(hits), total, hits)
 	}
 }
+
+// A claim whose registration never followed (the process died between the two appends of a create)
+// does not block its email: the next create, or the next checkout, adopts the claimed customer id.
+func TestCustomerDanglingClaimIsAdopted(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	storeID, live, _ := createStore(t, c, "dangling")
+	ctx := context.Background()
+	key, err := m.events.SharedSecret(ctx, "email_claim_key", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dangle := func(email, customerID string) {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte("live|" + storeID + "|" + email))
+		agg := events.Aggregate{Mode: "live", StoreID: storeID, Type: events.AggregateEmail, ID: hex.EncodeToString(mac.Sum(nil)[:16])}
+		if _, err := m.events.Append(ctx, 0, events.Envelope{ID: "evt_" + customerID, Aggregate: agg, Time: time.Now(),
+			Payload: events.EmailClaimed{CustomerID: customerID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dangle("half@example.com", "cus_halfregistered000000001")
+	r := c.post("/v1/customers", live, "", `{"email":"half@example.com","first_name":"Half"}`)
+	if r.status != 201 || field(r.body, "data.id") != "cus_halfregistered000000001" {
+		t.Fatalf("create over a dangling claim: %d %s", r.status, r.raw)
+	}
+	if r := c.post("/v1/customers", live, "", `{"email":"half@example.com"}`); r.status != 409 {
+		t.Fatalf("second create: %d %s", r.status, r.raw)
+	}
+
+	dangle("buyer@example.com", "cus_halfregistered000000002")
+	r = c.post("/v1/checkouts", live, "", checkoutBody("buyer@example.com", 500, ""))
+	if r.status != 201 || field(r.body, "data.customer.id") != "cus_halfregistered000000002" {
+		t.Fatalf("checkout over a dangling claim: %d %s", r.status, r.raw)
+	}
+	got := c.do("GET", "/v1/customers/cus_halfregistered000000002", "Bearer "+live, nil)
+	if got.status != 200 || field(got.body, "data.email") != "buyer@example.com" {
+		t.Fatalf("the adopted customer: %d %s", got.status, got.raw)
+	}
+}
