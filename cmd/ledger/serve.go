@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events/jetstream"
@@ -264,9 +265,18 @@ func (m *Main) connect(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			ecfg.Users = []*server.User{{Username: natsLedgerUser, Password: pw}}
+			// The server keeps only bcrypt hashes of the passwords.
+			ledgerHash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+			if err != nil {
+				return err
+			}
+			ecfg.Users = []*server.User{{Username: natsLedgerUser, Password: string(ledgerHash)}}
 			if cfg.AnalyticsPassword != "" {
-				ecfg.Users = append(ecfg.Users, &server.User{Username: "analytics", Password: cfg.AnalyticsPassword,
+				analyticsHash, err := bcrypt.GenerateFromPassword([]byte(cfg.AnalyticsPassword), bcrypt.DefaultCost)
+				if err != nil {
+					return err
+				}
+				ecfg.Users = append(ecfg.Users, &server.User{Username: "analytics", Password: string(analyticsHash),
 					Permissions: jetstream.AnalyticsPermissions()})
 			}
 			auth = append(auth, nats.UserInfo(natsLedgerUser, pw))
