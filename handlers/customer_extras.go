@@ -103,10 +103,7 @@ func (a *API) respondAddresses(w http.ResponseWriter, r *http.Request, sc Scope,
 	if seq > 0 {
 		a.awaitProjection(r.Context(), seq)
 	}
-	row, err := a.cfg.Projection.Reads().Customer(r.Context(), sc.StoreID, sc.Mode, id)
-	if errors.Is(err, domain.ErrNotFound) {
-		err = errCustomerNotFound
-	}
+	row, err := a.readCustomer(r.Context(), sc, id)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return

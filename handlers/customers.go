@@ -204,13 +204,23 @@ func customerAgg(sc Scope, id string) events.Aggregate {
 	return events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: id}
 }
 
-// respondCustomer waits until the read model has the write, then answers with the customer object.
-func (a *API) respondCustomer(w http.ResponseWriter, r *http.Request, sc Scope, id string, seq uint64, status int) {
-	a.awaitProjection(r.Context(), seq)
-	row, err := a.cfg.Projection.Reads().Customer(r.Context(), sc.StoreID, sc.Mode, id)
+// readCustomer reads a customer of the scope from the read model; one it does not hold is 404.
+func (a *API) readCustomer(ctx context.Context, sc Scope, id string) (sqlite.CustomerRow, error) {
+	row, err := a.cfg.Projection.Reads().Customer(ctx, sc.StoreID, sc.Mode, id)
 	if errors.Is(err, domain.ErrNotFound) {
 		err = errCustomerNotFound
 	}
+	return row, err
+}
+
+// respondCustomer answers with the customer object, after waiting (bounded) until the read model has
+// applied seq when a write came first (seq > 0).
+func (a *API) respondCustomer(w http.ResponseWriter, r *http.Request, sc Scope, id string, seq uint64, status int) {
+	if seq > 0 {
+		a.awaitProjection(r.Context(), seq)
+		w.Header().Set("Ledger-Position", itoa(seq))
+	}
+	row, err := a.readCustomer(r.Context(), sc, id)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -220,26 +230,12 @@ func (a *API) respondCustomer(w http.ResponseWriter, r *http.Request, sc Scope, 
 		writeError(w, r, a.log, err)
 		return
 	}
-	positioned(w, seq, status, data{obj})
+	writeJSON(w, status, data{obj})
 }
 
 // getCustomer is GET /v1/customers/{id}.
 func (a *API) getCustomer(w http.ResponseWriter, r *http.Request) {
-	sc := scopeFrom(r.Context())
-	row, err := a.cfg.Projection.Reads().Customer(r.Context(), sc.StoreID, sc.Mode, r.PathValue("id"))
-	if errors.Is(err, domain.ErrNotFound) {
-		err = errCustomerNotFound
-	}
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	obj, err := a.customerObject(r.Context(), row)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, data{obj})
+	a.respondCustomer(w, r, scopeFrom(r.Context()), r.PathValue("id"), 0, http.StatusOK)
 }
 
 type customerPagination struct {
