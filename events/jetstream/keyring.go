@@ -35,6 +35,10 @@ type Keyring struct {
 	cache map[string][]byte // subject → key; a nil key is an erased subject
 }
 
+// maxCachedKeys bounds the cache; past it an arbitrary half is dropped (a dropped entry is read again
+// from the bucket, tombstones included, so dropping never un-erases anyone).
+const maxCachedKeys = 200_000
+
 var _ events.Keyring = (*Keyring)(nil)
 
 // newKeyring opens the bucket (creating it when create is set) and starts watching it.
@@ -69,8 +73,23 @@ func newKeyring(ctx context.Context, js jetstream.JetStream, create bool, replic
 
 func (k *Keyring) forget(subject string) {
 	k.mu.Lock()
-	k.cache[subject] = nil
+	k.remember(subject, nil)
 	k.mu.Unlock()
+}
+
+// remember caches one entry; k.mu is held.
+func (k *Keyring) remember(subject string, key []byte) {
+	if len(k.cache) >= maxCachedKeys {
+		n := 0
+		for s := range k.cache {
+			if n >= maxCachedKeys/2 {
+				break
+			}
+			delete(k.cache, s)
+			n++
+		}
+	}
+	k.cache[subject] = key
 }
 
 // key returns the subject's key, creating it if create is set and there is none yet. An erased subject
@@ -112,7 +131,7 @@ func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte,
 			k.mu.Unlock()
 			return nil, events.ErrErased
 		}
-		k.cache[subject] = key
+		k.remember(subject, key)
 		k.mu.Unlock()
 		return key, nil
 	}
