@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -42,7 +43,9 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, filter string) (*Sub
 	if err != nil {
 		return nil, fmt.Errorf("subscribe from %d: %w", from, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2048))
+	// Short pull expiry and heartbeats: after a stream leader fails over, a silent pull is noticed (and
+	// the ordered consumer recreated) within seconds rather than the library's default 30 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2048), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe from %d: %w", from, err)
 	}
