@@ -210,7 +210,12 @@ func (g *grouper) write(group []*member) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout())
 	defer cancel()
-	last, err := g.st.publishAtomic(ctx, msgs)
+	var last uint64
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		last, err = g.st.publishAtomic(ctx, msgs)
+		return err
+	})
 	switch {
 	case err == nil:
 		g.observe(n, "batch", start)

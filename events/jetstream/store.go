@@ -160,7 +160,8 @@ func (s *Store) ledgerStream(ctx context.Context) (jetstream.Stream, error) {
 // last subject sequence the caller decided on (0 for a new aggregate, NoExpectation for none).
 // It returns the stream sequence of the last event. A wrong expectation is domain.ErrConflict.
 // Appending the same envelopes again (same IDs) within the de-duplication window is a no-op that
-// returns the original sequence.
+// returns the original sequence, with or without an expectation, as long as the aggregate has not moved
+// on since.
 func (s *Store) Append(ctx context.Context, expect uint64, evs ...events.Envelope) (uint64, error) {
 	ws := make([]Write, len(evs))
 	for i, e := range evs {
@@ -211,6 +212,37 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 // appendNow writes one AppendWrites call's messages: one message as a plain publish, more as their
 // own atomic batch.
 func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (uint64, error) {
+	var seq uint64
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		var err error
+		seq, err = s.appendOnce(ctx, ws, msgs)
+		if errors.Is(err, domain.ErrConflict) {
+			// JetStream checks expectations before Nats-Msg-Id de-duplication, so a re-sent conditional
+			// append (a retry after a lost acknowledgement) reads as a conflict. If the events are the
+			// ones already there, the append happened: answer with where.
+			if at, ok := s.storedAlready(ctx, ws[len(ws)-1].Event); ok {
+				seq, err = at, nil
+			}
+		}
+		return err
+	})
+	return seq, err
+}
+
+// storedAlready reports the sequence of e if it is the last event on its own subject.
+func (s *Store) storedAlready(ctx context.Context, e events.Envelope) (uint64, bool) {
+	stream, err := s.ledgerStream(ctx)
+	if err != nil {
+		return 0, false
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, e.Subject())
+	if err != nil || m.Header.Get(hdrMsgID) != e.ID {
+		return 0, false
+	}
+	return m.Sequence, true
+}
+
+func (s *Store) appendOnce(ctx context.Context, ws []Write, msgs []*nats.Msg) (uint64, error) {
 	if len(msgs) == 1 {
 		m := msgs[0]
 		m.Header.Del(hdrBatchID) // left by a group batch the server refused
@@ -230,6 +262,29 @@ func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (ui
 		return s.sequenceOf(ctx, ws[len(ws)-1].Event)
 	}
 	return seq, err
+}
+
+// attemptTimeout bounds one try of an append. An acknowledgement lost with a stream leader (a failover)
+// is then retried within seconds instead of waiting out the whole append timeout. A retry re-sends the
+// same event IDs: JetStream de-duplicates them, and a conditional one is recognised by storedAlready, so
+// a retry never stores an event twice nor reports its own success as a conflict.
+const attemptTimeout = 2 * time.Second
+
+// retryTransient runs op with attemptTimeout per try, again after a transient failure, until ctx ends.
+func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := op(actx)
+		cancel()
+		if err == nil || !errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
 }
 
 var (

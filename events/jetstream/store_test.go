@@ -288,3 +288,34 @@ func TestLoadLeavesNoConsumers(t *testing.T) {
 		t.Fatalf("%d consumers left behind by loads", n)
 	}
 }
+
+// A conditional append sent again (a retry after its acknowledgement was lost) is recognised as the
+// append that already happened, not reported as a conflict; a different append with the same stale
+// expectation still conflicts.
+func TestResentConditionalAppendIsNotAConflict(t *testing.T) {
+	ctx := context.Background()
+	s := jstest.Start(t, "").Store
+	first, err := s.Append(ctx, 0, created("str_r", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Append(ctx, 0, created("str_r", 1))
+	if err != nil || again != first {
+		t.Fatalf("re-sent single append: %d, %v; want %d", again, err, first)
+	}
+	two, err := s.Append(ctx, first, created("str_r", 2), created("str_r", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	againTwo, err := s.Append(ctx, first, created("str_r", 2), created("str_r", 3))
+	if err != nil || againTwo != two {
+		t.Fatalf("re-sent batch: %d, %v; want %d", againTwo, err, two)
+	}
+	if _, err := s.Append(ctx, first, created("str_r", 4)); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("another append on a stale expectation: %v, want a conflict", err)
+	}
+	got, _, err := s.Load(ctx, storeAgg("str_r"))
+	if err != nil || len(got) != 3 {
+		t.Fatalf("the aggregate holds %d events (%v), want 3", len(got), err)
+	}
+}
