@@ -96,9 +96,7 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 // ErasePersonal is a sale's opening without its customer's personal data: the buyer's details, the
 // shipping address and the checkout context, as a sale of an erased customer reads.
 func ErasePersonal(p events.SaleStarted) events.SaleStarted {
-	if p.CustomerID == "" {
-		p.CustomerID = p.Customer.ID
-	}
+	p.CustomerID = p.BuyerID()
 	p.Customer = events.CustomerRef{ID: p.CustomerID}
 	p.Shipping, p.Context, p.PersonalErased = nil, nil, true
 	return p

@@ -147,7 +147,15 @@ type SaleStarted struct {
 func (SaleStarted) EventType() string { return TypeSaleStarted }
 func (SaleStarted) EventVersion() int { return 1 }
 
-func (s SaleStarted) DataSubject() string     { return s.CustomerID }
+func (s SaleStarted) DataSubject() string { return s.CustomerID }
+
+// BuyerID is the customer's id: CustomerID, or for a sale opened before CustomerID existed, Customer.ID.
+func (s SaleStarted) BuyerID() string {
+	if s.CustomerID != "" {
+		return s.CustomerID
+	}
+	return s.Customer.ID
+}
 func (SaleStarted) PersonalMembers() []string { return []string{"customer", "shipping", "context"} }
 
 // PaymentMethod as the gateway names it.

@@ -228,22 +228,11 @@ func registration(c events.CustomerRef) events.CustomerData {
 	if f, err := (domain.CustomerFields{}).Apply(in, true); err == nil {
 		return events.CustomerData(f)
 	}
-	var v *domain.ValidationError
+	// Something does not validate: keep the email (the checkout validated it) and each field that does.
 	f := domain.CustomerFields{Email: domain.NormalizeEmail(c.Email)}
-	for _, field := range []struct {
-		name string
-		set  func(*domain.CustomerInput)
-	}{
-		{"first_name", func(in *domain.CustomerInput) { in.FirstName = &c.FirstName }},
-		{"last_name", func(in *domain.CustomerInput) { in.LastName = &c.LastName }},
-		{"phone", func(in *domain.CustomerInput) { in.Phone = &c.Phone }},
-	} {
-		in := domain.CustomerInput{}
-		field.set(&in)
-		if next, err := f.Apply(in, false); err == nil {
+	for _, field := range []domain.CustomerInput{{FirstName: &c.FirstName}, {LastName: &c.LastName}, {Phone: &c.Phone}} {
+		if next, err := f.Apply(field, false); err == nil {
 			f = next
-		} else if !errors.As(err, &v) {
-			break
 		}
 	}
 	return events.CustomerData(f)

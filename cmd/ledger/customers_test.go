@@ -1837,3 +1837,30 @@ func TestCustomerDanglingClaimIsAdopted(t *testing.T) {
 		t.Fatalf("the adopted customer: %d %s", got.status, got.raw)
 	}
 }
+
+// A checkout registers its customer under the customer API's rules, keeping what validates: a phone that
+// does not parse is left out of the customer (not failing the purchase), a valid one is stored in E.164.
+func TestCheckoutRegistersWhatValidates(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "partial")
+	for _, tt := range []struct{ email, phone, want string }{
+		{"nophone@example.com", "call me maybe", ""},
+		{"phone@example.com", "+1 202-555-0143", "+12025550143"},
+	} {
+		body := fmt.Sprintf(`{"product":{"id":"p","name":"P","type":"course","price":{"amount":100,"currency":"USD"}},
+			"customer":{"email":%q,"first_name":"Ada","phone":%q}}`, tt.email, tt.phone)
+		r := c.post("/v1/checkouts", live, "", body)
+		if r.status != 201 {
+			t.Fatalf("checkout with phone %q: %d %s", tt.phone, r.status, r.raw)
+		}
+		cu := c.do("GET", "/v1/customers/"+field(r.body, "data.customer.id").(string), "Bearer "+live, nil)
+		if cu.status != 200 || field(cu.body, "data.first_name") != "Ada" {
+			t.Fatalf("customer of %s: %d %s", tt.email, cu.status, cu.raw)
+		}
+		got, _ := field(cu.body, "data.phone.e164").(string)
+		if phone := field(cu.body, "data.phone"); got != tt.want || (tt.want == "" && phone != nil) {
+			t.Errorf("customer of %s has phone %v, want %q", tt.email, phone, tt.want)
+		}
+	}
+}

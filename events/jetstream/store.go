@@ -125,9 +125,8 @@ func (s *Store) Keys(ctx context.Context) (*Keyring, error) {
 }
 
 // codecKeys is the keyring as the codec uses it: resolved on each use, so a reader that started before
-// the keys bucket existed still opens what is sealed later. (The error return is kept for callers that
-// may one day resolve eagerly.)
-func (s *Store) codecKeys(context.Context) (events.Keyring, error) { return lazyKeys{s}, nil }
+// the keys bucket existed still opens what is sealed later.
+func (s *Store) codecKeys() events.Keyring { return lazyKeys{s} }
 
 type lazyKeys struct{ s *Store }
 
@@ -191,10 +190,7 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
 		defer cancel()
 	}
-	keys, err := s.codecKeys(ctx)
-	if err != nil {
-		return 0, err
-	}
+	keys := s.codecKeys()
 	msgs := make([]*nats.Msg, len(ws))
 	for i, w := range ws {
 		m, err := message(ctx, keys, w)
@@ -433,10 +429,7 @@ const loadBatch = 256
 // the messages (original headers plus Nats-Sequence and Nats-Subject), then an end-of-batch status 204;
 // or a status 404 when nothing matches.
 func (s *Store) directBatch(ctx context.Context, filter string, start uint64, n int) ([]events.Envelope, error) {
-	keys, err := s.codecKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
+	keys := s.codecKeys()
 	req, _ := json.Marshal(map[string]any{"seq": start, "next_by_subj": filter, "batch": n})
 	inbox := s.nc.NewRespInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
@@ -507,11 +500,7 @@ func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool,
 	if err != nil {
 		return events.Envelope{}, false, fmt.Errorf("last %s: %w", filter, err)
 	}
-	keys, err := s.codecKeys(ctx)
-	if err != nil {
-		return events.Envelope{}, false, err
-	}
-	e, err := events.DecodeMessageWith(ctx, keys, m.Subject, m.Header.Get, m.Data, m.Sequence)
+	e, err := events.DecodeMessageWith(ctx, s.codecKeys(), m.Subject, m.Header.Get, m.Data, m.Sequence)
 	return e, err == nil, err
 }
 

@@ -49,12 +49,7 @@ func (s *Store) Subscribe(ctx context.Context, from uint64, filter string) (*Sub
 	if err != nil {
 		return nil, fmt.Errorf("subscribe from %d: %w", from, err)
 	}
-	keys, err := s.codecKeys(ctx)
-	if err != nil {
-		it.Stop()
-		return nil, err
-	}
-	sub := &Subscription{it: it, ctx: ctx, keys: keys}
+	sub := &Subscription{it: it, ctx: ctx, keys: s.codecKeys()}
 	// Next blocks inside the client library; stopping the iterator is how a cancelled context wakes it.
 	sub.stop = context.AfterFunc(ctx, it.Stop)
 	return sub, nil

@@ -501,67 +501,94 @@ func buildSalesFixture(b *testing.B) (*salesFixture, error) {
 	}
 
 	fx.path = filepath.Join(os.TempDir(), fmt.Sprintf("ledger-bench-sales-%d-schema%d-gen%d.db", benchSales, sqlite.SchemaVersion, benchGenVersion))
-	if why := fx.cacheInvalid(b); why != "" {
-		b.Logf("building %s: %s", fx.path, why)
-		if err := fx.build(b); err != nil {
-			return nil, err
-		}
-		if why := fx.cacheInvalid(b); why != "" {
-			return nil, fmt.Errorf("freshly built store is not valid: %s", why)
-		}
-	} else {
-		b.Logf("reusing %s (checked: schema version %d, same schema, %d sales, checkpoint %d)", fx.path, sqlite.SchemaVersion, benchSales, fx.lastSeq)
+	fx.store, err = openCachedStore(b, fx.path, func() string { return fx.cacheInvalid(b) }, func() error { return fx.build(b) },
+		fmt.Sprintf("%d sales, checkpoint %d", benchSales, fx.lastSeq))
+	if err != nil {
+		return nil, err
 	}
 	if fi, err := os.Stat(fx.path); err == nil {
 		b.Logf("store file: %.2f GB; big store live mode: %d sales, %d customers", float64(fi.Size())/1e9, len(fx.bigLive), len(fx.byCust))
 	}
-	// Read the file once so every run starts with it in the OS page cache, whether it was just built or
-	// reused after a reboot: the figures are for a warm store.
+	return fx, nil
+}
+
+// openCachedStore opens the benchmark store cached at path, building it first when invalid says why
+// the cache cannot be used (and checking the build the same way). It then reads the file once, so every
+// run starts with it in the OS page cache whether it was just built or reused after a reboot: the
+// figures are for a warm store. checked describes, for the log, what a reused cache was checked for.
+func openCachedStore(b *testing.B, path string, invalid func() string, build func() error, checked string) (*sqlite.Store, error) {
+	if why := invalid(); why != "" {
+		b.Logf("building %s: %s", path, why)
+		if err := build(); err != nil {
+			return nil, err
+		}
+		if why := invalid(); why != "" {
+			return nil, fmt.Errorf("freshly built store is not valid: %s", why)
+		}
+	} else {
+		b.Logf("reusing %s (checked: schema version %d, same schema, %s)", path, sqlite.SchemaVersion, checked)
+	}
 	t0 := time.Now()
-	if f, err := os.Open(fx.path); err == nil {
+	if f, err := os.Open(path); err == nil {
 		_, _ = io.Copy(io.Discard, f)
 		f.Close()
 	}
 	b.Logf("warmed the OS page cache in %s", time.Since(t0).Round(time.Millisecond))
-	if fx.store, err = sqlite.Open(fx.path); err != nil {
-		return nil, err
+	return sqlite.Open(path)
+}
+
+// openCacheToCheck opens the cached store at path read-only, once it exists and has the current
+// SchemaVersion and exactly the schema a fresh store gets (tables and indexes); otherwise why says what
+// is wrong. The caller checks the contents and closes db.
+func openCacheToCheck(b *testing.B, path string) (db *sql.DB, why string) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, "no cached store"
 	}
-	return fx, nil
+	fresh := filepath.Join(b.TempDir(), "schema.db")
+	s, err := sqlite.Open(fresh)
+	if err != nil {
+		return nil, "cannot open a fresh store: " + err.Error()
+	}
+	s.Close()
+	want, err := schemaOf(fresh)
+	if err != nil {
+		return nil, err.Error()
+	}
+	var version int
+	db, err = sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err == nil {
+		err = db.QueryRow(`PRAGMA user_version`).Scan(&version)
+	}
+	switch {
+	case err != nil:
+		why = err.Error()
+	case version != sqlite.SchemaVersion:
+		why = fmt.Sprintf("schema version %d, current %d", version, sqlite.SchemaVersion)
+	default:
+		if got, err := schemaOf(path); err != nil || got != want {
+			why = "the schema differs from a fresh store's"
+		}
+	}
+	if why != "" {
+		if db != nil {
+			db.Close()
+		}
+		return nil, why
+	}
+	return db, ""
 }
 
 // cacheInvalid says why the cached file cannot be used, or "" if it can: it must exist, have the
 // current SchemaVersion, exactly the schema a fresh store gets (tables and indexes), all the sales and
 // the log's last sequence as checkpoint.
 func (fx *salesFixture) cacheInvalid(b *testing.B) string {
-	if _, err := os.Stat(fx.path); err != nil {
-		return "no cached store"
-	}
-	fresh := filepath.Join(b.TempDir(), "schema.db")
-	s, err := sqlite.Open(fresh)
-	if err != nil {
-		return "cannot open a fresh store: " + err.Error()
-	}
-	s.Close()
-	want, err := schemaOf(fresh)
-	if err != nil {
-		return err.Error()
-	}
-	db, err := sql.Open("sqlite", "file:"+fx.path+"?mode=ro")
-	if err != nil {
-		return err.Error()
+	db, why := openCacheToCheck(b, fx.path)
+	if why != "" {
+		return why
 	}
 	defer db.Close()
-	var version, count int
+	var count int
 	var seq uint64
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		return err.Error()
-	}
-	if version != sqlite.SchemaVersion {
-		return fmt.Sprintf("schema version %d, current %d", version, sqlite.SchemaVersion)
-	}
-	if got, err := schemaOf(fx.path); err != nil || got != want {
-		return "the schema differs from a fresh store's"
-	}
 	if err := db.QueryRow(`SELECT count(*) FROM sales`).Scan(&count); err != nil || count != benchSales {
 		return fmt.Sprintf("%d sales (%v), want %d", count, err, benchSales)
 	}

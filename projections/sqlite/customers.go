@@ -156,10 +156,7 @@ const sqlAnonymiseSale = `UPDATE sales SET customer_email = '', doc = ? WHERE id
 
 // foldPurchase counts a completed sale on its customer.
 func foldPurchase(b *batchTx, s domain.Sale) error {
-	customerID := s.Started.CustomerID
-	if customerID == "" {
-		customerID = s.Started.Customer.ID
-	}
+	customerID := s.Started.BuyerID()
 	var raw string
 	switch err := b.queryRow(sqlSelectSpent, customerID).Scan(&raw); {
 	case errors.Is(err, sql.ErrNoRows):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -423,30 +422,13 @@ func buildCustomersFixture(b *testing.B) (*customersFixture, error) {
 		return nil, err
 	}
 	fx.path = filepath.Join(os.TempDir(), fmt.Sprintf("ledger-bench-customers-%d-schema%d-gen%d.db", cbCustomers, sqlite.SchemaVersion, cbGenVersion))
-	if why := fx.cacheInvalid(b); why != "" {
-		b.Logf("building %s: %s", fx.path, why)
-		if err := fx.build(b); err != nil {
-			return nil, err
-		}
-		if why := fx.cacheInvalid(b); why != "" {
-			return nil, fmt.Errorf("freshly built store is not valid: %s", why)
-		}
-	} else {
-		b.Logf("reusing %s (checked: schema version %d, same schema, %d customers, search index, checkpoint %d)",
-			fx.path, sqlite.SchemaVersion, cbCustomers, fx.lastSeq)
+	fx.store, err = openCachedStore(b, fx.path, func() string { return fx.cacheInvalid(b) }, func() error { return fx.build(b) },
+		fmt.Sprintf("%d customers, search index, checkpoint %d", cbCustomers, fx.lastSeq))
+	if err != nil {
+		return nil, err
 	}
 	if fi, err := os.Stat(fx.path); err == nil {
 		b.Logf("store file: %.1f MB; big store live mode: %d customers, %d with a phone", float64(fi.Size())/1e6, len(fx.bigLive), len(fx.withPhone))
-	}
-	// Read the file once so every run starts with it in the OS page cache: the figures are for a warm store.
-	t0 := time.Now()
-	if f, err := os.Open(fx.path); err == nil {
-		_, _ = io.Copy(io.Discard, f)
-		f.Close()
-	}
-	b.Logf("warmed the OS page cache in %s", time.Since(t0).Round(time.Millisecond))
-	if fx.store, err = sqlite.Open(fx.path); err != nil {
-		return nil, err
 	}
 	return fx, nil
 }
@@ -455,35 +437,13 @@ func buildCustomersFixture(b *testing.B) (*customersFixture, error) {
 // current SchemaVersion and exactly a fresh store's schema, all the customers in the table and in the
 // search index, the log's last sequence as checkpoint, and spot-checked customers at their seq.
 func (fx *customersFixture) cacheInvalid(b *testing.B) string {
-	if _, err := os.Stat(fx.path); err != nil {
-		return "no cached store"
-	}
-	fresh := filepath.Join(b.TempDir(), "schema.db")
-	s, err := sqlite.Open(fresh)
-	if err != nil {
-		return "cannot open a fresh store: " + err.Error()
-	}
-	s.Close()
-	want, err := schemaOf(fresh)
-	if err != nil {
-		return err.Error()
-	}
-	db, err := sql.Open("sqlite", "file:"+fx.path+"?mode=ro")
-	if err != nil {
-		return err.Error()
+	db, why := openCacheToCheck(b, fx.path)
+	if why != "" {
+		return why
 	}
 	defer db.Close()
-	var version, count, indexed int
+	var count, indexed int
 	var seq uint64
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		return err.Error()
-	}
-	if version != sqlite.SchemaVersion {
-		return fmt.Sprintf("schema version %d, current %d", version, sqlite.SchemaVersion)
-	}
-	if got, err := schemaOf(fx.path); err != nil || got != want {
-		return "the schema differs from a fresh store's"
-	}
 	if err := db.QueryRow(`SELECT count(*) FROM customers`).Scan(&count); err != nil || count != cbCustomers {
 		return fmt.Sprintf("%d customers (%v), want %d", count, err, cbCustomers)
 	}

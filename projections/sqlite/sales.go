@@ -72,10 +72,7 @@ func foldSale(b *batchTx, e events.Envelope) error {
 	if at := s.DueAt(); !at.IsZero() {
 		due = at.UTC().UnixMicro()
 	}
-	customerID := s.Started.CustomerID
-	if customerID == "" {
-		customerID = s.Started.Customer.ID
-	}
+	customerID := s.Started.BuyerID()
 	if err := b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, customerID,
 		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version); err != nil {
 		return err
