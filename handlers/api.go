@@ -80,11 +80,20 @@ type Config struct {
 	// ReadyMaxLag is the projection lag (in events) above which /readyz answers 503; 0 means ready only
 	// when fully caught up.
 	ReadyMaxLag uint64
+	// ReadyChecks are further conditions of readiness besides the projection's (the payment processor is
+	// consuming, ...): /readyz answers 503 with the first failing check's name and error.
+	ReadyChecks []ReadyCheck
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.
 	PositionWait time.Duration
 	Now          func() time.Time
+}
+
+// ReadyCheck is one named condition of readiness; Err is nil while it holds.
+type ReadyCheck struct {
+	Name string
+	Err  func() error
 }
 
 // API serves the HTTP contract.

@@ -10,7 +10,8 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is readiness: the projection is running and within ReadyMaxLag events of the log.
+// readyz is readiness: the projection is running and within ReadyMaxLag events of the log, and every
+// ReadyCheck holds.
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	lag := a.cfg.Projection.Lag()
 	body := map[string]any{"status": "ready", "projection_lag": lag}
@@ -21,6 +22,12 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	} else if lag > a.cfg.ReadyMaxLag {
 		body["status"], body["reason"] = "not_ready", "the projection is catching up"
 		status = http.StatusServiceUnavailable
+	}
+	for _, c := range a.cfg.ReadyChecks {
+		if err := c.Err(); err != nil && status == http.StatusOK {
+			body["status"], body["reason"] = "not_ready", c.Name+": "+err.Error()
+			status = http.StatusServiceUnavailable
+		}
 	}
 	writeJSON(w, status, body)
 }

@@ -34,6 +34,9 @@ type Config struct {
 	// AnalyticsPassword enables the read-only NATS user "analytics" on the embedded listener.
 	AnalyticsPassword string
 
+	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
+	readyCheckEvery time.Duration
+
 	gatewaySecretsRaw string
 	envErrs           []error
 }

@@ -8,10 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/projections"
@@ -67,25 +64,30 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 // connectForRebuild reaches the log without disturbing a running ledger.
 func (m *Main) connectForRebuild(ctx context.Context) error {
 	cfg := m.Config
+	var dialErr error
 	if cfg.NATSURL == "" && cfg.NATSListen != "off" {
-		opts := []nats.Option{nats.Name("ledger-rebuild"), nats.Timeout(time.Second)}
-		if pw, err := os.ReadFile(filepath.Join(cfg.DataDir, natsPasswordFile)); err == nil {
-			opts = append(opts, nats.UserInfo(natsLedgerUser, strings.TrimSpace(string(pw))))
-		}
-		if nc, err := nats.Connect("nats://"+cfg.NATSListen, opts...); err == nil {
-			m.nc = nc
-			st, err := jetstream.New(nc)
-			if err != nil {
-				return err
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, operatorSeedFile)); err == nil {
+			// A ledger has listened on this data dir: if it still runs, read through it.
+			nc, err := dialOperator(cfg.DataDir, cfg.NATSListen, "ledger-rebuild")
+			if err == nil {
+				m.nc = nc
+				st, err := jetstream.New(nc)
+				if err != nil {
+					return err
+				}
+				m.events = st
+				return nil
 			}
-			m.events = st
-			return nil
+			dialErr = err
 		}
 	}
 	if cfg.NATSURL == "" {
 		lock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
-			return fmt.Errorf("%w (the running ledger does not accept NATS clients; set LEDGER_NATS_LISTEN or stop it)", err)
+			if dialErr != nil {
+				return fmt.Errorf("%w, and reading through it failed: %v", err, dialErr)
+			}
+			return fmt.Errorf("%w (it does not listen for NATS clients: start it with LEDGER_NATS_LISTEN, or stop it)", err)
 		}
 		m.lock = lock
 		m.Config.NATSListen = "off"

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events/jetstream"
@@ -132,21 +131,23 @@ func (m *Main) Run(ctx context.Context) error {
 		_ = live.Run(runCtx)
 	}()
 
+	payments := m.events.NewSubscriber(jetstream.SubscriberConfig{
+		Durable: jetstream.PaymentsDurable,
+		Filter:  "ledger.platform.*.webhook.*.webhook_received",
+		// Deliveries of one sale wait for each other inside the processor, and each append waits for
+		// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
+		// speed (docs/benchmarks.md).
+		InFlight:   256,
+		CheckEvery: m.readyCheckEvery(),
+	})
 	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
-		Log:     m.Log,
-		Events:  m.events,
-		Reads:   func() handlers.ReadStore { return live.Store() },
-		Decode:  jetstream.EnvelopeOf,
-		LinkTTL: cfg.DownloadTTL,
-		Now:     m.Now,
-		Subscriber: m.events.NewSubscriber(jetstream.SubscriberConfig{
-			Durable: "payments",
-			Filter:  "ledger.platform.*.webhook.*.webhook_received",
-			// Deliveries of one sale wait for each other inside the processor, and each append waits for
-			// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
-			// speed (docs/benchmarks.md).
-			InFlight: 256,
-		}),
+		Log:        m.Log,
+		Events:     m.events,
+		Reads:      func() handlers.ReadStore { return live.Store() },
+		Decode:     jetstream.EnvelopeOf,
+		LinkTTL:    cfg.DownloadTTL,
+		Now:        m.Now,
+		Subscriber: payments,
 	})
 	if err != nil {
 		return err
@@ -207,6 +208,12 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:      publicURL,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
+		ReadyChecks: []handlers.ReadyCheck{{Name: "payment processor", Err: func() error {
+			if !router.IsRunning() {
+				return errors.New("not running")
+			}
+			return payments.Err()
+		}}},
 	})
 	m.httpSrv = &http.Server{
 		Handler:           api.Handler(),
@@ -239,6 +246,14 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// readyCheckEvery is how often background states that readiness reports are looked at.
+func (m *Main) readyCheckEvery() time.Duration {
+	if m.Config.readyCheckEvery > 0 {
+		return m.Config.readyCheckEvery
+	}
+	return 5 * time.Second
+}
+
 // liveProjection adapts projections.Live to handlers.Projection.
 type liveProjection struct{ *projections.Live }
 
@@ -257,36 +272,18 @@ func (m *Main) connect(ctx context.Context) error {
 			Listen:     listen,
 			SyncAlways: cfg.SyncAlways,
 		}
-		var auth []nats.Option
-		if listen != "" {
-			// A listener means other clients: the ledger's own user (full access; its password in the
-			// data dir, for `ledger rebuild`), and the read-only analytics user if configured.
-			pw, err := natsPassword(cfg.DataDir)
-			if err != nil {
-				return err
-			}
-			// The server keeps only bcrypt hashes of the passwords.
-			ledgerHash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
-			if err != nil {
-				return err
-			}
-			ecfg.Users = []*server.User{{Username: natsLedgerUser, Password: string(ledgerHash)}}
-			if cfg.AnalyticsPassword != "" {
-				analyticsHash, err := bcrypt.GenerateFromPassword([]byte(cfg.AnalyticsPassword), bcrypt.DefaultCost)
-				if err != nil {
-					return err
-				}
-				ecfg.Users = append(ecfg.Users, &server.User{Username: "analytics", Password: string(analyticsHash),
-					Permissions: jetstream.AnalyticsPermissions()})
-			}
-			auth = append(auth, nats.UserInfo(natsLedgerUser, pw))
+		auth, err := newNATSAuth(cfg.DataDir, listen != "", cfg.AnalyticsPassword)
+		if err != nil {
+			return err
 		}
+		ecfg.Users, ecfg.Nkeys = auth.users, auth.nkeys
 		ns, err := jetstream.StartEmbedded(ecfg, m.Log)
 		if err != nil {
 			return err
 		}
 		m.ns = ns
-		nc, err := nats.Connect("", append(auth, nats.InProcessServer(ns), nats.Name("ledger"))...)
+		nc, err := nats.Connect("", auth.self, nats.InProcessServer(ns), nats.Name("ledger"),
+			nats.CustomInboxPrefix(jetstream.InboxPrefix))
 		if err != nil {
 			return fmt.Errorf("connect to the embedded nats-server: %w", err)
 		}
@@ -320,7 +317,8 @@ func connectExternal(ctx context.Context, urls string, log *slog.Logger) (*nats.
 	var last error
 	backoff := 200 * time.Millisecond
 	for attempt := 1; attempt <= connectAttempts; attempt++ {
-		nc, err := nats.Connect(urls, nats.Name("ledger"), nats.Timeout(3*time.Second), nats.MaxReconnects(-1))
+		nc, err := nats.Connect(urls, nats.Name("ledger"), nats.Timeout(3*time.Second), nats.MaxReconnects(-1),
+			nats.CustomInboxPrefix(jetstream.InboxPrefix))
 		if err == nil {
 			return nc, nil
 		}
@@ -436,24 +434,4 @@ func (m *Main) serveDebug(addr string) error {
 	m.Log.Info("serving profiles", "addr", ln.Addr().String())
 	go func() { _ = m.debugSrv.Serve(ln) }()
 	return nil
-}
-
-// natsLedgerUser is the embedded server's full-access user; its password is natsPasswordFile.
-const (
-	natsLedgerUser   = "ledger"
-	natsPasswordFile = "nats_ledger_password"
-)
-
-// natsPassword reads the ledger user's password from the data dir, creating it (0600) on first use. It
-// guards nothing the data dir itself does not: whoever reads the data dir reads the log.
-func natsPassword(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, natsPasswordFile)
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	pw := domain.RandomString(40)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("nats password file: %w", err)
-	}
-	return pw, nil
 }

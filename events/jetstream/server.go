@@ -27,31 +27,107 @@ type EmbeddedConfig struct {
 	SyncAlways bool
 	// ServerName names the server in logs and cluster metadata.
 	ServerName string
-	// Users, when set, are the only clients the server accepts (in-process ones included).
+	// Users and Nkeys, when either is set, are the only clients the server accepts (in-process ones
+	// included). Passwords are compared in constant time; keep them out of bcrypt, whose cost every
+	// failed login would pay (an unauthenticated stranger could then burn the CPU the API needs).
 	Users []*server.User
+	Nkeys []*server.NkeyUser
 }
 
-// AnalyticsPermissions lets a client read the LEDGER stream — stream info, its own consumers, direct
-// gets — and nothing else: no publishing to ledger subjects, no other stream, bucket or object store
-// (the data-subject keys and the shared secrets live in buckets).
+// Inbox prefixes. A reply travels to the requester's inbox, and a key read from a bucket is a reply: each
+// role's connections use their own prefix, and only that role may subscribe under it, so no other user of
+// the server ever receives a reply of the ledger's (nats.go CustomInboxPrefix).
+const (
+	// InboxPrefix is the inbox prefix of the ledger's own connections.
+	InboxPrefix = "_ledger_inbox"
+	// OperatorInboxPrefix is the inbox prefix of operator tools (ledger rebuild, ledger tail).
+	OperatorInboxPrefix = "_ledger_ops_inbox"
+)
+
+// PaymentsDurable names the durable consumer of webhook deliveries that the payment processor pulls from.
+const PaymentsDurable = "payments"
+
+// ReservedConsumers are the durable consumers of LEDGER that belong to the ledger: no other user may create,
+// read, acknowledge, pause or delete them. The ledger's other consumers are ordered consumers with random
+// names that only their connection learns.
+var ReservedConsumers = []string{PaymentsDurable}
+
+// reservedDenies forbids, on the reserved consumers, what streamReader allows on consumers: creating
+// (over) them, pulling, acknowledging, deleting — and reading their state unless inspect is set. NATS
+// permissions match whole subject tokens and a consumer name is one token, so the rule names each reserved
+// consumer rather than a prefix.
+func reservedDenies(stream string, inspect bool) []string {
+	var deny []string
+	for _, c := range ReservedConsumers {
+		deny = append(deny,
+			"$JS.API.CONSUMER.CREATE."+stream+"."+c,
+			"$JS.API.CONSUMER.CREATE."+stream+"."+c+".>",
+			"$JS.API.CONSUMER.DURABLE.CREATE."+stream+"."+c,
+			"$JS.API.CONSUMER.DELETE."+stream+"."+c,
+			"$JS.API.CONSUMER.MSG.NEXT."+stream+"."+c,
+			"$JS.ACK."+stream+"."+c+".>",
+			"$JS.FC."+stream+"."+c+".>",
+		)
+		if !inspect {
+			deny = append(deny, "$JS.API.CONSUMER.INFO."+stream+"."+c)
+		}
+	}
+	return deny
+}
+
+// streamReader allows reading one stream: its info, consumers of one's own (create, info, delete, pull,
+// acknowledge), and direct gets. Listing the stream's consumers is not allowed: their names are not
+// the reader's business.
+func streamReader(stream string) []string {
+	return []string{
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.STREAM.MSG.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.CONSUMER.CREATE." + stream + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + stream + ".*",
+		"$JS.API.CONSUMER.INFO." + stream + ".*",
+		"$JS.API.CONSUMER.DELETE." + stream + ".*",
+		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
+		"$JS.ACK." + stream + ".>",
+		"$JS.FC." + stream + ".>",
+	}
+}
+
+// AnalyticsPermissions is the read-only analytics role: it reads the LEDGER stream through consumers of
+// its own and direct gets, and nothing else. It cannot publish to ledger subjects, reach another stream,
+// bucket or object store (the data-subject keys and the shared secrets live in buckets), touch the
+// ledger's own consumers (ReservedConsumers), or subscribe to any inbox but the default _INBOX.> — never
+// to the ledger's (InboxPrefix, OperatorInboxPrefix), where key reads are answered.
 func AnalyticsPermissions() *server.Permissions {
 	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			"$JS.API.INFO",
-			"$JS.API.STREAM.INFO." + StreamName,
-			"$JS.API.STREAM.MSG.GET." + StreamName,
-			"$JS.API.DIRECT.GET." + StreamName,
-			"$JS.API.DIRECT.GET." + StreamName + ".>",
-			"$JS.API.CONSUMER.*." + StreamName,
-			"$JS.API.CONSUMER.*." + StreamName + ".>",
-			"$JS.API.CONSUMER.MSG.NEXT." + StreamName + ".>",
-			"$JS.API.CONSUMER.DURABLE.CREATE." + StreamName + ".>",
-			"$JS.ACK." + StreamName + ".>",
-			"$JS.FC." + StreamName + ".>",
-		}},
+		Publish: &server.SubjectPermission{
+			Allow: append([]string{"$JS.API.INFO"}, streamReader(StreamName)...),
+			Deny:  reservedDenies(StreamName, false),
+		},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{"_INBOX.>", "ledger.>"},
+			Deny:  []string{InboxPrefix + ".>", OperatorInboxPrefix + ".>"},
 		},
+	}
+}
+
+// OperatorPermissions is the role of operator tools connecting through the listener (ledger rebuild,
+// ledger tail, the nats CLI with the operator NKey): they read the LEDGER stream, the data-subject keys
+// (to open sealed personal data, as the projection does) and the photos, and may look at the state of
+// the ledger's own consumers (the payments backlog); they write nothing — no event, no key, no secret —
+// and cannot pull from, acknowledge for or delete the ledger's consumers. The shared secrets are not
+// theirs to read. Their replies come to OperatorInboxPrefix, which no other role may subscribe to.
+func OperatorPermissions() *server.Permissions {
+	allow := append([]string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"}, streamReader(StreamName)...)
+	allow = append(allow, streamReader("KV_"+KeysBucket)...)
+	allow = append(allow, streamReader("OBJ_"+PhotosBucket)...)
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Allow: allow,
+			Deny:  reservedDenies(StreamName, true),
+		},
+		Subscribe: &server.SubjectPermission{Allow: []string{OperatorInboxPrefix + ".>"}},
 	}
 }
 
@@ -74,9 +150,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 	if opts.ServerName == "" {
 		opts.ServerName = "ledger"
 	}
-	if len(cfg.Users) > 0 {
-		opts.Users = cfg.Users
-	}
+	opts.Users, opts.Nkeys = cfg.Users, cfg.Nkeys
 	if cfg.Listen == "" {
 		opts.DontListen = true
 	} else {

@@ -38,18 +38,28 @@ type SubscriberConfig struct {
 	// must then tolerate concurrent messages for one aggregate (they do: appends carry an expected
 	// sequence, and a conflict is retried on fresh state).
 	InFlight int
+	// CheckEvery is how often the consumer's state (missing, paused) is looked at for Err; default 5 s.
+	CheckEvery time.Duration
 }
 
 // Subscriber is a watermill wmmessage.Subscriber over a durable JetStream pull consumer of LEDGER.
 // Acked messages are acknowledged to JetStream; nacked ones are redelivered after a delay, forever:
-// giving up is the handler's decision (the poison queue), never the transport's.
+// giving up is the handler's decision (the poison queue), never the transport's. A consumer that
+// disappears (deleted by an operator, lost with its stream's leader) is created again, from where it
+// was acknowledged; while it is missing or paused, Err says so (readiness).
 type Subscriber struct {
 	store *Store
 	cfg   SubscriberConfig
 
 	mu      sync.Mutex
 	closed  bool
-	stopFns []func()
+	cancels []context.CancelFunc
+	// err is why the subscriber is not consuming right now; nil while it is.
+	err error
+	// checked is what the last look at the consumer found wrong (missing, unreadable); nil if nothing.
+	checked error
+	// pausedUntil is set while the consumer is paused.
+	pausedUntil time.Time
 }
 
 var _ wmmessage.Subscriber = (*Subscriber)(nil)
@@ -65,12 +75,37 @@ func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if len(cfg.Redelivery) == 0 {
 		cfg.Redelivery = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute}
 	}
-	return &Subscriber{store: s, cfg: cfg}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 5 * time.Second
+	}
+	return &Subscriber{store: s, cfg: cfg, err: errors.New("not subscribed yet")}
 }
 
-// Subscribe starts consuming. Messages are handed to the returned channel in stream order, with up to
-// InFlight of them awaiting their ack or nack at once.
-func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmessage.Message, error) {
+// Err is nil while the subscriber consumes; otherwise it says why not (the consumer is missing, paused,
+// or its pull failed and is being retried).
+func (s *Subscriber) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if s.checked != nil {
+		return s.checked
+	}
+	if !s.pausedUntil.IsZero() {
+		return fmt.Errorf("consumer %s is paused until %s", s.cfg.Durable, s.pausedUntil.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (s *Subscriber) setErr(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+// consume creates (or finds) the durable consumer and starts pulling from it.
+func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, error) {
 	cons, err := s.store.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		FilterSubject: s.cfg.Filter,
@@ -87,15 +122,41 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
 	}
+	return it, nil
+}
+
+// Subscribe starts consuming. Messages are handed to the returned channel in stream order, with up to
+// InFlight of them awaiting their ack or nack at once.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmessage.Message, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		it.Stop()
+		cancel()
 		return nil, errors.New("subscriber closed")
 	}
-	s.stopFns = append(s.stopFns, it.Stop)
+	s.cancels = append(s.cancels, cancel)
 	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, it.Stop)
+	it, err := s.consume(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.setErr(nil)
+	var (
+		curMu sync.Mutex
+		cur   = it
+	)
+	context.AfterFunc(ctx, func() {
+		curMu.Lock()
+		cur.Stop()
+		curMu.Unlock()
+	})
+	go s.watch(ctx, func() {
+		curMu.Lock()
+		cur.Stop()
+		curMu.Unlock()
+	})
 
 	out := make(chan *wmmessage.Message)
 	slots := make(chan struct{}, s.cfg.InFlight)
@@ -105,7 +166,6 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			pending.Wait()
 			close(out)
 		}()
-		defer stop()
 		for {
 			select {
 			case slots <- struct{}{}:
@@ -114,7 +174,21 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			}
 			m, err := it.Next()
 			if err != nil {
-				return // stopped
+				<-slots
+				if ctx.Err() != nil {
+					return
+				}
+				// The consumer was deleted, or the pull failed for good: make it again, from where it
+				// was acknowledged, until that works.
+				s.setErr(fmt.Errorf("consumer %s: %w", s.cfg.Durable, err))
+				it.Stop()
+				if it = s.reconsume(ctx); it == nil {
+					return
+				}
+				curMu.Lock()
+				cur = it
+				curMu.Unlock()
+				continue
 			}
 			wm, err := toWatermill(m)
 			if err != nil {
@@ -145,6 +219,61 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	return out, nil
 }
 
+// reconsume retries consume with a growing pause until it works or ctx ends (nil).
+func (s *Subscriber) reconsume(ctx context.Context) jetstream.MessagesContext {
+	wait := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		if it, err := s.consume(ctx); err == nil {
+			s.setErr(nil)
+			return it
+		} else if ctx.Err() == nil {
+			s.setErr(err)
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// watch looks at the consumer every CheckEvery: a pause is not an error of the pull (it just waits), so
+// only the consumer's own state shows it. When a pause ends, restart makes the pull start again at once
+// rather than when its current request expires.
+func (s *Subscriber) watch(ctx context.Context, restart func()) {
+	t := time.NewTicker(s.cfg.CheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ictx, cancel := context.WithTimeout(ctx, s.cfg.CheckEvery)
+		info, err := s.store.js.Consumer(ictx, StreamName, s.cfg.Durable)
+		var ci *jetstream.ConsumerInfo
+		if err == nil {
+			ci, err = info.Info(ictx)
+		}
+		cancel()
+		var until time.Time
+		if err == nil && ci.Paused {
+			until = time.Now().Add(ci.PauseRemaining)
+		}
+		if err != nil {
+			err = fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
+		}
+		s.mu.Lock()
+		resumed := !s.pausedUntil.IsZero() && until.IsZero() && err == nil
+		s.pausedUntil, s.checked = until, err
+		s.mu.Unlock()
+		if resumed {
+			restart()
+		}
+	}
+}
+
 func (s *Subscriber) delay(wm *wmmessage.Message) time.Duration {
 	n, _ := strconv.Atoi(wm.Metadata.Get(MetaNumDelivered))
 	if n < 1 {
@@ -161,8 +290,8 @@ func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	for _, f := range s.stopFns {
-		f()
+	for _, cancel := range s.cancels {
+		cancel()
 	}
 	return nil
 }

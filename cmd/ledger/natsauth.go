@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/salesledger/ledger/events/jetstream"
+)
+
+// Who may connect to the embedded server (docs/operations.md, "Threat model"):
+//
+//   - the ledger itself, in process: an NKey made afresh at every start and never written anywhere, good
+//     for in-process connections only; full access; replies on jetstream.InboxPrefix;
+//   - operator tools (ledger rebuild, ledger tail) through the listener: an NKey whose seed is
+//     operatorSeedFile in the data dir (0600); jetstream.OperatorPermissions;
+//   - the analytics user through the listener, when LEDGER_NATS_ANALYTICS_PASSWORD is set;
+//     jetstream.AnalyticsPermissions.
+//
+// NKeys authenticate by signing the server's nonce, so no secret crosses the connection, and checking one
+// costs a signature verification; the analytics password is compared in constant time, not through bcrypt,
+// so a stranger's failed logins cost the server microseconds, not the ~80 ms of CPU a bcrypt check takes.
+const (
+	operatorSeedFile = "nats_operator.nk"
+	// legacyPasswordFile held the password of the former full-access "ledger" user; it is removed at start.
+	legacyPasswordFile = "nats_ledger_password"
+	analyticsUser      = "analytics"
+)
+
+// natsAuth is the embedded server's users and the ledger's own connection options.
+type natsAuth struct {
+	nkeys []*server.NkeyUser
+	users []*server.User
+	// self authenticates the ledger's in-process connection.
+	self nats.Option
+}
+
+// newNATSAuth makes the ledger's in-process identity and, when the server listens, the operator and
+// analytics users.
+func newNATSAuth(dataDir string, listen bool, analyticsPassword string) (natsAuth, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return natsAuth{}, err
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return natsAuth{}, err
+	}
+	a := natsAuth{
+		nkeys: []*server.NkeyUser{{Nkey: pub, AllowedConnectionTypes: connTypes(jwt.ConnectionTypeInProcess)}},
+		self:  nats.Nkey(pub, kp.Sign),
+	}
+	_ = os.Remove(filepath.Join(dataDir, legacyPasswordFile))
+	if !listen {
+		return a, nil
+	}
+	opPub, err := operatorKey(dataDir)
+	if err != nil {
+		return natsAuth{}, err
+	}
+	a.nkeys = append(a.nkeys, &server.NkeyUser{Nkey: opPub, Permissions: jetstream.OperatorPermissions(),
+		AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)})
+	if analyticsPassword != "" {
+		a.users = append(a.users, &server.User{Username: analyticsUser, Password: analyticsPassword,
+			Permissions: jetstream.AnalyticsPermissions(), AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)})
+	}
+	return a, nil
+}
+
+func connTypes(types ...string) map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, t := range types {
+		m[t] = struct{}{}
+	}
+	return m
+}
+
+// operatorKey returns the public key of the operator NKey, creating its seed file (0600) on first use.
+// The seed guards nothing the data dir itself does not: whoever reads the data dir reads the log.
+func operatorKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, operatorSeedFile)
+	seed, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return "", err
+		}
+		if seed, err = kp.Seed(); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+			return "", fmt.Errorf("nats operator key %s: %w", path, err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("nats operator key %s: %w", path, err)
+	}
+	kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(seed))))
+	if err != nil {
+		return "", fmt.Errorf("nats operator key %s: %w", path, err)
+	}
+	return kp.PublicKey()
+}
+
+// dialOperator connects an operator tool to a running ledger's embedded server at listen, as the operator
+// user (its seed read from the data dir), with replies on the operator's private inbox prefix. The error
+// says what failed: no running ledger, no key, or the connection itself.
+func dialOperator(dataDir, listen, name string) (*nats.Conn, error) {
+	path := filepath.Join(dataDir, operatorSeedFile)
+	auth, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("nats operator key %s: %w", path, err)
+	}
+	nc, err := nats.Connect("nats://"+listen, auth, nats.Name(name),
+		nats.CustomInboxPrefix(jetstream.OperatorInboxPrefix), nats.Timeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to the ledger's NATS listener at %s: %w", listen, err)
+	}
+	return nc, nil
+}
