@@ -5,15 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/projections"
 )
 
@@ -49,7 +44,7 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	if err := m.connectForRebuild(ctx); err != nil {
+	if err := m.connectTool(ctx, "ledger-rebuild"); err != nil {
 		return err
 	}
 	res, err := projections.Rebuild(ctx, m.events, opts)
@@ -62,35 +57,6 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 	}
 	fmt.Fprintf(stderr, "rebuilt %s up to sequence %d in %s (%s)\n", res.Path, res.Applied, res.Elapsed.Round(time.Millisecond), what)
 	return nil
-}
-
-// connectForRebuild reaches the log without disturbing a running ledger.
-func (m *Main) connectForRebuild(ctx context.Context) error {
-	cfg := m.Config
-	if cfg.NATSURL == "" && cfg.NATSListen != "off" {
-		opts := []nats.Option{nats.Name("ledger-rebuild"), nats.Timeout(time.Second)}
-		if pw, err := os.ReadFile(filepath.Join(cfg.DataDir, natsPasswordFile)); err == nil {
-			opts = append(opts, nats.UserInfo(natsLedgerUser, strings.TrimSpace(string(pw))))
-		}
-		if nc, err := nats.Connect("nats://"+cfg.NATSListen, opts...); err == nil {
-			m.nc = nc
-			st, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			m.events = st
-			return nil
-		}
-	}
-	if cfg.NATSURL == "" {
-		lock, err := lockDataDir(cfg.DataDir)
-		if err != nil {
-			return fmt.Errorf("%w (the running ledger does not accept NATS clients; set LEDGER_NATS_LISTEN or stop it)", err)
-		}
-		m.lock = lock
-		m.Config.NATSListen = "off"
-	}
-	return m.connect(ctx)
 }
 
 func parseUntil(s string) (uint64, time.Time, error) {

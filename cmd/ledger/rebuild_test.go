@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,5 +102,63 @@ func TestRebuildCommandAgainstRunningLedger(t *testing.T) {
 	}
 	if r := c.do("GET", "/v1/store", "Bearer "+live, nil); r.status != 200 {
 		t.Fatalf("after the switch: %d %s", r.status, r.raw)
+	}
+}
+
+// slowProxy forwards TCP connections to target and holds the server's first bytes (its INFO) back for
+// delay: a NATS login as slow as on a busy machine (kept under the server's own 2 s login timeout).
+func slowProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				go io.Copy(server, client)
+				time.Sleep(delay)
+				io.Copy(client, server)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A login slower than a second (a busy machine) is not mistaken for a ledger without a listener.
+func TestRebuildThroughSlowNATSLogin(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	createStore(t, client{t, "http://" + m.HTTPAddr}, "slow")
+	slow := slowProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 1500*time.Millisecond)
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", slow}, env(nil), &stderr, &stderr); err != nil {
+		t.Fatalf("rebuild through a slow login: %v\n%s", err, stderr.String())
+	}
+}
+
+// When the running ledger's listener refuses the rebuild, the error says why.
+func TestRebuildReportsTheConnectError(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	if err := os.WriteFile(filepath.Join(dir, natsPasswordFile), []byte(strings.Repeat("x", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", strings.TrimPrefix(m.NATSURL, "nats://")}, env(nil), &stderr, &stderr)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		t.Fatalf("rebuild with a wrong password: err = %v; want the NATS authorization error", err)
 	}
 }
