@@ -19,9 +19,9 @@ import (
 //
 // It reads the log from LEDGER_NATS_URL, else from a running ledger's embedded server at
 // LEDGER_NATS_LISTEN, else it starts the embedded server on the data dir itself.
-func rebuild(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
+func rebuild(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	var until, out string
-	cfg, err := loadConfig("rebuild", args, env, func(fs *flag.FlagSet) {
+	cfg, err := commandConfig(commandRebuild, args, env, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&until, "until", "", "stop after this stream sequence, RFC 3339 time or YYYY-MM-DD date (as-of store, no switch)")
 		fs.StringVar(&out, "out", "", "file for the as-of store (with --until; default data/read/asof-<until>.db)")
 	})
