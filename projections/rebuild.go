@@ -2,12 +2,14 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/projections/sqlite"
@@ -39,6 +41,16 @@ type RebuildResult struct {
 	Elapsed time.Duration
 }
 
+// TimeSeeker is a log that tells an event's time by its stream sequence (the event store does). Rebuild
+// uses it to know, before it starts, how far --until a time reaches.
+type TimeSeeker interface {
+	TimeAt(ctx context.Context, seq uint64) (time.Time, error)
+}
+
+// ErrNothingThatOld is a rebuild --until a time before the log's first event: there is no as-of state
+// to build.
+var ErrNothingThatOld = errors.New("no event is that old")
+
 // Rebuild folds the log from sequence 1 into a fresh store, up to the head of the log as it was when the
 // rebuild started, or up to UntilSeq / UntilTime. With Swap it then points CURRENT at the new store.
 func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, error) {
@@ -52,6 +64,20 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 	target := head
 	if opts.UntilSeq != 0 && opts.UntilSeq < target {
 		target = opts.UntilSeq
+	}
+	// The progress runs to the last event --until a time takes, not to the head: found by its time.
+	progressTarget := target
+	if ts, ok := log.(TimeSeeker); ok && !opts.UntilTime.IsZero() && target > 0 {
+		last, err := lastAtOrBefore(ctx, ts.TimeAt, target, opts.UntilTime)
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild: finding the last event until %s: %w", opts.UntilTime.Format(time.RFC3339), err)
+		}
+		if last == 0 {
+			first, _ := ts.TimeAt(ctx, 1)
+			return RebuildResult{}, fmt.Errorf("rebuild --until %s: %w: the log's first event is from %s; nothing was written",
+				opts.UntilTime.UTC().Format(time.RFC3339), ErrNothingThatOld, first.UTC().Format(time.RFC3339))
+		}
+		progressTarget = last
 	}
 	path := opts.Out
 	if path == "" {
@@ -81,15 +107,18 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 		if !opts.UntilTime.IsZero() {
 			r.StopAt = func(e events.Envelope) bool { return e.Time.After(opts.UntilTime) }
 		}
-		stopBar := progressBar(opts.Progress, r, target, start)
+		bar := startProgress(opts.Progress, r, progressTarget)
 		err = r.Run(ctx)
-		stopBar()
 		if err == nil {
 			err = ctx.Err()
 		}
+		bar.stop(err == nil)
 		if err != nil {
 			return RebuildResult{}, fmt.Errorf("rebuild into %s: %w", path, err)
 		}
+	}
+	if !opts.UntilTime.IsZero() && head > 0 && r.Applied() == 0 {
+		return RebuildResult{}, fmt.Errorf("rebuild --until %s: %w; nothing was written", opts.UntilTime.UTC().Format(time.RFC3339), ErrNothingThatOld)
 	}
 	res := RebuildResult{Path: path, Applied: r.Applied(), Elapsed: time.Since(start)}
 	if err := st.Close(); err != nil { // checkpoints the WAL into the file, so the file alone is the store
@@ -106,38 +135,102 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 	return res, nil
 }
 
-// progressBar draws "[=====>    ]  52%  52000/100000 events  61000 ev/s" on w until stopped.
-func progressBar(w io.Writer, r *Runner, target uint64, start time.Time) (stop func()) {
-	if w == nil {
-		return func() {}
-	}
-	draw := func() {
-		done := r.Applied()
-		frac := float64(done) / float64(target)
-		width := 30
-		filled := int(frac * float64(width))
-		bar := strings.Repeat("=", filled)
-		if filled < width {
-			bar += ">" + strings.Repeat(" ", width-filled-1)
+// lastAtOrBefore is the last sequence in [1, head] whose event time is not after until, or 0 when even
+// the first event is later. It searches by halves, taking event times to grow with the sequence: each
+// writer stamps its own clock, so they may not quite, but the bound only sizes the progress bar (the
+// runner itself stops at the first later event).
+func lastAtOrBefore(ctx context.Context, timeAt func(context.Context, uint64) (time.Time, error), head uint64, until time.Time) (uint64, error) {
+	lo, hi := uint64(0), head // invariant: lo is at or before until (0: none known), everything above hi is after
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		t, err := timeAt(ctx, mid)
+		if err != nil {
+			return 0, err
 		}
-		rate := float64(done) / max(time.Since(start).Seconds(), 1e-9)
-		fmt.Fprintf(w, "\r[%s] %3.0f%%  %d/%d events  %.0f ev/s", bar, frac*100, done, target, rate)
+		if t.After(until) {
+			hi = mid - 1
+		} else {
+			lo = mid
+		}
 	}
-	quit, finished := make(chan struct{}), make(chan struct{})
+	return lo, nil
+}
+
+// progress draws the rebuild's progress bar (github.com/schollz/progressbar): percentage, events done
+// of the target, events per second and the time left, redrawn every 200 ms whatever the batch size.
+type progress struct {
+	bar      *progressbar.ProgressBar
+	w        io.Writer
+	r        *Runner
+	target   uint64
+	quit     chan struct{}
+	finished chan struct{}
+}
+
+// progressEvery is how often the bar is redrawn.
+const progressEvery = 200 * time.Millisecond
+
+func startProgress(w io.Writer, r *Runner, target uint64) *progress {
+	p := &progress{w: w, r: r, target: target, quit: make(chan struct{}), finished: make(chan struct{})}
+	if w == nil {
+		close(p.finished)
+		return p
+	}
+	p.bar = newBar(w, target)
 	go func() {
-		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
+		defer close(p.finished)
+		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-quit:
-				draw()
-				fmt.Fprintln(w)
+			case <-p.quit:
 				return
 			case <-t.C:
-				draw()
+				_ = p.bar.Set64(int64(progressDone(r.Applied(), r.Read(), target)))
 			}
 		}
 	}()
-	return func() { close(quit); <-finished }
+	return p
+}
+
+// newBar is the bar: "42% |████      | (4200/10000, 61000 events/s) [0s:0s]", elapsed and left in the
+// brackets; at the end the elapsed time alone.
+func newBar(w io.Writer, target uint64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(int64(target),
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("events"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionThrottle(progressEvery),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
+}
+
+// progressDone is the position the bar shows: events committed, or read and being applied (a batch of
+// up to 4,096 events commits at once), never past the target.
+func progressDone(applied, read, target uint64) uint64 {
+	return min(max(applied, read), target)
+}
+
+// stop draws the final state: on success the bar ends at 100 % of what was applied (a time bound may end
+// a little before or after its estimate); on failure it stays where it was.
+func (p *progress) stop(ok bool) {
+	close(p.quit)
+	<-p.finished
+	if p.bar == nil {
+		return
+	}
+	if ok {
+		if done := p.r.Applied(); done != p.target {
+			p.bar.ChangeMax64(int64(max(done, 1)))
+		}
+		_ = p.bar.Finish()
+		return
+	}
+	_ = p.bar.Exit()
+	fmt.Fprintln(p.w)
 }

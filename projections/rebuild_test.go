@@ -3,6 +3,9 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -98,8 +101,16 @@ func TestRebuildUntil(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Out = filepath.Join(t.TempDir(), "asof.db")
+			var progress bytes.Buffer
+			tt.opts.Progress = &progress
 			if _, err := projections.Rebuild(ctx, srv.Store, tt.opts); err != nil {
 				t.Fatal(err)
+			}
+			// The bar ends at 100 % of the events the bound takes, with a rate and the time left.
+			final := progress.String()[strings.LastIndex(progress.String(), "\r")+1:]
+			if !strings.Contains(final, "100%") || !strings.Contains(final, fmt.Sprintf("%d/%d", tt.stores, tt.stores)) ||
+				!strings.Contains(final, "events/s") {
+				t.Errorf("final progress %q: want 100%% of %d events and a rate", final, tt.stores)
 			}
 			st, err := sqlite.Open(tt.opts.Out)
 			if err != nil {
@@ -114,5 +125,22 @@ func TestRebuildUntil(t *testing.T) {
 				t.Fatalf("as-of store has %d stores, want %d", n, tt.stores)
 			}
 		})
+	}
+}
+
+// A time before the log's first event is an error, not an empty store.
+func TestRebuildUntilBeforeTheFirstEvent(t *testing.T) {
+	srv := jstest.Start(t, "")
+	appendStores(t, srv.Store, 1, 3) // 2026-01-01T00:00:01Z to :03
+	out := filepath.Join(t.TempDir(), "asof.db")
+	_, err := projections.Rebuild(context.Background(), srv.Store, projections.RebuildOptions{Out: out, UntilTime: time.Date(2025, 12, 31, 23, 59, 59, 0, time.UTC)})
+	if !errors.Is(err, projections.ErrNothingThatOld) || !strings.Contains(err.Error(), "2026-01-01T00:00:01Z") {
+		t.Fatalf("err = %v; want ErrNothingThatOld naming the first event's time", err)
+	}
+	if matches, _ := filepath.Glob(out + "*"); len(matches) != 0 {
+		t.Fatalf("files written: %v", matches)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("as-of store exists: %v", err)
 	}
 }
