@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -30,8 +32,14 @@ type RebuildOptions struct {
 	Swap bool
 	// Progress, when set, receives a progress bar.
 	Progress io.Writer
-	Logger   *slog.Logger
-	Options  []sqlite.Option
+	// StallTimeout, when set, fails the rebuild once no event has arrived for that long while events
+	// remain: its source went away (a ledger that died under it, a lost connection).
+	StallTimeout time.Duration
+	// SourceErr, when set, says what is wrong with the source (the connection's last error); a stalled
+	// rebuild reports it.
+	SourceErr func() error
+	Logger    *slog.Logger
+	Options   []sqlite.Option
 }
 
 // RebuildResult says what a rebuild produced.
@@ -88,6 +96,11 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 	}
 	// Build under a temporary name; only a complete store gets the real one.
 	building := path + ".building"
+	unlock, err := lockRebuild(lockDir(opts.Dir, path), opts.Logger)
+	if err != nil {
+		return RebuildResult{}, err
+	}
+	defer unlock()
 	if err := RemoveStore(building); err != nil {
 		return RebuildResult{}, err
 	}
@@ -108,10 +121,14 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 			r.StopAt = func(e events.Envelope) bool { return e.Time.After(opts.UntilTime) }
 		}
 		bar := startProgress(opts.Progress, r, progressTarget)
-		err = r.Run(ctx)
-		if err == nil {
-			err = ctx.Err()
+		runCtx, cancel := context.WithCancelCause(ctx)
+		stopWatch := watchStall(runCtx, cancel, r, target, opts.StallTimeout, opts.SourceErr)
+		err = r.Run(runCtx)
+		stopWatch()
+		if err == nil && runCtx.Err() != nil {
+			err = context.Cause(runCtx)
 		}
+		cancel(nil)
 		bar.stop(err == nil)
 		if err != nil {
 			return RebuildResult{}, fmt.Errorf("rebuild into %s: %w", path, err)
@@ -135,6 +152,51 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 	return res, nil
 }
 
+// ErrStalled is a rebuild whose source sent nothing for its StallTimeout.
+var ErrStalled = errors.New("the log sent no event")
+
+// watchStall cancels the run with ErrStalled (and the source's own error) once the runner has read
+// nothing new for timeout. The runner, waiting inside the client library for an event that will not
+// come, is woken by the cancellation.
+func watchStall(ctx context.Context, cancel context.CancelCauseFunc, r *Runner, target uint64, timeout time.Duration, sourceErr func() error) (stop func()) {
+	if timeout <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		last, since := r.Read(), time.Now()
+		t := time.NewTicker(min(timeout/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if now := max(r.Read(), r.Applied()); now != last || now >= target {
+				last, since = now, time.Now()
+				continue
+			}
+			if time.Since(since) < timeout {
+				continue
+			}
+			err := fmt.Errorf("%w for %s, at sequence %d of %d", ErrStalled, timeout, last, target)
+			if sourceErr != nil {
+				if serr := sourceErr(); serr != nil {
+					err = fmt.Errorf("%w: %w", err, serr)
+				}
+			}
+			cancel(err)
+			return
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // lastAtOrBefore is the last sequence in [1, head] whose event time is not after until, or 0 when even
 // the first event is later. It searches by halves, taking event times to grow with the sequence: each
 // writer stamps its own clock, so they may not quite, but the bound only sizes the progress bar (the
@@ -154,6 +216,58 @@ func lastAtOrBefore(ctx context.Context, timeAt func(context.Context, uint64) (t
 		}
 	}
 	return lo, nil
+}
+
+// RebuildLockFile, in the read store directory, is held (shared) by every rebuild while it runs. A
+// rebuild that can take it exclusively knows no other runs, and removes the *.building files that
+// killed rebuilds left behind.
+const RebuildLockFile = "rebuild.lock"
+
+func lockDir(dir, path string) string {
+	if dir != "" {
+		return dir
+	}
+	return filepath.Dir(path)
+}
+
+// lockRebuild takes the rebuild lock in dir: exclusively first, to remove leftovers when no other
+// rebuild runs, then shared for the rebuild's duration.
+func lockRebuild(dir string, logger *slog.Logger) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("rebuild: read store dir %s is not usable: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, RebuildLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: lock file: %w", err)
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		removeLeftovers(dir, logger)
+	}
+	// Shared from here on (blocking only while another rebuild removes its own leftovers).
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rebuild: lock file: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// removeLeftovers deletes the *.building stores (with their WAL and shared memory) of rebuilds that
+// were killed; the caller holds the rebuild lock exclusively, so none of them is being written.
+func removeLeftovers(dir string, logger *slog.Logger) {
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "*.building"))
+	for _, p := range leftovers {
+		var size int64
+		for _, f := range []string{p, p + "-wal", p + "-shm"} {
+			if fi, err := os.Stat(f); err == nil {
+				size += fi.Size()
+			}
+		}
+		if err := RemoveStore(p); err != nil {
+			logger.Warn("removing the leftover of an interrupted rebuild", "path", p, "err", err)
+			continue
+		}
+		logger.Info("removed the leftover of an interrupted rebuild", "path", p, "bytes", size)
+	}
 }
 
 // progress draws the rebuild's progress bar (github.com/schollz/progressbar): percentage, events done

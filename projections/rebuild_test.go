@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +143,54 @@ func TestRebuildUntilBeforeTheFirstEvent(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("as-of store exists: %v", err)
+	}
+}
+
+// A rebuild removes the *.building files that killed rebuilds left, unless another rebuild is running
+// (it holds the rebuild lock) and may be writing one of them.
+func TestRebuildRemovesLeftovers(t *testing.T) {
+	ctx := context.Background()
+	srv := jstest.Start(t, "")
+	appendStores(t, srv.Store, 1, 3)
+	dir := t.TempDir()
+	leftovers := []string{"read-1.db.building", "read-1.db.building-wal", "read-1.db.building-shm", "asof-2026.db.building"}
+	for _, name := range append(leftovers, "read-2.db") {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("left by a killed rebuild"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exist := func(names []string) (n int) {
+		for _, name := range names {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Another rebuild runs: it holds the lock shared, and nothing is removed.
+	other, err := os.OpenFile(filepath.Join(dir, projections.RebuildLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(other.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projections.Rebuild(ctx, srv.Store, projections.RebuildOptions{Dir: dir, Out: filepath.Join(dir, "asof-a.db"), UntilSeq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := exist(leftovers); n != len(leftovers) {
+		t.Fatalf("%d of the leftovers removed while another rebuild held the lock", len(leftovers)-n)
+	}
+	other.Close()
+
+	if _, err := projections.Rebuild(ctx, srv.Store, projections.RebuildOptions{Dir: dir, Out: filepath.Join(dir, "asof-b.db"), UntilSeq: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n := exist(leftovers); n != 0 {
+		t.Fatalf("%d leftovers still there", n)
+	}
+	if exist([]string{"read-2.db", "asof-a.db", "asof-b.db"}) != 3 {
+		t.Fatal("a finished store was removed")
 	}
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/salesledger/ledger/projections"
 )
@@ -21,15 +26,22 @@ import (
 // LEDGER_NATS_LISTEN, else it starts the embedded server on the data dir itself.
 func rebuild(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	var until, out string
+	stall := 30 * time.Second
 	cfg, err := commandConfig(commandRebuild, args, env, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&until, "until", "", "stop after this stream sequence, RFC 3339 time or YYYY-MM-DD date (as-of store, no switch)")
 		fs.StringVar(&out, "out", "", "file for the as-of store (with --until; default data/read/asof-<until>.db)")
+		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, when the log sends no event for this long")
 	})
 	if err != nil {
 		return flagErr(err)
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	opts := projections.RebuildOptions{Dir: filepath.Join(cfg.DataDir, readDir), Progress: stderr, Logger: logger, Swap: until == ""}
+	if stall <= 0 {
+		return fmt.Errorf("--stall-timeout %s: want a positive duration", stall)
+	}
+	var conn connState
+	opts := projections.RebuildOptions{Dir: filepath.Join(cfg.DataDir, readDir), Progress: stderr, Logger: logger, Swap: until == "",
+		StallTimeout: stall, SourceErr: conn.Err}
 	if until != "" {
 		if opts.UntilSeq, opts.UntilTime, err = parseUntil(until); err != nil {
 			return err
@@ -44,7 +56,7 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	if err := m.connectTool(ctx, "ledger-rebuild"); err != nil {
+	if err := m.connectTool(ctx, "ledger-rebuild", conn.options()...); err != nil {
 		return err
 	}
 	res, err := projections.Rebuild(ctx, m.events, opts)
@@ -57,6 +69,42 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 	}
 	fmt.Fprintf(stderr, "rebuilt %s up to sequence %d in %s (%s)\n", res.Path, res.Applied, res.Elapsed.Round(time.Millisecond), what)
 	return nil
+}
+
+// connState keeps what the tool's NATS connection last went through, for a stalled rebuild to report.
+type connState struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (c *connState) set(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+}
+
+// Err is the connection's trouble, nil while it is connected.
+func (c *connState) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *connState) options() []nats.Option {
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			c.set(fmt.Errorf("lost the NATS connection to %s: %w", redactURL(strings.Join(nc.Servers(), ",")), err))
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { c.set(nil) }),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if c.Err() == nil && nc.LastError() != nil {
+				c.set(fmt.Errorf("the NATS connection to %s was closed: %w", redactURL(strings.Join(nc.Servers(), ",")), nc.LastError()))
+			}
+		}),
+	}
 }
 
 func parseUntil(s string) (uint64, time.Time, error) {
