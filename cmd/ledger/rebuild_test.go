@@ -111,7 +111,8 @@ func TestRebuildCommandAgainstRunningLedger(t *testing.T) {
 }
 
 // slowProxy forwards TCP connections to target and holds the server's first bytes (its INFO) back for
-// delay: a NATS login as slow as on a busy machine (kept under the server's own 2 s login timeout).
+// delay: a NATS login slower than a second, as on a busy machine (and well under the server's own 2 s
+// login timeout).
 func slowProxy(t *testing.T, target string, delay time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -147,7 +148,7 @@ func TestRebuildThroughSlowNATSLogin(t *testing.T) {
 	dir := t.TempDir()
 	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
 	createStore(t, client{t, "http://" + m.HTTPAddr}, "slow")
-	slow := slowProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 1500*time.Millisecond)
+	slow := slowProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 1250*time.Millisecond)
 	var stderr bytes.Buffer
 	if err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", slow}, env(nil), &stderr, &stderr); err != nil {
 		t.Fatalf("rebuild through a slow login: %v\n%s", err, stderr.String())
