@@ -45,9 +45,10 @@ type Runner struct {
 	// FailFast makes Run return the first failure instead of retrying (rebuild).
 	FailFast bool
 
-	applied atomic.Uint64
-	head    atomic.Uint64
-	failing atomic.Pointer[error]
+	applied  atomic.Uint64
+	lastRead atomic.Uint64 // the last sequence read from the log, one batch or two ahead of applied
+	head     atomic.Uint64
+	failing  atomic.Pointer[error]
 
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
@@ -142,6 +143,7 @@ func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope)
 			return err
 		}
 		r.seeHead(d.Event.Sequence + d.Pending)
+		r.lastRead.Store(d.Event.Sequence)
 		stop := r.StopAt != nil && r.StopAt(d.Event)
 		if batch == nil {
 			// Sized by what is known to follow: at the head of the log batches are small, and a full-size
@@ -220,6 +222,10 @@ func (r *Runner) setApplied(seq uint64) {
 
 // Applied is the sequence of the last event committed to the target.
 func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// Read is the sequence of the last event read from the log: ahead of Applied by the batches being
+// applied.
+func (r *Runner) Read() uint64 { return r.lastRead.Load() }
 
 // Head is the highest stream sequence the runner knows of.
 func (r *Runner) Head() uint64 { return r.head.Load() }

@@ -1,5 +1,5 @@
 // Command ledger is the event-sourced sales ledger: `ledger serve` (the default) runs the API with its
-// event store and projection; `ledger rebuild` rebuilds the read store from the event log.
+// event store and projection; the other commands are tools around it (`ledger help` lists them).
 package main
 
 import (
@@ -23,42 +23,38 @@ func main() {
 	}
 }
 
-const usage = `usage: ledger [command] [flags]
-
-commands:
-  serve     run the ledger: embedded or external NATS, projection and HTTP API (default)
-  rebuild   rebuild the read store from the event log and switch to it (--until: as-of store, no switch)
-
-Run "ledger <command> -h" for the flags; every flag also has a LEDGER_* environment variable.
-`
-
+// run dispatches to a command; with no command, or flags first, it is serve.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	name := "serve"
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		// `ledger -h` is the overview of the commands, not serve's flags (`ledger serve -h`).
+		name, args = "help", args[1:]
+	case len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-':
+		name, args = args[0], args[1:]
 	}
-	switch cmd {
-	case "serve":
-		cfg, err := loadConfig("serve", args, env, nil)
-		if err != nil {
-			return flagErr(err)
-		}
-		logger := newLogger(stderr, cfg.LogLevel)
-		m := &Main{Config: cfg, Log: logger}
-		if err := m.Run(ctx); err != nil {
-			m.Close()
-			return err
-		}
-		<-ctx.Done()
-		logger.Info("shutting down: draining requests")
-		return m.Close()
-	case "rebuild":
-		return rebuild(ctx, args, env, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	cmd, ok := lookupCommand(name)
+	if !ok {
+		return fmt.Errorf("unknown command %q; run \"ledger help\" for the list", name)
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	return cmd.run(ctx, args, env, stdout, stderr)
+}
+
+// serve is `ledger serve`: run the ledger until SIGTERM or SIGINT.
+func serve(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := commandConfig(commandServe, args, env, stdout, nil)
+	if err != nil {
+		return flagErr(err)
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	m := &Main{Config: cfg, Log: logger}
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down: draining requests")
+	return m.Close()
 }
 
 func flagErr(err error) error {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -465,5 +467,59 @@ func TestReadYourWritesAndReadiness(t *testing.T) {
 	}
 	if r := get("3"); r.status != 503 || r.errorCode() != "projection_lagging" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("read past a stuck projection: %d %s", r.status, r.raw)
+	}
+}
+
+// A first start that fails (the NATS port is taken) keeps no admin token: the next, successful start
+// generates one, logs it, and it works. The ready line names the process.
+func TestFirstStartFailureKeepsNoAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(listen string) (*Main, string, error) {
+		cfg, err := loadConfig("serve", nil, env(map[string]string{"LEDGER_DATA_DIR": dir, "LEDGER_HTTP_ADDR": "127.0.0.1:0",
+			"LEDGER_NATS_LISTEN": listen, "LEDGER_SYNC_ALWAYS": "false"}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+		err = m.Run(context.Background())
+		if err != nil {
+			m.Close()
+		} else {
+			t.Cleanup(func() { m.Close() })
+		}
+		return m, logs.String(), err
+	}
+
+	_, logs, err := start(taken.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken NATS port: %v", err)
+	}
+	if strings.Contains(logs, "admin_token=") {
+		t.Errorf("a failed start logged an admin token:\n%s", logs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, adminTokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("a failed start kept an admin token hash: %v", err)
+	}
+	taken.Close()
+
+	m, logs, err := start("127.0.0.1:-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := regexp.MustCompile(`admin_token=(adm_\w+)`).FindStringSubmatch(logs)
+	if token == nil {
+		t.Fatalf("the first successful start logged no admin token:\n%s", logs)
+	}
+	if !regexp.MustCompile(`msg="ledger ready" .*pid=` + strconv.Itoa(os.Getpid()) + ` `).MatchString(logs) {
+		t.Errorf("the ready line does not name the process %d:\n%s", os.Getpid(), logs)
+	}
+	c := client{t, "http://" + m.HTTPAddr}
+	if r := c.do("POST", "/v1/admin/stores", "Bearer "+token[1], strings.NewReader(`{"name":"First","slug":"first"}`)); r.status != 201 {
+		t.Fatalf("the logged admin token: %d %s", r.status, r.raw)
 	}
 }

@@ -202,7 +202,7 @@ func TestOperatorRoleReadsOnly(t *testing.T) {
 	_, live, _ := createStore(t, c, "operated")
 	mustCustomer(t, c, live, `{"email":"op@example.com"}`)
 
-	nc, err := dialOperator(dir, strings.TrimPrefix(m.NATSURL, "nats://"), "test-operator")
+	nc, err := dialLedgerNATS(Config{DataDir: dir, NATSListen: strings.TrimPrefix(m.NATSURL, "nats://")}, "test-operator")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -107,21 +106,4 @@ func operatorKey(dataDir string) (string, error) {
 		return "", fmt.Errorf("nats operator key %s: %w", path, err)
 	}
 	return kp.PublicKey()
-}
-
-// dialOperator connects an operator tool to a running ledger's embedded server at listen, as the operator
-// user (its seed read from the data dir), with replies on the operator's private inbox prefix. The error
-// says what failed: no running ledger, no key, or the connection itself.
-func dialOperator(dataDir, listen, name string) (*nats.Conn, error) {
-	path := filepath.Join(dataDir, operatorSeedFile)
-	auth, err := nats.NkeyOptionFromSeed(path)
-	if err != nil {
-		return nil, fmt.Errorf("nats operator key %s: %w", path, err)
-	}
-	nc, err := nats.Connect("nats://"+listen, auth, nats.Name(name),
-		nats.CustomInboxPrefix(jetstream.OperatorInboxPrefix), nats.Timeout(10*time.Second))
-	if err != nil {
-		return nil, fmt.Errorf("connect to the ledger's NATS listener at %s: %w", listen, err)
-	}
-	return nc, nil
 }

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
-	"github.com/salesledger/ledger/events/jetstream"
+	"github.com/nats-io/nats.go"
+
 	"github.com/salesledger/ledger/projections"
 )
 
@@ -21,17 +24,24 @@ import (
 //
 // It reads the log from LEDGER_NATS_URL, else from a running ledger's embedded server at
 // LEDGER_NATS_LISTEN, else it starts the embedded server on the data dir itself.
-func rebuild(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
+func rebuild(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	var until, out string
-	cfg, err := loadConfig("rebuild", args, env, func(fs *flag.FlagSet) {
+	stall := 30 * time.Second
+	cfg, err := commandConfig(commandRebuild, args, env, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&until, "until", "", "stop after this stream sequence, RFC 3339 time or YYYY-MM-DD date (as-of store, no switch)")
 		fs.StringVar(&out, "out", "", "file for the as-of store (with --until; default data/read/asof-<until>.db)")
+		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, when the log sends no event for this long")
 	})
 	if err != nil {
 		return flagErr(err)
 	}
 	logger := newLogger(stderr, cfg.LogLevel)
-	opts := projections.RebuildOptions{Dir: filepath.Join(cfg.DataDir, readDir), Progress: stderr, Logger: logger, Swap: until == ""}
+	if stall <= 0 {
+		return fmt.Errorf("--stall-timeout %s: want a positive duration", stall)
+	}
+	var conn connState
+	opts := projections.RebuildOptions{Dir: filepath.Join(cfg.DataDir, readDir), Progress: stderr, Logger: logger, Swap: until == "",
+		StallTimeout: stall, SourceErr: conn.Err}
 	if until != "" {
 		if opts.UntilSeq, opts.UntilTime, err = parseUntil(until); err != nil {
 			return err
@@ -46,7 +56,7 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	if err := m.connectForRebuild(ctx); err != nil {
+	if err := m.connectTool(ctx, "ledger-rebuild", conn.options()...); err != nil {
 		return err
 	}
 	res, err := projections.Rebuild(ctx, m.events, opts)
@@ -61,38 +71,40 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stderr
 	return nil
 }
 
-// connectForRebuild reaches the log without disturbing a running ledger.
-func (m *Main) connectForRebuild(ctx context.Context) error {
-	cfg := m.Config
-	var dialErr error
-	if cfg.NATSURL == "" && cfg.NATSListen != "off" {
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, operatorSeedFile)); err == nil {
-			// A ledger has listened on this data dir: if it still runs, read through it.
-			nc, err := dialOperator(cfg.DataDir, cfg.NATSListen, "ledger-rebuild")
+// connState keeps what the tool's NATS connection last went through, for a stalled rebuild to report.
+type connState struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (c *connState) set(err error) {
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+}
+
+// Err is the connection's trouble, nil while it is connected.
+func (c *connState) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *connState) options() []nats.Option {
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err == nil {
-				m.nc = nc
-				st, err := jetstream.New(nc)
-				if err != nil {
-					return err
-				}
-				m.events = st
-				return nil
+				err = errors.New("disconnected")
 			}
-			dialErr = err
-		}
-	}
-	if cfg.NATSURL == "" {
-		lock, err := lockDataDir(cfg.DataDir)
-		if err != nil {
-			if dialErr != nil {
-				return fmt.Errorf("%w, and reading through it failed: %v", err, dialErr)
+			c.set(fmt.Errorf("lost the NATS connection to %s: %w", redactURL(strings.Join(nc.Servers(), ",")), err))
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { c.set(nil) }),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if c.Err() == nil && nc.LastError() != nil {
+				c.set(fmt.Errorf("the NATS connection to %s was closed: %w", redactURL(strings.Join(nc.Servers(), ",")), nc.LastError()))
 			}
-			return fmt.Errorf("%w (it does not listen for NATS clients: start it with LEDGER_NATS_LISTEN, or stop it)", err)
-		}
-		m.lock = lock
-		m.Config.NATSListen = "off"
+		}),
 	}
-	return m.connect(ctx)
 }
 
 func parseUntil(s string) (uint64, time.Time, error) {

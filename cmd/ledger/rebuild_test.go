@@ -3,11 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/projections"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
@@ -99,5 +108,188 @@ func TestRebuildCommandAgainstRunningLedger(t *testing.T) {
 	}
 	if r := c.do("GET", "/v1/store", "Bearer "+live, nil); r.status != 200 {
 		t.Fatalf("after the switch: %d %s", r.status, r.raw)
+	}
+}
+
+// slowProxy forwards TCP connections to target and holds the server's first bytes (its INFO) back for
+// delay: a NATS login slower than a second, as on a busy machine (and well under the server's own 2 s
+// login timeout).
+func slowProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				go io.Copy(server, client)
+				time.Sleep(delay)
+				io.Copy(client, server)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A login slower than a second (a busy machine) is not mistaken for a ledger without a listener.
+func TestRebuildThroughSlowNATSLogin(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	createStore(t, client{t, "http://" + m.HTTPAddr}, "slow")
+	slow := slowProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 1250*time.Millisecond)
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", slow}, env(nil), &stderr, &stderr); err != nil {
+		t.Fatalf("rebuild through a slow login: %v\n%s", err, stderr.String())
+	}
+}
+
+// When the running ledger's listener refuses the rebuild, the error says why.
+func TestRebuildReportsTheConnectError(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	// Another NKey than the one the ledger accepts.
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	if err := os.WriteFile(filepath.Join(dir, operatorSeedFile), seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	err = run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", strings.TrimPrefix(m.NATSURL, "nats://")}, env(nil), &stderr, &stderr)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+		t.Fatalf("rebuild with the wrong key: err = %v; want the NATS authorization error", err)
+	}
+}
+
+// seedStores appends n store_created events straight to the log, in atomic batches.
+func seedStores(t *testing.T, m *Main, n int) {
+	t.Helper()
+	for from := 0; from < n; from += 250 {
+		var ws []jetstream.Write
+		for i := from; i < min(from+250, n); i++ {
+			id := fmt.Sprintf("str_seed%06d", i)
+			ws = append(ws, jetstream.Write{Expect: jetstream.NoExpectation, Event: events.Envelope{
+				ID:        "evt_" + id,
+				Aggregate: events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateStore, ID: id},
+				Time:      time.Now(),
+				Payload: events.StoreCreated{StoreID: id, Name: "Seeded shop with a name long enough to weigh", Slug: fmt.Sprintf("seed-%d", i),
+					ServiceFeePercent: "5", Keys: []events.APIKey{{Mode: "live", Hash: "h" + id, Prefix: "sk_live_", Last4: "abcd"}}},
+			}})
+		}
+		if _, err := m.events.AppendWrites(context.Background(), ws...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// throttledProxy forwards TCP connections to target, the server's side at about rate bytes per second,
+// and counts what it forwarded: a rebuild through it is surely still running a while. Setting cut drops
+// every connection, with what was in flight, as a crash or a broken network does.
+func throttledProxy(t *testing.T, target string, rate int) (addr string, forwarded *atomic.Int64, cut *atomic.Bool) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	forwarded, cut = new(atomic.Int64), new(atomic.Bool)
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil || cut.Load() {
+				client.Close()
+				continue
+			}
+			go func() {
+				defer client.Close()
+				defer server.Close()
+				go io.Copy(server, client)
+				buf := make([]byte, rate/20)
+				for {
+					n, err := server.Read(buf)
+					if cut.Load() {
+						return
+					}
+					if n > 0 {
+						if _, werr := client.Write(buf[:n]); werr != nil {
+							return
+						}
+						forwarded.Add(int64(n))
+						time.Sleep(50 * time.Millisecond)
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), forwarded, cut
+}
+
+// A rebuild through a running ledger that dies under it fails within its stall timeout, naming the lost
+// connection, and leaves no .building file behind.
+func TestRebuildFailsWhenTheLedgerDies(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	seedStores(t, m, 1500)
+	proxy, forwarded, cut := throttledProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
+
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "2s"}, env(nil), &stderr, &stderr)
+	}()
+	// The rebuild is under way once a good part of the events went through (1,500 events take seconds
+	// through the proxy).
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before the ledger died: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cut.Store(true)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the rebuild succeeded although its ledger died:\n%s", stderr.String())
+		}
+		if !strings.Contains(err.Error(), "NATS connection") && !strings.Contains(err.Error(), "nats: ") {
+			t.Fatalf("rebuild error %q does not name the lost connection", err)
+		}
+		t.Logf("rebuild: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the rebuild still runs a minute after its ledger died:\n%s", stderr.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, readDir, "*.building*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
 	}
 }

@@ -75,7 +75,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.lock = lock
-	adminHash, err := m.adminTokenHash()
+	adminHash, keepAdminToken, err := m.adminTokenHash()
 	if err != nil {
 		return err
 	}
@@ -234,6 +234,9 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := keepAdminToken(); err != nil {
+		return err
+	}
 	durability := "fsync every write (SyncAlways)"
 	switch {
 	case cfg.NATSURL != "":
@@ -241,7 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case !cfg.SyncAlways:
 		durability = "fsync on the server's interval (SyncAlways off)"
 	}
-	m.Log.Info("ledger ready", "http", "http://"+m.HTTPAddr, "nats", m.NATSURL, "data_dir", cfg.DataDir,
+	m.Log.Info("ledger ready", "http", "http://"+m.HTTPAddr, "pid", os.Getpid(), "nats", m.NATSURL, "data_dir", cfg.DataDir,
 		"durability", durability, "read_store", live.Path())
 	return nil
 }
@@ -346,28 +349,33 @@ func redactURL(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-// adminTokenHash returns the hash of the admin token: the configured one, or the one generated on
-// first start. A generated token is logged once, then only its hash is kept in the data dir.
-func (m *Main) adminTokenHash() (string, error) {
+// adminTokenHash returns the hash of the admin token: the configured one, or the one kept from an
+// earlier start, or a new one. A new token is kept (its hash written to the data dir) and logged only by
+// keep, once the start has succeeded: a start that fails must not keep a token nobody saw.
+func (m *Main) adminTokenHash() (hash string, keep func() error, err error) {
+	nothing := func() error { return nil }
 	if m.Config.AdminToken != "" {
-		return domain.HashKey(m.Config.AdminToken), nil
+		return domain.HashKey(m.Config.AdminToken), nothing, nil
 	}
 	path := filepath.Join(m.Config.DataDir, adminTokenFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return strings.TrimSpace(string(b)), nil
+		return strings.TrimSpace(string(b)), nothing, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("admin token hash %s: %w", path, err)
+		return "", nil, fmt.Errorf("admin token hash %s: %w", path, err)
 	}
 	token := "adm_" + domain.RandomString(40)
-	hash := domain.HashKey(token)
-	if err := os.WriteFile(path, []byte(hash+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("data dir %s is not writable: %w", m.Config.DataDir, err)
+	hash = domain.HashKey(token)
+	keep = func() error {
+		if err := os.WriteFile(path, []byte(hash+"\n"), 0o600); err != nil {
+			return fmt.Errorf("data dir %s is not writable: %w", m.Config.DataDir, err)
+		}
+		m.Log.Warn("generated the admin token; it is shown only this once and stored hashed in "+path+
+			" (set LEDGER_ADMIN_TOKEN or delete the file to replace it)", "admin_token", token)
+		return nil
 	}
-	m.Log.Warn("generated the admin token; it is shown only this once and stored hashed in "+path+
-		" (set LEDGER_ADMIN_TOKEN or delete the file to replace it)", "admin_token", token)
-	return hash, nil
+	return hash, keep, nil
 }
 
 // lockDataDir takes an exclusive lock so that two ledgers never share one data dir.

@@ -163,6 +163,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
 		}
 		opts.Host, opts.Port = host, p
+		if p > 0 {
+			// A taken port would only show as the server never becoming ready; say so at once.
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+			if err != nil {
+				return nil, fmt.Errorf("nats listen address %s: %w", cfg.Listen, err)
+			}
+			ln.Close()
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/salesledger/ledger/events/jetstream"
+)
+
+// natsDialTimeout bounds a tool's connect and login. It is generous: on a busy machine (under -race, with
+// other processes on both cores) the login alone has taken more than a second.
+const natsDialTimeout = 10 * time.Second
+
+// errNoListener: the configuration names no NATS to dial (no LEDGER_NATS_URL, LEDGER_NATS_LISTEN=off).
+var errNoListener = errors.New("LEDGER_NATS_LISTEN is off")
+
+// dialLedgerNATS is how the tools (rebuild, tail) reach a ledger's NATS, in one place: LEDGER_NATS_URL
+// when set (its credentials are the URL's, and so is the inbox: NATS's default _INBOX, which any user a
+// cluster hands out may use), else a running ledger's embedded listener at LEDGER_NATS_LISTEN as
+// the operator user, with the NKey seed the ledger keeps in the data dir and replies on the operator's
+// private inbox prefix. extra adds options (connection handlers). The error is the connection's own, for
+// the caller to report.
+func dialLedgerNATS(cfg Config, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name(name), nats.Timeout(natsDialTimeout)}, extra...)
+	if cfg.NATSURL != "" {
+		return nats.Connect(cfg.NATSURL, opts...)
+	}
+	if cfg.NATSListen == "off" {
+		return nil, errNoListener
+	}
+	opts = append(opts, nats.CustomInboxPrefix(jetstream.OperatorInboxPrefix))
+	seed := filepath.Join(cfg.DataDir, operatorSeedFile)
+	if _, err := os.Stat(seed); err == nil {
+		auth, err := nats.NkeyOptionFromSeed(seed)
+		if err != nil {
+			return nil, fmt.Errorf("nats operator key %s: %w", seed, err)
+		}
+		opts = append(opts, auth)
+	}
+	return nats.Connect("nats://"+cfg.NATSListen, opts...)
+}
+
+// connectTool reaches the log for a tool without disturbing a running ledger: through dialLedgerNATS,
+// or — when no ledger answers and none holds the data dir — by starting the embedded server on the data
+// dir itself, without a listener.
+func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Option) error {
+	cfg := m.Config
+	nc, err := dialLedgerNATS(cfg, name, extra...)
+	if err == nil {
+		st, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return err
+		}
+		m.nc, m.events, m.NATSURL = nc, st, redactURL(nc.ConnectedUrl())
+		return nil
+	}
+	if cfg.NATSURL != "" {
+		return fmt.Errorf("cannot reach NATS at %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	lock, lerr := lockDataDir(cfg.DataDir)
+	if lerr != nil {
+		if errors.Is(err, errNoListener) {
+			return fmt.Errorf("%w; it runs without a NATS listener (LEDGER_NATS_LISTEN=off): stop it, or give it a listener", lerr)
+		}
+		return fmt.Errorf("%w; its NATS listener at %s did not let %s in: %v", lerr, cfg.NATSListen, name, err)
+	}
+	m.lock = lock
+	m.Config.NATSListen = "off"
+	return m.connect(ctx)
+}
