@@ -37,13 +37,14 @@ var (
 		name:    "rebuild",
 		summary: "rebuild the read store from the event log and switch to it (--until: an as-of store, no switch)",
 		about: "It reads the log through LEDGER_NATS_URL, else a running ledger's listener at LEDGER_NATS_LISTEN\n" +
-			"(as the ledger user, password from the data dir), else it opens the embedded store itself.",
+			"(as the read-only operator user, NKey seed nats_operator.nk in the data dir), else it opens the\n" +
+			"embedded store itself.",
 		flags: logFlags,
 	}
 	commandTail = command{
 		name:    "tail",
 		summary: "follow the event log, decoded, one line per event (--json, filters by store, type, aggregate)",
-		about: "It connects like rebuild. Personal data is shown opened when the keyring can be read (the ledger\n" +
+		about: "It connects like rebuild. Personal data is shown opened when the keyring can be read (the operator\n" +
 			"user can), sealed otherwise. Without --since it starts with the log's last 10 events.",
 		flags: logFlags,
 	}
