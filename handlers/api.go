@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,7 +152,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("PUT /v1/customers/{id}/photo", a.instrument("PUT /v1/customers/{id}/photo", a.limit(a.store(a.putPhoto), MaxPhotoBytes+64<<10)))
 	handle("GET /v1/avatars/{token}", http.HandlerFunc(a.avatar))
 
-	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
+	handle("/", a.unrouted(mux))
 	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
@@ -163,6 +164,44 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// implementedMethods are the methods some route serves, in the order Allow lists them. A request with
+// any other method is 501 whatever its path; metrics label such methods "other".
+var implementedMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// unrouted answers what no route serves: 501 for a method no route implements, 405 with Allow for a known
+// path asked with another method, 404 otherwise. The methods a path allows are found by asking the mux
+// itself, so Allow can never disagree with the routes.
+func (a *API) unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(implementedMethods, r.Method) {
+			writeError(w, r, a.log, errMethodNotImplemented)
+			return
+		}
+		var allow []string
+		for _, m := range implementedMethods {
+			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, a.log, errMethodNotAllowed)
+			return
+		}
+		writeError(w, r, a.log, errNotFoundRoute)
+	})
+}
+
+// methodLabel is the method as metrics and logs name it: one of implementedMethods, or "other", so that
+// no client can add a label value (or a log field of any size) by inventing methods.
+func methodLabel(m string) string {
+	if slices.Contains(implementedMethods, m) {
+		return m
+	}
+	return "other"
 }
 
 // limit caps the body and the time of every request.

@@ -39,7 +39,10 @@ var (
 	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
 	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
 	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
-	errInternal        = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
+	// The Allow header of a 405 lists the methods the path serves.
+	errMethodNotAllowed     = &requestError{http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not serve this method; the Allow header lists the ones it does."}
+	errMethodNotImplemented = &requestError{http.StatusNotImplemented, "method_not_implemented", "The server does not implement this method for any endpoint."}
+	errInternal             = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
 )
 
 // errorTable maps domain errors to statuses and codes; it is the only place that does.
@@ -61,7 +64,7 @@ var errorTable = []struct {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, body := describe(err)
 	if status == http.StatusInternalServerError {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", methodLabel(r.Method), "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
