@@ -193,8 +193,11 @@ func readPhoto(r *http.Request) ([]byte, error) {
 			part, err := mr.NextPart()
 			if err != nil {
 				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
+				switch err := bodyError(err); {
+				case errors.As(err, &mbe):
 					return nil, errPhotoTooLarge
+				case errors.Is(err, errBodyTimeout):
+					return nil, err
 				}
 				return nil, errPhotoMissing
 			}
@@ -206,6 +209,9 @@ func readPhoto(r *http.Request) ([]byte, error) {
 		}
 	}
 	img, err := io.ReadAll(body)
+	if err != nil {
+		err = bodyError(err)
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe), len(img) > MaxPhotoBytes:

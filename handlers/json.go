@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -29,13 +31,43 @@ type data struct {
 	Data any `json:"data"`
 }
 
+// errBodyTimeout is a body that did not arrive within the server's read timeout.
+var errBodyTimeout = &requestError{http.StatusRequestTimeout, "request_timeout",
+	"The request body did not arrive in time; send the whole body without pausing."}
+
+// readBody reads the whole request body. Failing to read it is the client's doing, never a 500: a body
+// over the limit is 413 (*http.MaxBytesError), one that stalls past the read timeout 408, one cut short
+// 400.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError classifies an error reading a request body (see readBody).
+func bodyError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errBodyTimeout
+	}
+	return badRequest("The request body could not be read to its end (" + err.Error() + ").")
+}
+
 // decodeBody reads one JSON object into v. It rejects a body that is not JSON (400), a field the object
 // does not have (400, naming it), a field of the wrong type (422, naming it) and trailing data (400).
 // The body is read whole first, so it is also available to the caller as raw bytes.
 func decodeBody(r *http.Request, v any) ([]byte, error) {
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		return nil, err // *http.MaxBytesError → 413
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("The request body is empty; send a JSON object.")

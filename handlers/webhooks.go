@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/salesledger/ledger/domain"
@@ -31,7 +30,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errUnknownGateway)
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return

@@ -30,17 +30,21 @@ func TestConfig(t *testing.T) {
 	})
 	t.Run("every problem at once", func(t *testing.T) {
 		_, err := loadConfig("serve", []string{"--nats-listen", "nowhere"}, envOf(map[string]string{
-			"LEDGER_HTTP_ADDR":       "no-port",
-			"LEDGER_SYNC_ALWAYS":     "maybe",
-			"LEDGER_ADMIN_TOKEN":     "short",
-			"LEDGER_GATEWAY_SECRETS": "paypal=x,stripe,standard=not-whsec",
-			"LEDGER_NATS_REPLICAS":   "3",
+			"LEDGER_HTTP_ADDR":         "no-port",
+			"LEDGER_SYNC_ALWAYS":       "maybe",
+			"LEDGER_ADMIN_TOKEN":       "short",
+			"LEDGER_GATEWAY_SECRETS":   "paypal=x,stripe,standard=not-whsec",
+			"LEDGER_NATS_REPLICAS":     "3",
+			"LEDGER_HTTP_MAX_CONNS":    "0",
+			"LEDGER_HTTP_IDLE_TIMEOUT": "-1s",
+			"LEDGER_HTTP_READ_TIMEOUT": "soon",
 		}), nil)
 		if err == nil {
 			t.Fatal("invalid configuration accepted")
 		}
 		for _, want := range []string{"LEDGER_HTTP_ADDR", "LEDGER_SYNC_ALWAYS", "LEDGER_NATS_LISTEN", "LEDGER_ADMIN_TOKEN",
-			`unknown gateway "paypal"`, `entry for "stripe"`, "standard secret must be whsec_", "LEDGER_NATS_REPLICAS above 1"} {
+			`unknown gateway "paypal"`, `entry for "stripe"`, "standard secret must be whsec_", "LEDGER_NATS_REPLICAS above 1",
+			"LEDGER_HTTP_MAX_CONNS 0", "LEDGER_HTTP_IDLE_TIMEOUT must be positive", `LEDGER_HTTP_READ_TIMEOUT="soon"`} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not mention %s:\n%v", want, err)
 			}

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // End-to-end tests of the edges a stranger can reach: methods, connections, sizes, ids, rates.
@@ -80,4 +85,110 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestIdleConnectionsCannotLockOut: with the connection cap at 4, four keep-alive connections left idle
+// (the idle timeout is an hour) and four that stall in their headers cannot keep a new client out: idle
+// connections are closed at the cap, stalled ones by the read-header timeout, and the new client is
+// served. Nothing here depends on the machine's speed: each step waits for the one before, and the
+// timeouts that free slots fire whenever they fire.
+func TestIdleConnectionsCannotLockOut(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		c.HTTPMaxConns = 4
+		c.HTTPIdleTimeout = time.Hour
+		c.HTTPReadHeaderTimeout = 300 * time.Millisecond
+	})
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "crowded")
+	http.DefaultClient.CloseIdleConnections() // the test's own keep-alive connection is not part of the crowd
+
+	var idle []net.Conn
+	for range 4 {
+		conn, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if res := rawRequest(t, conn, "GET /healthz HTTP/1.1\r\nHost: ledger\r\n\r\n"); res.StatusCode != 200 {
+			t.Fatalf("healthz: %d", res.StatusCode)
+		}
+		idle = append(idle, conn)
+	}
+	for range 4 {
+		conn, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: ledger\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	req, _ := http.NewRequest("GET", c.base+"/v1/store", nil)
+	req.Header.Set("Authorization", "Bearer "+live)
+	res, err := fresh.Do(req)
+	if err != nil {
+		t.Fatalf("a new client is locked out: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("new client: %d", res.StatusCode)
+	}
+	// Idle connections were closed at the cap by the server, not by the idle timeout (which ones depends
+	// on when each was marked idle, a moment after its answer).
+	closed := make(chan bool, len(idle))
+	for _, conn := range idle {
+		go func() {
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // hang guard: a closed one reports at once
+			_, err := conn.Read(make([]byte, 1))
+			closed <- err == io.EOF
+		}()
+	}
+	for range idle {
+		if <-closed {
+			return
+		}
+	}
+	t.Fatal("every idle connection was kept open at the cap")
+}
+
+// rawRequest writes a raw HTTP/1.1 request on conn and reads the answer.
+func rawRequest(t *testing.T, conn net.Conn, req string) *http.Response {
+	t.Helper()
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // hang guard
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return res
+}
+
+// TestSlowBodyIs408: a body that stops arriving before its Content-Length is done is cut off by the read
+// timeout and answered 408 request_timeout, not 500.
+func TestSlowBodyIs408(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { withGateways(c); c.HTTPReadTimeout = 500 * time.Millisecond })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "slow")
+	for _, path := range []string{"POST /v1/customers", "POST /v1/checkouts", "PUT /v1/customers/cus_x/photo", "POST /v1/webhooks/standard"} {
+		conn, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		res := rawRequest(t, conn, path+" HTTP/1.1\r\nHost: ledger\r\nAuthorization: Bearer "+live+
+			"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":")
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestTimeout || body.Error.Code != "request_timeout" {
+			t.Errorf("%s with a stalled body: %d %+v, want 408 request_timeout", path, res.StatusCode, body)
+		}
+	}
 }
