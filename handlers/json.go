@@ -72,6 +72,9 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("The request body is empty; send a JSON object.")
 	}
+	if tooDeep(raw, MaxJSONDepth) {
+		return nil, errTooDeep
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		var typ *json.UnmarshalTypeError
@@ -83,8 +86,7 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 	var unknown []string
 	unknownFields(raw, reflect.TypeOf(v), "", &unknown)
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, badRequest(fmt.Sprintf("Unknown field(s) in the request body: %s.", strings.Join(unknown, ", ")))
+		return nil, badRequest("Unknown field(s) in the request body: " + listNames(unknown) + ".")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var typ *json.UnmarshalTypeError
@@ -96,6 +98,56 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
 	}
 	return raw, nil
+}
+
+// MaxJSONDepth is how deep a request body may nest objects and arrays; deeper is 400. Nothing the API
+// accepts needs more, and stored JSON (metadata) must stay readable by every consumer's parser.
+const MaxJSONDepth = 32
+
+var errTooDeep = badRequest(fmt.Sprintf("The request body nests objects and arrays deeper than %d levels.", MaxJSONDepth))
+
+// tooDeep reports whether raw nests objects and arrays deeper than limit. It counts brackets outside
+// strings in one pass, without parsing, so it can run before any parser sees the body. Malformed JSON
+// is left for the parser to report.
+func tooDeep(raw []byte, limit int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, b := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case b == '"':
+			inString = !inString
+		case inString:
+		case b == '{' || b == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// listNames lists names for a message: sorted, at most 10 (then how many more), each cut to 64
+// characters, so that a body of invented names cannot make the answer as large as itself.
+func listNames(names []string) string {
+	sort.Strings(names)
+	const most, width = 10, 64
+	out := make([]string, 0, most+1)
+	for i, n := range names {
+		if i == most {
+			out = append(out, fmt.Sprintf("and %d more", len(names)-most))
+			break
+		}
+		if r := []rune(n); len(r) > width {
+			n = string(r[:width]) + "…"
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, ", ")
 }
 
 func article(k reflect.Kind) string {

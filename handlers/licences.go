@@ -146,7 +146,7 @@ func (a *API) revokeLicence() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := req
 		a.licenceCommand(func(l domain.Licence, r *http.Request) ([]events.Payload, error) {
-			return l.Revoke(req.Reason), nil
+			return l.Revoke(req.Reason)
 		}, &req)(w, r)
 	}
 }

@@ -46,6 +46,10 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if tooDeep(body, MaxJSONDepth) {
+		writeError(w, r, a.log, errTooDeep)
+		return
+	}
 	d, err := gw.parse(r.Header, body)
 	switch {
 	case errors.Is(err, errIgnoredKind):

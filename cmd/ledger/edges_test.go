@@ -192,3 +192,115 @@ func TestSlowBodyIs408(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldLimits: every text field of every body has a maximum length; one over it is 422 naming the
+// field, one at it passes. Nothing of a refused request is written.
+func TestFieldLimits(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "limits")
+	x := func(n int) string { return strings.Repeat("x", n) }
+	// checkout builds a valid checkout with one member replaced: "product" members go into the product.
+	checkout := func(product, rest string) string {
+		return `{"product":{"id":"prd_1","name":"Course","type":"course","price":{"amount":100,"currency":"USD"}` + product +
+			`},"customer":{"email":"limits@example.com"}` + rest + `}`
+	}
+	for _, tt := range []struct {
+		name, path, body, field string
+	}{
+		{"product name", "/v1/checkouts", checkout(`,"name":"`+x(201)+`"`, ""), "product.name"},
+		{"product id", "/v1/checkouts", checkout(`,"id":"`+x(65)+`"`, ""), "product.id"},
+		{"product type", "/v1/checkouts", checkout(`,"type":"`+x(101)+`"`, ""), "product.type"},
+		{"instructions", "/v1/checkouts", checkout(`,"instructions":"`+x(5001)+`"`, ""), "product.instructions"},
+		{"file url", "/v1/checkouts", checkout(`,"files":[{"name":"a","url":"https://cdn.example.com/`+x(2030)+`"}]`, ""), "product.files.0.url"},
+		{"file name", "/v1/checkouts", checkout(`,"files":[{"name":"`+x(201)+`","url":"https://cdn.example.com/a"}]`, ""), "product.files.0.name"},
+		{"currency", "/v1/checkouts", strings.Replace(checkout("", ""), `"USD"`, `"`+x(1000)+`"`, 1), "product.price.currency"},
+		{"buyer's first name", "/v1/checkouts", strings.Replace(checkout("", ""), `"limits@example.com"`, `"limits@example.com","first_name":"`+x(201)+`"`, 1), "customer.first_name"},
+		{"buyer's email", "/v1/checkouts", strings.Replace(checkout("", ""), `"limits@example.com"`, `"`+x(250)+`@example.com"`, 1), "customer.email"},
+		{"discount code", "/v1/checkouts", checkout("", `,"discount":{"code":"`+x(101)+`","type":"fixed","value":1}`), "discount.code"},
+		{"discount value", "/v1/checkouts", checkout("", `,"discount":{"code":"A","type":"percentage","value":"`+strings.Repeat("1", 33)+`"}`), "discount.value"},
+		{"campaign name", "/v1/checkouts", checkout("", `,"campaign":{"name":"`+x(201)+`"}`), "campaign.name"},
+		{"shipping city", "/v1/checkouts", checkout("", `,"shipping":{"city":"`+x(101)+`"}`), "shipping.city"},
+		{"shipping country name", "/v1/checkouts", checkout("", `,"shipping":{"country":{"code":"US","name":"`+x(101)+`"}}`), "shipping.country.name"},
+		{"context locale", "/v1/checkouts", checkout("", `,"context":{"locale":"`+x(36)+`"}`), "context.locale"},
+		{"context ip", "/v1/checkouts", checkout("", `,"context":{"ip_address":"`+x(46)+`"}`), "context.ip_address"},
+		{"customer phone", "/v1/customers", `{"email":"p@example.com","phone":"+1` + strings.Repeat("2", 100) + `"}`, "phone"},
+		{"store name", "/v1/admin/stores", `{"name":"` + x(201) + `","slug":"long"}`, "name"},
+		{"store fee", "/v1/admin/stores", `{"name":"x","slug":"fee","service_fee_percent":"` + strings.Repeat("1", 33) + `"}`, "service_fee_percent"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			key := live
+			if tt.path == "/v1/admin/stores" {
+				key = adminToken
+			}
+			r := c.post(tt.path, key, "", tt.body)
+			fields, _ := field(r.body, "error.fields").(map[string]any)
+			if r.status != 422 || fields[tt.field] == nil {
+				t.Fatalf("%d %.300s, want 422 naming %s", r.status, r.raw, tt.field)
+			}
+			if len(r.raw) > 2000 {
+				t.Fatalf("the error echoes the input: %d bytes", len(r.raw))
+			}
+		})
+	}
+	// At the limits, everything passes.
+	r := c.post("/v1/checkouts", live, "", checkout(`,"id":"`+x(64)+`","name":"`+strings.Repeat("é", 200)+`","instructions":"`+x(5000)+
+		`","files":[{"name":"`+x(200)+`","url":"https://cdn.example.com/`+x(2048-len("https://cdn.example.com/"))+`","type":"`+x(100)+`"}]`,
+		`,"campaign":{"id":"`+x(64)+`","name":"`+x(200)+`"},"context":{"locale":"`+x(35)+`","ip_address":"`+x(45)+`"}`))
+	if r.status != 201 {
+		t.Fatalf("a checkout at every limit: %d %.500s", r.status, r.raw)
+	}
+	// 50 files at every limit still make an event the log takes.
+	files := make([]string, 50)
+	for i := range files {
+		files[i] = `{"name":"` + strings.Repeat("<", 200) + `","url":"https://cdn.example.com/` + strings.Repeat("<", 2048-len("https://cdn.example.com/")) + `","type":"` + strings.Repeat("<", 100) + `","id":"` + strings.Repeat("<", 64) + `"}`
+	}
+	if r := c.post("/v1/checkouts", live, "", checkout(`,"files":[`+strings.Join(files, ",")+`]`, "")); r.status != 201 {
+		t.Fatalf("a checkout with 50 files at every limit: %d %.500s", r.status, r.raw)
+	}
+	if r := c.post("/v1/checkouts", live, "", checkout(`,"files":[`+strings.Repeat(`{"name":"a","url":"nope"},`, 5000)+`{}]`, "")); r.status != 422 || len(r.raw) > 2000 {
+		t.Fatalf("5,001 files: %d, %d bytes, want 422 with one message", r.status, len(r.raw))
+	}
+}
+
+// TestJSONNesting: a body nesting objects or arrays deeper than 32 levels is 400, wherever it goes
+// (customer metadata was stored 5,000 deep); 32 levels pass.
+func TestJSONNesting(t *testing.T) {
+	m := startMain(t, t.TempDir(), withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "nesting")
+	nested := func(depth int) string { return strings.Repeat(`{"a":`, depth) + `1` + strings.Repeat(`}`, depth) }
+	before, _ := m.events.LastSequence(t.Context())
+	for _, tt := range []struct{ name, path, body string }{
+		{"metadata 5,000 deep", "/v1/customers", `{"email":"deep@example.com","metadata":` + nested(5000) + `}`},
+		{"metadata 32 deep (33 with the body)", "/v1/customers", `{"email":"deep@example.com","metadata":` + nested(32) + `}`},
+		{"arrays", "/v1/customers", `{"email":"deep@example.com","metadata":{"a":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`},
+		{"checkout", "/v1/checkouts", `{"product":` + nested(100) + `}`},
+	} {
+		r := c.post(tt.path, live, "", tt.body)
+		if r.status != 400 || !strings.Contains(r.raw, "deeper than 32 levels") {
+			t.Errorf("%s: %d %.200s, want 400 naming the depth", tt.name, r.status, r.raw)
+		}
+	}
+	if r := c.standardWebhook("deep", `{"type":"payment.succeeded","data":`+nested(1000)+`}`, time.Now()); r.status != 400 {
+		t.Errorf("a signed webhook 1,000 deep: %d %.200s, want 400", r.status, r.raw)
+	}
+	if after, _ := m.events.LastSequence(t.Context()); after != before {
+		t.Fatalf("refused bodies wrote %d events", after-before)
+	}
+	// Strings are not nesting: brackets and escaped quotes inside them do not count.
+	meta := `{"s":"` + strings.Repeat(`[{\"`, 100) + `","n":` + nested(30) + `}`
+	r := c.post("/v1/customers", live, "", `{"email":"deep@example.com","metadata":`+meta+`}`)
+	if r.status != 201 {
+		t.Fatalf("metadata 31 deep with brackets in strings: %d %.300s", r.status, r.raw)
+	}
+	// A body of invented field names is refused with a bounded message.
+	var unknown []string
+	for i := range 1000 {
+		unknown = append(unknown, fmt.Sprintf(`"%s%d":1`, strings.Repeat("u", 500), i))
+	}
+	r = c.post("/v1/customers", live, "", `{`+strings.Join(unknown, ",")+`}`)
+	if r.status != 400 || !strings.Contains(r.raw, "and 990 more") || len(r.raw) > 2000 {
+		t.Fatalf("1,000 unknown fields: %d, %d bytes: %.300s", r.status, len(r.raw), r.raw)
+	}
+}
