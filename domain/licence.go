@@ -39,6 +39,20 @@ func NewLicence(s Sale, now time.Time) events.LicenceIssued {
 
 const keyAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
+// ValidLicenceKey reports whether key has the shape of a licence key: groups of the key alphabet
+// separated by single hyphens, at most MaxIDLen characters. Any other string names no licence.
+func ValidLicenceKey(key string) bool {
+	if key == "" || len(key) > MaxIDLen {
+		return false
+	}
+	for _, group := range strings.Split(key, "-") {
+		if group == "" || strings.Trim(group, keyAlphabet) != "" {
+			return false
+		}
+	}
+	return true
+}
+
 func licenceKey() string {
 	raw := make([]byte, 20)
 	if _, err := rand.Read(raw); err != nil {

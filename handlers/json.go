@@ -75,12 +75,13 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 	if tooDeep(raw, MaxJSONDepth) {
 		return nil, errTooDeep
 	}
+	if bytes.TrimSpace(raw)[0] != '{' {
+		// null, a string, a number, an array: not an object, whatever json.Unmarshal would make of it
+		// (it reads null into an object as if it were {}).
+		return nil, errNotObject
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return nil, badRequest("The request body must be a JSON object.")
-		}
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
 	}
 	var unknown []string
@@ -103,6 +104,8 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 // MaxJSONDepth is how deep a request body may nest objects and arrays; deeper is 400. Nothing the API
 // accepts needs more, and stored JSON (metadata) must stay readable by every consumer's parser.
 const MaxJSONDepth = 32
+
+var errNotObject = badRequest("The request body must be a JSON object.")
 
 var errTooDeep = badRequest(fmt.Sprintf("The request body nests objects and arrays deeper than %d levels.", MaxJSONDepth))
 
