@@ -85,7 +85,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.
 	PositionWait time.Duration
-	Now          func() time.Time
+	// RateLimits are the request rates per key and per client address; zero values turn them off.
+	RateLimits RateLimits
+	Now        func() time.Time
 }
 
 // API serves the HTTP contract.
@@ -93,6 +95,7 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *httpMetrics
+	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyedMutex
 }
@@ -111,7 +114,7 @@ func New(cfg Config) *API {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry)}
+	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry)}
 }
 
 // Handler is the complete HTTP handler with its middleware.
@@ -120,10 +123,10 @@ func (a *API) Handler() http.Handler {
 	handle := func(pattern string, h http.Handler) {
 		mux.Handle(pattern, a.instrument(pattern, a.limit(a.wellFormed(pattern, h), MaxBodyBytes)))
 	}
-	handle("GET /healthz", http.HandlerFunc(a.healthz))
-	handle("GET /readyz", http.HandlerFunc(a.readyz))
-	handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
-	handle("GET /openapi.json", http.HandlerFunc(serveOpenAPI))
+	handle("GET /healthz", a.anonymous(http.HandlerFunc(a.healthz)))
+	handle("GET /readyz", a.anonymous(http.HandlerFunc(a.readyz)))
+	handle("GET /metrics", a.anonymous(promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{})))
+	handle("GET /openapi.json", a.anonymous(http.HandlerFunc(serveOpenAPI)))
 
 	handle("POST /v1/admin/stores", a.admin(a.createStore))
 	handle("GET /v1/store", a.store(a.getStore))
@@ -132,8 +135,9 @@ func (a *API) Handler() http.Handler {
 	handle("GET /v1/sales/{sale_id}", a.store(a.getSale))
 	handle("GET /v1/sales/{sale_id}/events", a.store(a.saleEvents))
 	handle("POST /v1/sales/{sale_id}/rating", a.store(a.rateSale))
+	// Gateways carry no key and send from few addresses: no rate limit.
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
-	handle("GET /v1/downloads/{download_token}", http.HandlerFunc(a.download))
+	handle("GET /v1/downloads/{download_token}", a.anonymous(http.HandlerFunc(a.download)))
 	handle("GET /v1/licences/{licence_key}", a.store(a.getLicence))
 	handle("POST /v1/licences/{licence_key}/activate", a.store(a.activateLicence()))
 	handle("POST /v1/licences/{licence_key}/deactivate", a.store(a.deactivateLicence()))
@@ -151,9 +155,9 @@ func (a *API) Handler() http.Handler {
 	// A photo may be up to 5 MB, with room for a multipart envelope around it.
 	const photo = "PUT /v1/customers/{customer_id}/photo"
 	mux.Handle(photo, a.instrument(photo, a.limit(a.wellFormed(photo, a.store(a.putPhoto)), MaxPhotoBytes+64<<10)))
-	handle("GET /v1/avatars/{avatar_token}", http.HandlerFunc(a.avatar))
+	handle("GET /v1/avatars/{avatar_token}", a.anonymous(http.HandlerFunc(a.avatar)))
 
-	handle("/", a.unrouted(mux))
+	handle("/", a.anonymous(a.unrouted(mux)))
 	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {

@@ -70,6 +70,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	if rl := (errRateLimited{}); errors.As(err, &rl) {
+		setRetryAfter(w, rl)
+	}
 	writeJSON(w, status, body)
 }
 
@@ -78,8 +81,11 @@ func describe(err error) (int, errorBody) {
 		re  *requestError
 		ve  *domain.ValidationError
 		mbe *http.MaxBytesError
+		rl  errRateLimited
 	)
 	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, errorBody{errorDetail{Code: "rate_limited", Message: rl.Error()}}
 	case errors.As(err, &re):
 		return re.status, errorBody{errorDetail{Code: re.code, Message: re.message}}
 	case errors.As(err, &ve):

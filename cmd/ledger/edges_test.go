@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -472,5 +473,72 @@ func TestOverlongGatewayFields(t *testing.T) {
 	}
 	if after, _ := m.events.LastSequence(t.Context()); after != before {
 		t.Fatalf("refused deliveries wrote %d events", after-before)
+	}
+}
+
+// TestRateLimits: with 1 request per second and bursts of 3, a key that sends faster gets 429 with
+// Retry-After once its burst is spent; another key is unaffected; after Retry-After it passes again.
+// Requests without a valid key are limited by client address; gateway webhooks are not limited. A
+// handful of requests goes far faster than one a second on any machine; nothing else is timed.
+func TestRateLimits(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		withGateways(c)
+		c.RateLimit, c.RateBurst, c.RateLimitIP = 1, 3, 1
+	})
+	c := client{t, "http://" + m.HTTPAddr}
+	_, liveA, testA := createStore(t, c, "rated")
+	// untilLimited sends requests until one is 429 (at most 20) and returns it and how many passed.
+	untilLimited := func(send func() response) (response, int) {
+		t.Helper()
+		for passed := 0; passed < 20; passed++ {
+			if r := send(); r.status == http.StatusTooManyRequests {
+				return r, passed
+			}
+		}
+		t.Fatal("20 requests in a row were never limited")
+		return response{}, 0
+	}
+	r, passed := untilLimited(func() response { return c.do("GET", "/v1/store", "Bearer "+liveA, nil) })
+	if passed < 3 {
+		t.Fatalf("limited after %d requests, before the burst of 3 was spent", passed)
+	}
+	after, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || after < 1 || r.errorCode() != "rate_limited" || !strings.Contains(r.raw, "retry after") {
+		t.Fatalf("429: Retry-After %q, %s", r.header.Get("Retry-After"), r.raw)
+	}
+	// Another key (the same store's test key) has its own bucket.
+	for i := range 3 {
+		if r := c.do("GET", "/v1/store", "Bearer "+testA, nil); r.status != 200 {
+			t.Fatalf("another key's request %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	time.Sleep(time.Duration(after) * time.Second)
+	if r := c.do("GET", "/v1/store", "Bearer "+liveA, nil); r.status != 200 {
+		t.Fatalf("after Retry-After: %d %s", r.status, r.raw)
+	}
+
+	// The admin token is a key too (the store creation above took one of its requests).
+	r, _ = untilLimited(func() response {
+		return c.do("POST", "/v1/admin/stores", "Bearer "+adminToken, strings.NewReader(`{}`))
+	})
+	if r.errorCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("admin 429: %s", r.raw)
+	}
+	// Gateway webhooks are never limited: each bad signature is answered as such.
+	for i := range 10 {
+		if r := c.signedPost("/v1/webhooks/standard", `{}`, nil); r.status != 401 {
+			t.Fatalf("webhook %d: %d %s, want 401", i, r.status, r.raw)
+		}
+	}
+	// Without a valid key, requests count against the client address: health checks, then wrong keys.
+	r, _ = untilLimited(func() response { return c.do("GET", "/healthz", "", nil) })
+	if r.errorCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("anonymous 429: %s", r.raw)
+	}
+	if r := c.do("GET", "/v1/store", "Bearer sk_live_"+strings.Repeat("x", 40), nil); r.status != 429 {
+		t.Fatalf("a wrong key from a limited address: %d %s, want 429", r.status, r.raw)
+	}
+	if !strings.Contains(c.do("GET", "/v1/store", "Bearer "+testA, nil).raw, `"id"`) {
+		t.Fatal("a valid key is limited by its address's anonymous traffic")
 	}
 }

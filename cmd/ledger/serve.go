@@ -207,6 +207,8 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:      publicURL,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
+		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
+			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},
 	})
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	m.httpSrv = &http.Server{
