@@ -10,6 +10,9 @@ import (
 	"github.com/salesledger/ledger/events"
 )
 
+// maxFiles is the most files a product snapshot may have.
+const maxFiles = 50
+
 // Checkout is the command that starts a sale.
 type Checkout struct {
 	Product  events.Product
@@ -38,6 +41,7 @@ type StoreTerms struct {
 func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(prefix string) string, now time.Time) (events.SaleStarted, error) {
 	var v ValidationError
 	p := c.Product
+	c.checkLengths(&v)
 	if strings.TrimSpace(p.ID) == "" {
 		v.Add("product.id", "The product id is required.")
 	}
@@ -51,25 +55,32 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	switch {
 	case p.Price.Currency == "":
 		v.Add("product.price.currency", "The price currency is required.")
+	case len(p.Price.Currency) > 3:
+		v.Add("product.price.currency", "The price currency must be a three-letter ISO 4217 code.")
 	case priceErr != nil:
 		v.Add("product.price.currency", fmt.Sprintf("The currency %q is not a known ISO 4217 code.", p.Price.Currency))
 	}
 	if p.Price.Amount < 0 {
 		v.Add("product.price.amount", "The price amount may not be negative.")
 	}
-	for i, f := range p.Files {
-		if strings.TrimSpace(f.Name) == "" {
-			v.Add(fmt.Sprintf("product.files.%d.name", i), "The file name is required.")
+	if len(p.Files) > maxFiles {
+		// Only the count: one message per file of a body full of them would make the answer as large.
+		v.Add("product.files", fmt.Sprintf("A product may have at most %d files.", maxFiles))
+	} else {
+		for i, f := range p.Files {
+			if strings.TrimSpace(f.Name) == "" {
+				v.Add(fmt.Sprintf("product.files.%d.name", i), "The file name is required.")
+			}
+			if len(f.URL) > MaxURLLen {
+				continue // reported by checkLengths; not worth parsing
+			}
+			if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.Add(fmt.Sprintf("product.files.%d.url", i), "The file url must be an absolute http(s) URL.")
+			}
+			if f.Size < 0 {
+				v.Add(fmt.Sprintf("product.files.%d.size", i), "The file size may not be negative.")
+			}
 		}
-		if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.Add(fmt.Sprintf("product.files.%d.url", i), "The file url must be an absolute http(s) URL.")
-		}
-		if f.Size < 0 {
-			v.Add(fmt.Sprintf("product.files.%d.size", i), "The file size may not be negative.")
-		}
-	}
-	if len(p.Files) > 50 {
-		v.Add("product.files", "A product may have at most 50 files.")
 	}
 	if l := p.Licence; l != nil {
 		if l.MaxActivations < 1 || l.MaxActivations > 10000 {
@@ -83,6 +94,8 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	switch {
 	case email == "":
 		v.Add("customer.email", "The customer email is required.")
+	case len(email) > maxEmailLen:
+		v.Add("customer.email", fmt.Sprintf("The customer email must be at most %d characters.", maxEmailLen))
 	case !ValidEmail(email):
 		v.Add("customer.email", "The customer email must be a valid email address.")
 	}
@@ -100,8 +113,10 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 		if strings.TrimSpace(d.Code) == "" {
 			v.Add("discount.code", "The discount code is required.")
 		}
-		switch d.Type {
-		case "percentage":
+		switch {
+		case len(d.Value) > MaxDecimalLen:
+			v.Add("discount.value", fmt.Sprintf("The discount value must be at most %d characters.", MaxDecimalLen))
+		case d.Type == "percentage":
 			pct, err := ParsePercent(d.Value)
 			switch {
 			case err != nil:
@@ -111,7 +126,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 					v.Add("discount.value", "The discount cannot be applied to this price.")
 				}
 			}
-		case "fixed":
+		case d.Type == "fixed":
 			n, err := strconv.ParseInt(d.Value, 10, 64)
 			switch {
 			case err != nil || n < 0:
@@ -121,7 +136,8 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 			default:
 				discount.Amount = n
 			}
-		default:
+		}
+		if d.Type != "percentage" && d.Type != "fixed" {
 			v.Add("discount.type", "The discount type must be percentage or fixed.")
 		}
 	}
@@ -160,4 +176,50 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 		SettlementDelayDays: terms.SettlementDelayDays,
 		AbandonAt:           now.Add(terms.AbandonAfter).UTC(),
 	}, nil
+}
+
+// checkLengths reports every text field of the checkout longer than its limit (see limits.go), by its
+// JSON path.
+func (c Checkout) checkLengths(v *ValidationError) {
+	p := c.Product
+	type field struct {
+		path, value string
+		limit       int
+	}
+	fields := []field{
+		{"product.id", p.ID, MaxIDLen}, {"product.name", p.Name, MaxNameLen}, {"product.type", p.Type, MaxKeywordLen},
+		{"product.instructions", p.Instructions, MaxTextLen},
+		{"customer.id", c.Customer.ID, MaxIDLen}, {"customer.first_name", c.Customer.FirstName, MaxNameLen},
+		{"customer.last_name", c.Customer.LastName, MaxNameLen}, {"customer.phone", c.Customer.Phone, MaxPhoneLen},
+	}
+	for i, f := range p.Files[:min(len(p.Files), maxFiles)] {
+		at := fmt.Sprintf("product.files.%d.", i)
+		fields = append(fields, field{at + "id", f.ID, MaxIDLen}, field{at + "name", f.Name, MaxNameLen},
+			field{at + "type", f.Type, MaxKeywordLen}, field{at + "url", f.URL, MaxURLLen})
+	}
+	if d := c.Discount; d != nil {
+		fields = append(fields, field{"discount.code", d.Code, MaxKeywordLen})
+	}
+	if cp := c.Campaign; cp != nil {
+		fields = append(fields, field{"campaign.id", cp.ID, MaxIDLen}, field{"campaign.name", cp.Name, MaxNameLen})
+	}
+	country := func(at string, co *events.Country) {
+		if co != nil {
+			fields = append(fields, field{at + ".code", co.Code, 3}, field{at + ".name", co.Name, MaxKeywordLen})
+		}
+	}
+	if s := c.Shipping; s != nil {
+		fields = append(fields, field{"shipping.address", s.Address, maxAddressLen}, field{"shipping.city", s.City, maxCityLen},
+			field{"shipping.state", s.State, maxStateLen}, field{"shipping.zip", s.Zip, maxZipLen})
+		country("shipping.country", s.Country)
+	}
+	if x := c.Context; x != nil {
+		// 45 characters hold any IPv6 address in text, IPv4-mapped ones included; 35 any BCP 47 tag in use.
+		fields = append(fields, field{"context.ip_address", x.IPAddress, 45}, field{"context.device_type", x.DeviceType, MaxKeywordLen},
+			field{"context.locale", x.Locale, 35})
+		country("context.country", x.Country)
+	}
+	for _, f := range fields {
+		tooLong(v, f.path, f.value, f.limit)
+	}
 }

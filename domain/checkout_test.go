@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,27 @@ func TestCheckoutDecideValidation(t *testing.T) {
 		{"file with a relative url", refCheckout(badFile(events.ProductFile{Name: "a.pdf", URL: "/files/a.pdf"})), []string{"product.files.1.url"}},
 		{"file with an ftp url", refCheckout(badFile(events.ProductFile{Name: "a.pdf", URL: "ftp://cdn.example.com/a.pdf"})), []string{"product.files.1.url"}},
 		{"file with a negative size", refCheckout(badFile(events.ProductFile{Name: "a.pdf", URL: "https://cdn.example.com/a.pdf", Size: -1})), []string{"product.files.1.size"}},
+		{"product name over 200 characters", refCheckout(func(c *domain.Checkout) { c.Product.Name = strings.Repeat("é", 201) }), []string{"product.name"}},
+		{"instructions over 5000 characters", refCheckout(func(c *domain.Checkout) { c.Product.Instructions = strings.Repeat("x", 5001) }), []string{"product.instructions"}},
+		{"currency of 1000 letters", refCheckout(withPrice(9900, strings.Repeat("U", 1000))), []string{"product.price.currency"}},
+		{"file url over 2048 characters", refCheckout(badFile(events.ProductFile{Name: "a.pdf", URL: "https://cdn.example.com/" + strings.Repeat("a", 2048)})), []string{"product.files.1.url"}},
+		{"file id over 64 characters", refCheckout(badFile(events.ProductFile{ID: strings.Repeat("f", 65), Name: "a.pdf", URL: "https://cdn.example.com/a"})), []string{"product.files.1.id"}},
+		{"51 files, reported once", refCheckout(func(c *domain.Checkout) { c.Product.Files = make([]events.ProductFile, 51) }), []string{"product.files"}},
+		{"buyer's names and phone", refCheckout(func(c *domain.Checkout) {
+			c.Customer.FirstName, c.Customer.LastName, c.Customer.Phone = strings.Repeat("n", 201), strings.Repeat("n", 201), strings.Repeat("1", 65)
+		}), []string{"customer.first_name", "customer.last_name", "customer.phone"}},
+		{"email over 254 characters", refCheckout(func(c *domain.Checkout) { c.Customer.Email = strings.Repeat("a", 250) + "@example.com" }), []string{"customer.email"}},
+		{"discount code and value", refCheckout(func(c *domain.Checkout) {
+			c.Discount = &events.Discount{Code: strings.Repeat("C", 101), Type: "percentage", Value: strings.Repeat("1", 33)}
+		}), []string{"discount.code", "discount.value"}},
+		{"campaign, shipping and context", refCheckout(func(c *domain.Checkout) {
+			c.Campaign = &events.Campaign{ID: strings.Repeat("i", 65), Name: strings.Repeat("n", 201)}
+			c.Shipping = &events.Shipping{Address: strings.Repeat("a", 201), City: strings.Repeat("c", 101), State: strings.Repeat("s", 101),
+				Zip: strings.Repeat("z", 21), Country: &events.Country{Code: "USAX", Name: strings.Repeat("n", 101)}}
+			c.Context = &events.SaleContext{IPAddress: strings.Repeat("1", 46), DeviceType: strings.Repeat("d", 101), Locale: strings.Repeat("l", 36),
+				Country: &events.Country{Code: "FRAX"}}
+		}), []string{"campaign.id", "campaign.name", "shipping.address", "shipping.city", "shipping.state", "shipping.zip",
+			"shipping.country.code", "shipping.country.name", "context.ip_address", "context.device_type", "context.locale", "context.country.code"}},
 		{"licence max_activations 0", refCheckout(func(c *domain.Checkout) {
 			c.Product.Licence = &events.LicenceTerms{MaxActivations: 0}
 		}), []string{"product.licence.max_activations"}},

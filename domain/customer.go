@@ -143,10 +143,12 @@ func (cur CustomerFields) Apply(in CustomerInput, create bool) (CustomerFields, 
 		}
 		if p := strings.TrimSpace(*in.Phone); p == "" {
 			out.Phone = ""
-		} else if e164, msg := normalizePhone(p, region); msg != "" {
-			v.Add("phone", msg)
-		} else {
-			out.Phone = e164
+		} else if !tooLong(&v, "phone", p, MaxPhoneLen) { // a long one is not worth parsing
+			if e164, msg := normalizePhone(p, region); msg != "" {
+				v.Add("phone", msg)
+			} else {
+				out.Phone = e164
+			}
 		}
 	}
 

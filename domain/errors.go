@@ -19,6 +19,9 @@ var (
 	ErrUnavailable = errors.New("the event log is temporarily unavailable")
 	// ErrNotFound means no such aggregate in the caller's store and mode.
 	ErrNotFound = errors.New("not found")
+	// ErrTooLarge means an event would be larger than the log accepts in one message; nothing was
+	// appended. It is the request's doing (what it asked to record is too large), never the log's.
+	ErrTooLarge = errors.New("the event is larger than the log accepts")
 )
 
 // ValidationError lists every failing field of a command at once.

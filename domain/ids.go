@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/rand"
 	"math/big"
+	"strings"
 )
 
 // ID prefixes of the public objects.
@@ -17,6 +18,25 @@ const (
 )
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// ValidID reports whether id has the shape of a ledger id of the kind prefix names: the prefix, then
+// one or more base62 characters, at most MaxIDLen in all. Ids of any other shape are not looked up
+// anywhere: they could not name anything, and characters such as "*", ">" and "." would change the
+// meaning of a NATS subject built from them.
+func ValidID(prefix, id string) bool {
+	rest, ok := strings.CutPrefix(id, prefix)
+	return ok && rest != "" && len(id) <= MaxIDLen && isBase62(rest)
+}
+
+func isBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
 
 // NewID returns prefix followed by 22 random base62 characters (about 131 bits), e.g. "sal_3Fq…".
 func NewID(prefix string) string { return prefix + RandomString(22) }

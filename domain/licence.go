@@ -39,6 +39,20 @@ func NewLicence(s Sale, now time.Time) events.LicenceIssued {
 
 const keyAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
+// ValidLicenceKey reports whether key has the shape of a licence key: groups of the key alphabet
+// separated by single hyphens, at most MaxIDLen characters. Any other string names no licence.
+func ValidLicenceKey(key string) bool {
+	if key == "" || len(key) > MaxIDLen {
+		return false
+	}
+	for _, group := range strings.Split(key, "-") {
+		if group == "" || strings.Trim(group, keyAlphabet) != "" {
+			return false
+		}
+	}
+	return true
+}
+
 func licenceKey() string {
 	raw := make([]byte, 20)
 	if _, err := rand.Read(raw); err != nil {
@@ -137,12 +151,17 @@ func (l Licence) Deactivate(instance string) ([]events.Payload, error) {
 	return []events.Payload{events.LicenceDeactivated{Instance: instance}}, nil
 }
 
-// Revoke ends the licence; revoking twice changes nothing.
-func (l Licence) Revoke(reason string) []events.Payload {
-	if l.Revoked {
-		return nil
+// Revoke ends the licence; revoking twice changes nothing. The reason is at most MaxReasonLen
+// characters.
+func (l Licence) Revoke(reason string) ([]events.Payload, error) {
+	var v ValidationError
+	if tooLong(&v, "reason", reason, MaxReasonLen) {
+		return nil, v.Err()
 	}
-	return []events.Payload{events.LicenceRevoked{Reason: reason}}
+	if l.Revoked {
+		return nil, nil
+	}
+	return []events.Payload{events.LicenceRevoked{Reason: reason}}, nil
 }
 
 func (l Licence) usable(instance string, now time.Time) error {
@@ -160,8 +179,8 @@ func (l Licence) usable(instance string, now time.Time) error {
 
 func validInstance(instance string) error {
 	var v ValidationError
-	if s := strings.TrimSpace(instance); s == "" || len(s) > 200 {
-		v.Add("instance", "The instance must be 1 to 200 characters identifying the machine or seat.")
+	if s := strings.TrimSpace(instance); s == "" || len(s) > MaxInstanceLen {
+		v.Add("instance", fmt.Sprintf("The instance must be 1 to %d characters identifying the machine or seat.", MaxInstanceLen))
 	}
 	return v.Err()
 }

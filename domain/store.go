@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -66,8 +67,8 @@ func (c CreateStore) Decide(id string, keys StoreKeys) (SlugReserved, StoreCreat
 	switch {
 	case name == "":
 		v.Add("name", "The name field is required.")
-	case utf8.RuneCountInString(name) > 200:
-		v.Add("name", "The name may not be greater than 200 characters.")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		v.Add("name", fmt.Sprintf("The name may not be greater than %d characters.", MaxNameLen))
 	}
 	switch {
 	case c.Slug == "":
@@ -77,7 +78,9 @@ func (c CreateStore) Decide(id string, keys StoreKeys) (SlugReserved, StoreCreat
 	}
 	fee := DefaultServiceFeePercent
 	if c.ServiceFeePercent != nil {
-		if _, err := ParsePercent(*c.ServiceFeePercent); err != nil {
+		if len(*c.ServiceFeePercent) > MaxDecimalLen {
+			v.Add("service_fee_percent", fmt.Sprintf("The service fee must be at most %d characters.", MaxDecimalLen))
+		} else if _, err := ParsePercent(*c.ServiceFeePercent); err != nil {
 			v.Add("service_fee_percent", "The service fee must be a decimal percentage between 0 and 100, e.g. \"5\" or \"2.5\".")
 		} else {
 			fee = *c.ServiceFeePercent

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +88,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.
 	PositionWait time.Duration
-	Now          func() time.Time
+	// RateLimits are the request rates per key and per client address; zero values turn them off.
+	RateLimits RateLimits
+	Now        func() time.Time
 }
 
 // ReadyCheck is one named condition of readiness; Err is nil while it holds.
@@ -101,6 +104,7 @@ type API struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *httpMetrics
+	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyedMutex
 }
@@ -119,48 +123,50 @@ func New(cfg Config) *API {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry)}
+	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry)}
 }
 
 // Handler is the complete HTTP handler with its middleware.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
-		mux.Handle(pattern, a.instrument(pattern, a.limit(h, MaxBodyBytes)))
+		mux.Handle(pattern, a.instrument(pattern, a.limit(a.wellFormed(pattern, h), MaxBodyBytes)))
 	}
-	handle("GET /healthz", http.HandlerFunc(a.healthz))
-	handle("GET /readyz", http.HandlerFunc(a.readyz))
-	handle("GET /metrics", promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{}))
-	handle("GET /openapi.json", http.HandlerFunc(serveOpenAPI))
+	handle("GET /healthz", a.anonymous(http.HandlerFunc(a.healthz)))
+	handle("GET /readyz", a.anonymous(http.HandlerFunc(a.readyz)))
+	handle("GET /metrics", a.anonymous(promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{})))
+	handle("GET /openapi.json", a.anonymous(http.HandlerFunc(serveOpenAPI)))
 
 	handle("POST /v1/admin/stores", a.admin(a.createStore))
 	handle("GET /v1/store", a.store(a.getStore))
 	handle("POST /v1/checkouts", a.store(a.checkout))
 	handle("GET /v1/sales", a.store(a.listSales))
-	handle("GET /v1/sales/{id}", a.store(a.getSale))
-	handle("GET /v1/sales/{id}/events", a.store(a.saleEvents))
-	handle("POST /v1/sales/{id}/rating", a.store(a.rateSale))
+	handle("GET /v1/sales/{sale_id}", a.store(a.getSale))
+	handle("GET /v1/sales/{sale_id}/events", a.store(a.saleEvents))
+	handle("POST /v1/sales/{sale_id}/rating", a.store(a.rateSale))
+	// Gateways carry no key and send from few addresses: no rate limit.
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
-	handle("GET /v1/downloads/{token}", http.HandlerFunc(a.download))
-	handle("GET /v1/licences/{key}", a.store(a.getLicence))
-	handle("POST /v1/licences/{key}/activate", a.store(a.activateLicence()))
-	handle("POST /v1/licences/{key}/deactivate", a.store(a.deactivateLicence()))
-	handle("POST /v1/licences/{key}/revoke", a.store(a.revokeLicence()))
+	handle("GET /v1/downloads/{download_token}", a.anonymous(http.HandlerFunc(a.download)))
+	handle("GET /v1/licences/{licence_key}", a.store(a.getLicence))
+	handle("POST /v1/licences/{licence_key}/activate", a.store(a.activateLicence()))
+	handle("POST /v1/licences/{licence_key}/deactivate", a.store(a.deactivateLicence()))
+	handle("POST /v1/licences/{licence_key}/revoke", a.store(a.revokeLicence()))
 
 	handle("POST /v1/customers", a.store(a.createCustomer))
 	handle("GET /v1/customers", a.store(a.listCustomers))
-	handle("GET /v1/customers/{id}", a.store(a.getCustomer))
-	handle("PATCH /v1/customers/{id}", a.store(a.updateCustomer))
-	handle("DELETE /v1/customers/{id}", a.store(a.deleteCustomer))
-	handle("POST /v1/customers/{id}/addresses", a.store(a.addAddress))
-	handle("GET /v1/customers/{id}/addresses", a.store(a.listAddresses))
-	handle("DELETE /v1/customers/{id}/addresses/{address_id}", a.store(a.deleteAddress))
-	handle("POST /v1/customers/{id}/addresses/{address_id}/default", a.store(a.setDefaultAddress))
+	handle("GET /v1/customers/{customer_id}", a.store(a.getCustomer))
+	handle("PATCH /v1/customers/{customer_id}", a.store(a.updateCustomer))
+	handle("DELETE /v1/customers/{customer_id}", a.store(a.deleteCustomer))
+	handle("POST /v1/customers/{customer_id}/addresses", a.store(a.addAddress))
+	handle("GET /v1/customers/{customer_id}/addresses", a.store(a.listAddresses))
+	handle("DELETE /v1/customers/{customer_id}/addresses/{address_id}", a.store(a.deleteAddress))
+	handle("POST /v1/customers/{customer_id}/addresses/{address_id}/default", a.store(a.setDefaultAddress))
 	// A photo may be up to 5 MB, with room for a multipart envelope around it.
-	mux.Handle("PUT /v1/customers/{id}/photo", a.instrument("PUT /v1/customers/{id}/photo", a.limit(a.store(a.putPhoto), MaxPhotoBytes+64<<10)))
-	handle("GET /v1/avatars/{token}", http.HandlerFunc(a.avatar))
+	const photo = "PUT /v1/customers/{customer_id}/photo"
+	mux.Handle(photo, a.instrument(photo, a.limit(a.wellFormed(photo, a.store(a.putPhoto)), MaxPhotoBytes+64<<10)))
+	handle("GET /v1/avatars/{avatar_token}", a.anonymous(http.HandlerFunc(a.avatar)))
 
-	handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, a.log, errNotFoundRoute) }))
+	handle("/", a.anonymous(a.unrouted(mux)))
 	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
@@ -172,6 +178,44 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// implementedMethods are the methods some route serves, in the order Allow lists them. A request with
+// any other method is 501 whatever its path; metrics label such methods "other".
+var implementedMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// unrouted answers what no route serves: 501 for a method no route implements, 405 with Allow for a known
+// path asked with another method, 404 otherwise. The methods a path allows are found by asking the mux
+// itself, so Allow can never disagree with the routes.
+func (a *API) unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(implementedMethods, r.Method) {
+			writeError(w, r, a.log, errMethodNotImplemented)
+			return
+		}
+		var allow []string
+		for _, m := range implementedMethods {
+			probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, a.log, errMethodNotAllowed)
+			return
+		}
+		writeError(w, r, a.log, errNotFoundRoute)
+	})
+}
+
+// methodLabel is the method as metrics and logs name it: one of implementedMethods, or "other", so that
+// no client can add a label value (or a log field of any size) by inventing methods.
+func methodLabel(m string) string {
+	if slices.Contains(implementedMethods, m) {
+		return m
+	}
+	return "other"
 }
 
 // limit caps the body and the time of every request.

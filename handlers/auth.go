@@ -44,13 +44,18 @@ func (a *API) admin(next http.HandlerFunc) http.Handler {
 		secret := credential(r)
 		switch {
 		case secret == "":
-			writeError(w, r, a.log, errUnauthenticated)
+			a.refuse(w, r, errUnauthenticated)
 		case subtle.ConstantTimeCompare([]byte(domain.HashKey(secret)), want) == 1:
+			// The admin token is a key like any other: it has its own bucket.
+			if err := a.rates.key(a.cfg.AdminTokenHash); err != nil {
+				writeError(w, r, a.log, err)
+				return
+			}
 			next(w, r)
 		case domain.KeyMode(secret) != "":
-			writeError(w, r, a.log, errAdminOnly)
+			a.refuse(w, r, errAdminOnly)
 		default:
-			writeError(w, r, a.log, errBadCredentials)
+			a.refuse(w, r, errBadCredentials)
 		}
 	})
 }
@@ -61,28 +66,42 @@ func (a *API) store(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret := credential(r)
 		if secret == "" {
-			writeError(w, r, a.log, errUnauthenticated)
+			a.refuse(w, r, errUnauthenticated)
 			return
 		}
 		mode := domain.KeyMode(secret)
 		if mode == "" {
-			writeError(w, r, a.log, errBadCredentials)
+			a.refuse(w, r, errBadCredentials)
 			return
 		}
 		if err := a.awaitPosition(r); err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
-		ks, err := a.cfg.Projection.Reads().KeyScope(r.Context(), domain.HashKey(secret))
+		hash := domain.HashKey(secret)
+		ks, err := a.cfg.Projection.Reads().KeyScope(r.Context(), hash)
 		if errors.Is(err, domain.ErrNotFound) || (err == nil && ks.Mode != mode) {
-			writeError(w, r, a.log, errBadCredentials)
+			a.refuse(w, r, errBadCredentials)
 			return
 		}
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
+		if err := a.rates.key(hash); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
 		ctx := withScope(r.Context(), Scope{StoreID: ks.StoreID, Mode: ks.Mode})
 		next(w, r.WithContext(ctx))
 	})
+}
+
+// refuse answers a request no valid key authenticates: it counts against its client address's rate,
+// so guessing keys is limited like any other anonymous traffic.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if limited := a.rates.ip(r); limited != nil {
+		err = limited
+	}
+	writeError(w, r, a.log, err)
 }

@@ -42,7 +42,7 @@ func (a *API) addAddress(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	id, addressID := r.PathValue("id"), domain.NewID(domain.PrefixAddress)
+	id, addressID := r.PathValue("customer_id"), domain.NewID(domain.PrefixAddress)
 	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
 		p, err := c.AddAddress(addressID, in)
 		if err != nil {
@@ -62,7 +62,7 @@ func (a *API) addAddress(w http.ResponseWriter, r *http.Request) {
 
 // listAddresses is GET /v1/customers/{id}/addresses.
 func (a *API) listAddresses(w http.ResponseWriter, r *http.Request) {
-	a.respondAddresses(w, r, scopeFrom(r.Context()), r.PathValue("id"), 0, http.StatusOK, "")
+	a.respondAddresses(w, r, scopeFrom(r.Context()), r.PathValue("customer_id"), 0, http.StatusOK, "")
 }
 
 // deleteAddress is DELETE /v1/customers/{id}/addresses/{address_id}.
@@ -80,7 +80,7 @@ func (a *API) setDefaultAddress(w http.ResponseWriter, r *http.Request) {
 func (a *API) addressCommand(w http.ResponseWriter, r *http.Request, decide func(domain.Customer, string) (events.Payload, error)) {
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	id, addressID := r.PathValue("id"), r.PathValue("address_id")
+	id, addressID := r.PathValue("customer_id"), r.PathValue("address_id")
 	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
 		p, err := decide(c, addressID)
 		if err != nil || p == nil {
@@ -89,7 +89,7 @@ func (a *API) addressCommand(w http.ResponseWriter, r *http.Request, decide func
 		return []events.Write{own(c, p)}, nil
 	})
 	if errors.Is(err, domain.ErrNotFound) {
-		err = &requestError{http.StatusNotFound, "not_found", "The customer has no such address."}
+		err = errAddressNotFound
 	}
 	if err != nil {
 		writeError(w, r, a.log, err)
@@ -149,7 +149,7 @@ func (a *API) putPhoto(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	id := r.PathValue("id")
+	id := r.PathValue("customer_id")
 	if _, err := a.currentCustomer(ctx, sc, id, false); err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -180,8 +180,10 @@ func (a *API) putPhoto(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	errPhotoTooLarge = &requestError{http.StatusRequestEntityTooLarge, "payload_too_large", "The photo is larger than 5 MB."}
-	errPhotoMissing  = badRequest("Send the photo as the request body or as a file in a multipart form.")
+	errAddressNotFound = &requestError{http.StatusNotFound, "not_found", "The customer has no such address."}
+	errAvatarLink      = &requestError{http.StatusForbidden, "invalid_link", "The avatar link is not valid."}
+	errPhotoTooLarge   = &requestError{http.StatusRequestEntityTooLarge, "payload_too_large", "The photo is larger than 5 MB."}
+	errPhotoMissing    = badRequest("Send the photo as the request body or as a file in a multipart form.")
 )
 
 func readPhoto(r *http.Request) ([]byte, error) {
@@ -193,8 +195,11 @@ func readPhoto(r *http.Request) ([]byte, error) {
 			part, err := mr.NextPart()
 			if err != nil {
 				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
+				switch err := bodyError(err); {
+				case errors.As(err, &mbe):
 					return nil, errPhotoTooLarge
+				case errors.Is(err, errBodyTimeout):
+					return nil, err
 				}
 				return nil, errPhotoMissing
 			}
@@ -206,6 +211,9 @@ func readPhoto(r *http.Request) ([]byte, error) {
 		}
 	}
 	img, err := io.ReadAll(body)
+	if err != nil {
+		err = bodyError(err)
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe), len(img) > MaxPhotoBytes:
@@ -233,15 +241,15 @@ func (a *API) sign(payload string) string {
 
 // avatar is GET /v1/avatars/{token}: the photo a signed avatar_url names.
 func (a *API) avatar(w http.ResponseWriter, r *http.Request) {
-	b64, sig, ok := strings.Cut(r.PathValue("token"), ".")
+	b64, sig, ok := strings.Cut(r.PathValue("avatar_token"), ".")
 	payload, err := base64.RawURLEncoding.DecodeString(b64)
 	if !ok || err != nil || !hmac.Equal([]byte(sig), []byte(a.sign(string(payload)))) || a.cfg.Photos == nil {
-		writeError(w, r, a.log, &requestError{http.StatusForbidden, "invalid_link", "The avatar link is not valid."})
+		writeError(w, r, a.log, errAvatarLink)
 		return
 	}
 	parts := strings.Split(string(payload), "|")
 	if len(parts) != 4 {
-		writeError(w, r, a.log, &requestError{http.StatusForbidden, "invalid_link", "The avatar link is not valid."})
+		writeError(w, r, a.log, errAvatarLink)
 		return
 	}
 	ctype, img, err := a.cfg.Photos.Get(r.Context(), parts[3])

@@ -235,7 +235,7 @@ func (a *API) respondCustomer(w http.ResponseWriter, r *http.Request, sc Scope, 
 
 // getCustomer is GET /v1/customers/{id}.
 func (a *API) getCustomer(w http.ResponseWriter, r *http.Request) {
-	a.respondCustomer(w, r, scopeFrom(r.Context()), r.PathValue("id"), 0, http.StatusOK)
+	a.respondCustomer(w, r, scopeFrom(r.Context()), r.PathValue("customer_id"), 0, http.StatusOK)
 }
 
 type customerPagination struct {
@@ -438,7 +438,7 @@ func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	id := r.PathValue("id")
+	id := r.PathValue("customer_id")
 	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
 		p, next, err := c.Update(in)
 		if err != nil || p == nil {
@@ -479,7 +479,7 @@ func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request) {
 func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	id := r.PathValue("id")
+	id := r.PathValue("customer_id")
 	c, err := a.currentCustomer(ctx, sc, id, true)
 	if err != nil {
 		writeError(w, r, a.log, err)

@@ -47,7 +47,7 @@ func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) (st
 // download is GET /v1/downloads/{token}: it checks the signature (constant time) and the expiry,
 // records the download on the sale, then redirects to the file's origin. Forged → 403, expired → 410.
 func (a *API) download(w http.ResponseWriter, r *http.Request) {
-	b64, sig64, ok := strings.Cut(r.PathValue("token"), ".")
+	b64, sig64, ok := strings.Cut(r.PathValue("download_token"), ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(b64)
 	sig, err2 := base64.RawURLEncoding.DecodeString(sig64)
 	if !ok || err1 != nil || err2 != nil {

@@ -39,7 +39,10 @@ var (
 	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
 	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
 	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
-	errInternal        = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
+	// The Allow header of a 405 lists the methods the path serves.
+	errMethodNotAllowed     = &requestError{http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not serve this method; the Allow header lists the ones it does."}
+	errMethodNotImplemented = &requestError{http.StatusNotImplemented, "method_not_implemented", "The server does not implement this method for any endpoint."}
+	errInternal             = &requestError{http.StatusInternalServerError, "internal_error", "Something went wrong on our side; the request may be retried."}
 )
 
 // errorTable maps domain errors to statuses and codes; it is the only place that does.
@@ -53,6 +56,7 @@ var errorTable = []struct {
 	{domain.ErrCustomerErased, http.StatusNotFound, "not_found", "The customer could not be found, please check the id."},
 	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken", "The slug is already taken by another store."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The resource was modified concurrently; retry the request."},
+	{domain.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", "What the request asks to record is larger than the event log accepts in one event; send less (shorter texts, fewer files)."},
 	{domain.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "The event log is temporarily unavailable; nothing was recorded, retry shortly."},
 }
 
@@ -61,10 +65,13 @@ var errorTable = []struct {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status, body := describe(err)
 	if status == http.StatusInternalServerError {
-		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "method", methodLabel(r.Method), "path", r.URL.Path, "err", err)
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	if rl := (errRateLimited{}); errors.As(err, &rl) {
+		setRetryAfter(w, rl)
 	}
 	writeJSON(w, status, body)
 }
@@ -74,8 +81,11 @@ func describe(err error) (int, errorBody) {
 		re  *requestError
 		ve  *domain.ValidationError
 		mbe *http.MaxBytesError
+		rl  errRateLimited
 	)
 	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, errorBody{errorDetail{Code: "rate_limited", Message: rl.Error()}}
 	case errors.As(err, &re):
 		return re.status, errorBody{errorDetail{Code: re.code, Message: re.message}}
 	case errors.As(err, &ve):

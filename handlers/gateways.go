@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 )
 
@@ -156,8 +157,23 @@ func parseStandard(h http.Header, body []byte) (events.WebhookReceived, error) {
 		return events.WebhookReceived{}, errIgnoredKind
 	}
 	d := in.Data
-	return events.WebhookReceived{DeliveryID: h.Get("webhook-id"), Kind: in.Type, SaleID: d.SaleID, StoreID: d.StoreID, TransactionID: d.TransactionID,
-		Amount: d.Amount, Fee: d.Fee, Method: d.Method, FailureError: d.FailureError}, nil
+	out := events.WebhookReceived{DeliveryID: h.Get("webhook-id"), Kind: in.Type, SaleID: d.SaleID, StoreID: d.StoreID, TransactionID: d.TransactionID,
+		Amount: d.Amount, Fee: d.Fee, Method: d.Method, FailureError: d.FailureError}
+	fields := []field{{"webhook-id header", out.DeliveryID, maxGatewayID}, {"data.sale_id", d.SaleID, domain.MaxIDLen},
+		{"data.store_id", d.StoreID, domain.MaxIDLen}, {"data.transaction_id", d.TransactionID, maxGatewayID}}
+	if d.Amount != nil {
+		fields = append(fields, field{"data.amount.currency", d.Amount.Currency, maxCurrency})
+	}
+	if d.Fee != nil {
+		fields = append(fields, field{"data.fee.currency", d.Fee.Currency, maxCurrency})
+	}
+	if m := d.Method; m != nil {
+		fields = append(fields, field{"data.method.id", m.ID, maxMethodID}, field{"data.method.name", m.Name, maxMethodName})
+	}
+	if f := d.FailureError; f != nil {
+		fields = append(fields, field{"data.failure_error.code", f.Code, maxFailureCode}, field{"data.failure_error.message", f.Message, maxFailureMessage})
+	}
+	return out, within(fields...)
 }
 
 func parseMoneroo(_ http.Header, body []byte) (events.WebhookReceived, error) {
@@ -186,8 +202,17 @@ func parseMoneroo(_ http.Header, body []byte) (events.WebhookReceived, error) {
 		return events.WebhookReceived{}, errIgnoredKind
 	}
 	d := in.Data
-	return events.WebhookReceived{DeliveryID: "moneroo:" + in.Event + ":" + d.ID, Kind: kind, SaleID: d.Metadata.SaleID, StoreID: d.Metadata.StoreID,
-		TransactionID: d.ID, Amount: amountOf(d.Amount, d.Currency), Fee: amountOf(d.Fee, d.Currency), Method: d.Method, FailureError: d.Failure}, nil
+	out := events.WebhookReceived{DeliveryID: "moneroo:" + in.Event + ":" + d.ID, Kind: kind, SaleID: d.Metadata.SaleID, StoreID: d.Metadata.StoreID,
+		TransactionID: d.ID, Amount: amountOf(d.Amount, d.Currency), Fee: amountOf(d.Fee, d.Currency), Method: d.Method, FailureError: d.Failure}
+	fields := []field{{"data.id", d.ID, maxGatewayID}, {"data.currency", d.Currency, maxCurrency},
+		{"data.metadata.sale_id", d.Metadata.SaleID, domain.MaxIDLen}, {"data.metadata.store_id", d.Metadata.StoreID, domain.MaxIDLen}}
+	if m := d.Method; m != nil {
+		fields = append(fields, field{"data.method.id", m.ID, maxMethodID}, field{"data.method.name", m.Name, maxMethodName})
+	}
+	if f := d.Failure; f != nil {
+		fields = append(fields, field{"data.failure_error.code", f.Code, maxFailureCode}, field{"data.failure_error.message", f.Message, maxFailureMessage})
+	}
+	return out, within(fields...)
 }
 
 func parseStripe(_ http.Header, body []byte) (events.WebhookReceived, error) {
@@ -229,7 +254,16 @@ func parseStripe(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	if e := o.LastPaymentError; e != nil {
 		out.FailureError = &events.FailureError{Code: e.Code, Message: e.Message}
 	}
-	return out, nil
+	fields := []field{{"id", in.ID, maxGatewayID}, {"data.object.id", o.ID, maxGatewayID}, {"data.object.currency", o.Currency, maxCurrency},
+		{"data.object.metadata.sale_id", o.Metadata.SaleID, domain.MaxIDLen}, {"data.object.metadata.store_id", o.Metadata.StoreID, domain.MaxIDLen}}
+	if out.Method != nil {
+		fields = append(fields, field{"data.object.payment_method_types[0]", out.Method.ID, maxMethodID})
+	}
+	if e := out.FailureError; e != nil {
+		fields = append(fields, field{"data.object.last_payment_error.code", e.Code, maxFailureCode},
+			field{"data.object.last_payment_error.message", e.Message, maxFailureMessage})
+	}
+	return out, within(fields...)
 }
 
 func parsePaystack(_ http.Header, body []byte) (events.WebhookReceived, error) {
@@ -260,7 +294,47 @@ func parsePaystack(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	if d.Channel != "" {
 		out.Method = &events.PaymentMethod{ID: d.Channel}
 	}
-	return out, nil
+	return out, within(field{"data.id", d.ID.String(), maxGatewayID}, field{"data.reference", d.Reference, maxGatewayID},
+		field{"data.currency", d.Currency, maxCurrency}, field{"data.channel", d.Channel, maxMethodID},
+		field{"data.metadata.sale_id", d.Metadata.SaleID, domain.MaxIDLen}, field{"data.metadata.store_id", d.Metadata.StoreID, domain.MaxIDLen})
+}
+
+// Limits on what a delivery identifies and describes itself by, in bytes. No gateway sends more (their
+// ids are tens of characters), and these values go into the log and the sale; a delivery over one is
+// refused with 400 naming the field, before anything is recorded (see docs/decisions.md: a gateway
+// retries a refused delivery on its own bounded schedule, then gives up).
+const (
+	maxGatewayID      = 255  // delivery and transaction ids, references
+	maxCurrency       = 3    // ISO 4217
+	maxMethodID       = 100  // payment method ids and channels
+	maxMethodName     = 200  // payment method names
+	maxFailureCode    = 100  // failure codes
+	maxFailureMessage = 1000 // failure messages
+)
+
+// field is one value of a delivery with the name the gateway gives it and its limit.
+type field struct {
+	name  string
+	value string
+	limit int
+}
+
+// errFieldTooLong is a delivery with a value over its limit.
+type errFieldTooLong struct{ field field }
+
+func (e errFieldTooLong) Error() string {
+	return fmt.Sprintf("The webhook's %s is longer than %d characters; no delivery of this gateway carries one so long, and the ledger does not record it.",
+		e.field.name, e.field.limit)
+}
+
+// within checks the fields of a delivery, named as the gateway names them.
+func within(fields ...field) error {
+	for _, f := range fields {
+		if len(f.value) > f.limit {
+			return errFieldTooLong{f}
+		}
+	}
+	return nil
 }
 
 func amountOf(n *int64, currency string) *events.Amount {

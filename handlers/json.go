@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -29,30 +31,63 @@ type data struct {
 	Data any `json:"data"`
 }
 
+// errBodyTimeout is a body that did not arrive within the server's read timeout.
+var errBodyTimeout = &requestError{http.StatusRequestTimeout, "request_timeout",
+	"The request body did not arrive in time; send the whole body without pausing."}
+
+// readBody reads the whole request body. Failing to read it is the client's doing, never a 500: a body
+// over the limit is 413 (*http.MaxBytesError), one that stalls past the read timeout 408, one cut short
+// 400.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError classifies an error reading a request body (see readBody).
+func bodyError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errBodyTimeout
+	}
+	return badRequest("The request body could not be read to its end (" + err.Error() + ").")
+}
+
 // decodeBody reads one JSON object into v. It rejects a body that is not JSON (400), a field the object
 // does not have (400, naming it), a field of the wrong type (422, naming it) and trailing data (400).
 // The body is read whole first, so it is also available to the caller as raw bytes.
 func decodeBody(r *http.Request, v any) ([]byte, error) {
-	raw, err := io.ReadAll(r.Body)
+	raw, err := readBody(r)
 	if err != nil {
-		return nil, err // *http.MaxBytesError → 413
+		return nil, err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("The request body is empty; send a JSON object.")
 	}
+	if tooDeep(raw, MaxJSONDepth) {
+		return nil, errTooDeep
+	}
+	if bytes.TrimSpace(raw)[0] != '{' {
+		// null, a string, a number, an array: not an object, whatever json.Unmarshal would make of it
+		// (it reads null into an object as if it were {}).
+		return nil, errNotObject
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return nil, badRequest("The request body must be a JSON object.")
-		}
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
 	}
 	var unknown []string
 	unknownFields(raw, reflect.TypeOf(v), "", &unknown)
 	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, badRequest(fmt.Sprintf("Unknown field(s) in the request body: %s.", strings.Join(unknown, ", ")))
+		return nil, badRequest("Unknown field(s) in the request body: " + listNames(unknown) + ".")
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		var typ *json.UnmarshalTypeError
@@ -64,6 +99,58 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
 	}
 	return raw, nil
+}
+
+// MaxJSONDepth is how deep a request body may nest objects and arrays; deeper is 400. Nothing the API
+// accepts needs more, and stored JSON (metadata) must stay readable by every consumer's parser.
+const MaxJSONDepth = 32
+
+var errNotObject = badRequest("The request body must be a JSON object.")
+
+var errTooDeep = badRequest(fmt.Sprintf("The request body nests objects and arrays deeper than %d levels.", MaxJSONDepth))
+
+// tooDeep reports whether raw nests objects and arrays deeper than limit. It counts brackets outside
+// strings in one pass, without parsing, so it can run before any parser sees the body. Malformed JSON
+// is left for the parser to report.
+func tooDeep(raw []byte, limit int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, b := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case b == '"':
+			inString = !inString
+		case inString:
+		case b == '{' || b == '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return false
+}
+
+// listNames lists names for a message: sorted, at most 10 (then how many more), each cut to 64
+// characters, so that a body of invented names cannot make the answer as large as itself.
+func listNames(names []string) string {
+	sort.Strings(names)
+	const most, width = 10, 64
+	out := make([]string, 0, most+1)
+	for i, n := range names {
+		if i == most {
+			out = append(out, fmt.Sprintf("and %d more", len(names)-most))
+			break
+		}
+		if r := []rune(n); len(r) > width {
+			n = string(r[:width]) + "…"
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, ", ")
 }
 
 func article(k reflect.Kind) string {

@@ -59,7 +59,7 @@ func (a *API) loadLicence(ctx context.Context, key string) (domain.Licence, even
 
 // getLicence is GET /v1/licences/{key}.
 func (a *API) getLicence(w http.ResponseWriter, r *http.Request) {
-	l, _, err := a.loadLicence(r.Context(), r.PathValue("key"))
+	l, _, err := a.loadLicence(r.Context(), r.PathValue("licence_key"))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -77,7 +77,7 @@ func (a *API) licenceCommand(decide func(domain.Licence, *http.Request) ([]event
 			return
 		}
 		for attempt := 0; ; attempt++ {
-			l, agg, err := a.loadLicence(r.Context(), r.PathValue("key"))
+			l, agg, err := a.loadLicence(r.Context(), r.PathValue("licence_key"))
 			if err != nil {
 				writeError(w, r, a.log, err)
 				return
@@ -146,7 +146,7 @@ func (a *API) revokeLicence() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := req
 		a.licenceCommand(func(l domain.Licence, r *http.Request) ([]events.Payload, error) {
-			return l.Revoke(req.Reason), nil
+			return l.Revoke(req.Reason)
 		}, &req)(w, r)
 	}
 }

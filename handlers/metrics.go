@@ -19,7 +19,7 @@ type httpMetrics struct {
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ledger_http_request_duration_seconds",
-		Help:    "HTTP request latency by route pattern and status.",
+		Help:    "HTTP request latency by method (other for any method no route serves), route pattern (/ for no route) and status.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"method", "route", "code"})}
 	reg.MustRegister(m.duration)
@@ -62,13 +62,13 @@ func (a *API) instrument(route string, next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		defer func() {
 			if p := recover(); p != nil {
-				a.log.ErrorContext(r.Context(), "panic in handler", "panic", p, "method", r.Method, "path", r.URL.Path, "request_id", id)
+				a.log.ErrorContext(r.Context(), "panic in handler", "panic", p, "method", methodLabel(r.Method), "path", r.URL.Path, "request_id", id)
 				if sw.status == 0 {
 					writeError(sw, r, a.log, errInternal)
 				}
 			}
-			a.metrics.duration.WithLabelValues(r.Method, route, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
-			a.log.Log(r.Context(), slog.LevelDebug, "http", "method", r.Method, "route", route, "status", sw.status,
+			a.metrics.duration.WithLabelValues(methodLabel(r.Method), route, strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+			a.log.Log(r.Context(), slog.LevelDebug, "http", "method", methodLabel(r.Method), "route", route, "status", sw.status,
 				"duration", time.Since(start), "request_id", id)
 		}()
 		next.ServeHTTP(sw, r)

@@ -111,7 +111,7 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 	if !ok {
 		return permanent{fmt.Errorf("unexpected %s on the webhook subject", env.Type())}
 	}
-	if !strings.HasPrefix(d.SaleID, domain.PrefixSale) {
+	if !domain.ValidID(domain.PrefixSale, d.SaleID) {
 		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
 	}
 	defer p.sales.lock(d.SaleID)()

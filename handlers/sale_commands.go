@@ -27,7 +27,7 @@ type eventJSON struct {
 // in the log.
 func (a *API) saleEvents(w http.ResponseWriter, r *http.Request) {
 	sc := scopeFrom(r.Context())
-	evs, _, err := a.cfg.Events.Load(r.Context(), events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: r.PathValue("id")})
+	evs, _, err := a.cfg.Events.Load(r.Context(), events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: r.PathValue("sale_id")})
 	if err == nil && len(evs) == 0 {
 		err = domain.ErrNotFound
 	}
@@ -70,7 +70,7 @@ func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, &v)
 		return
 	}
-	sale, seq, err := a.changeSale(r.Context(), r.PathValue("id"), func(s domain.Sale) ([]events.Payload, error) {
+	sale, seq, err := a.changeSale(r.Context(), r.PathValue("sale_id"), func(s domain.Sale) ([]events.Payload, error) {
 		return s.Rate(domain.NewID("rat_"), *req.Value, req.Comment)
 	})
 	if errors.Is(err, domain.ErrNotCompleted) {

@@ -3,11 +3,13 @@ package handlers
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/projections/sqlite"
@@ -16,7 +18,7 @@ import (
 // getSale is GET /v1/sales/{id}: one sale of the key's store and mode (others are 404).
 func (a *API) getSale(w http.ResponseWriter, r *http.Request) {
 	sc := scopeFrom(r.Context())
-	sale, err := a.cfg.Projection.Reads().Sale(r.Context(), sc.StoreID, sc.Mode, r.PathValue("id"))
+	sale, err := a.cfg.Projection.Reads().Sale(r.Context(), sc.StoreID, sc.Mode, r.PathValue("sale_id"))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -45,6 +47,9 @@ var saleStatuses = map[string]bool{
 	domain.StatusAbandoned: true, domain.StatusSettled: true,
 }
 
+// maxSaleSearch bounds a sales search: a sale id or a customer's email (at most 254 characters).
+const maxSaleSearch = 254
+
 // listSales is GET /v1/sales: newest first, cursor-paginated, filtered by status, customer, search and
 // an inclusive UTC date range.
 func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
@@ -64,10 +69,18 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Status = s
 	}
+	if id := q.Get("customer_id"); id != "" && !domain.ValidID(domain.PrefixCustomer, id) {
+		writeError(w, r, a.log, badRequest("The customer_id parameter must be a customer id (cus_ and letters or digits)."))
+		return
+	}
 	f.CustomerID = q.Get("customer_id")
 	if q.Has("search") {
 		if strings.TrimSpace(q.Get("search")) == "" {
 			writeError(w, r, a.log, badRequest("The search query cannot be empty."))
+			return
+		}
+		if utf8.RuneCountInString(q.Get("search")) > maxSaleSearch {
+			writeError(w, r, a.log, badRequest(fmt.Sprintf("The search parameter must be at most %d characters.", maxSaleSearch)))
 			return
 		}
 		f.Search = q.Get("search")

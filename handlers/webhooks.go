@@ -1,10 +1,10 @@
 package handlers
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/salesledger/ledger/domain"
@@ -31,7 +31,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errUnknownGateway)
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -47,10 +47,23 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if tooDeep(body, MaxJSONDepth) {
+		writeError(w, r, a.log, errTooDeep)
+		return
+	}
+	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
+		writeError(w, r, a.log, errDelivery) // json.Unmarshal would read null as an empty delivery
+		return
+	}
 	d, err := gw.parse(r.Header, body)
+	var long errFieldTooLong
 	switch {
 	case errors.Is(err, errIgnoredKind):
 		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": true})
+		return
+	case errors.As(err, &long):
+		a.log.WarnContext(r.Context(), "webhook delivery refused: a field is over its limit", "gateway", name, "err", err)
+		writeError(w, r, a.log, badRequest(long.Error()))
 		return
 	case err != nil || d.DeliveryID == "":
 		writeError(w, r, a.log, errDelivery)

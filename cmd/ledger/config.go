@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -33,6 +34,20 @@ type Config struct {
 	DebugAddr       string
 	// AnalyticsPassword enables the read-only NATS user "analytics" on the embedded listener.
 	AnalyticsPassword string
+	// HTTPMaxConns caps the API's open connections; at the cap idle keep-alive connections are closed.
+	HTTPMaxConns int
+	// The API server's timeouts: for a request's headers, for the whole request (body included), for
+	// the answer (from the end of the headers), and for an idle keep-alive connection.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	// RateLimit is the requests per second each API key (and the admin token) may make, RateBurst how
+	// many it may make at once; RateLimitIP the requests per second of each client address without a
+	// valid key (bursts of twice as many). Zero turns a limit off.
+	RateLimit   float64
+	RateBurst   int
+	RateLimitIP float64
 
 	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
 	readyCheckEvery time.Duration
@@ -80,6 +95,22 @@ func (c *Config) setDefaults(env func(string) string) {
 	note("LEDGER_SHUTDOWN_TIMEOUT", err)
 	c.DownloadTTL, err = time.ParseDuration(get("LEDGER_DOWNLOAD_TTL", "168h"))
 	note("LEDGER_DOWNLOAD_TTL", err)
+	c.HTTPMaxConns, err = strconv.Atoi(get("LEDGER_HTTP_MAX_CONNS", "1024"))
+	note("LEDGER_HTTP_MAX_CONNS", err)
+	c.HTTPReadHeaderTimeout, err = time.ParseDuration(get("LEDGER_HTTP_READ_HEADER_TIMEOUT", "5s"))
+	note("LEDGER_HTTP_READ_HEADER_TIMEOUT", err)
+	c.HTTPReadTimeout, err = time.ParseDuration(get("LEDGER_HTTP_READ_TIMEOUT", "15s"))
+	note("LEDGER_HTTP_READ_TIMEOUT", err)
+	c.HTTPWriteTimeout, err = time.ParseDuration(get("LEDGER_HTTP_WRITE_TIMEOUT", "30s"))
+	note("LEDGER_HTTP_WRITE_TIMEOUT", err)
+	c.HTTPIdleTimeout, err = time.ParseDuration(get("LEDGER_HTTP_IDLE_TIMEOUT", "120s"))
+	note("LEDGER_HTTP_IDLE_TIMEOUT", err)
+	c.RateLimit, err = strconv.ParseFloat(get("LEDGER_RATE_LIMIT", "100"), 64)
+	note("LEDGER_RATE_LIMIT", err)
+	c.RateBurst, err = strconv.Atoi(get("LEDGER_RATE_BURST", "200"))
+	note("LEDGER_RATE_BURST", err)
+	c.RateLimitIP, err = strconv.ParseFloat(get("LEDGER_RATE_LIMIT_IP", "1000"), 64)
+	note("LEDGER_RATE_LIMIT_IP", err)
 }
 
 // bindFlags registers a flag for every field; defaults come from setDefaults.
@@ -100,6 +131,14 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AnalyticsPassword, "nats-analytics-password", c.AnalyticsPassword, "password of the read-only NATS user analytics on the embedded listener; empty: no such user (LEDGER_NATS_ANALYTICS_PASSWORD)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "where to serve Go's /debug/pprof profiles; empty: nowhere (LEDGER_DEBUG_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long SIGTERM waits for in-flight requests (LEDGER_SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", c.HTTPMaxConns, "most API connections open at once; at the cap idle keep-alive connections are closed (LEDGER_HTTP_MAX_CONNS)")
+	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", c.HTTPReadHeaderTimeout, "time a client has to send a request's headers (LEDGER_HTTP_READ_HEADER_TIMEOUT)")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "time a client has to send a whole request, body included; a body still arriving then is 408 (LEDGER_HTTP_READ_TIMEOUT)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "time to answer a request, from the end of its headers (LEDGER_HTTP_WRITE_TIMEOUT)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive connection stays open (LEDGER_HTTP_IDLE_TIMEOUT)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second each API key and the admin token may make; 0: no limit (LEDGER_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests a key may make at once, above its rate (LEDGER_RATE_BURST)")
+	fs.Float64Var(&c.RateLimitIP, "rate-limit-ip", c.RateLimitIP, "requests per second each client address may make without a valid key (bursts of twice as many); gateway webhooks are not limited; 0: no limit (LEDGER_RATE_LIMIT_IP)")
 }
 
 // Validate checks every field and reports all problems at once. It also parses the gateway secrets.
@@ -138,6 +177,29 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("LEDGER_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("LEDGER_RATE_LIMIT %v: want a number of requests per second, 0 for no limit", c.RateLimit))
+	}
+	if c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("LEDGER_RATE_BURST %d: want at least 1", c.RateBurst))
+	}
+	if c.RateLimitIP < 0 || math.IsNaN(c.RateLimitIP) || math.IsInf(c.RateLimitIP, 0) {
+		errs = append(errs, fmt.Errorf("LEDGER_RATE_LIMIT_IP %v: want a number of requests per second, 0 for no limit", c.RateLimitIP))
+	}
+	if c.HTTPMaxConns < 1 {
+		errs = append(errs, fmt.Errorf("LEDGER_HTTP_MAX_CONNS %d: want at least 1", c.HTTPMaxConns))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"LEDGER_HTTP_READ_HEADER_TIMEOUT", c.HTTPReadHeaderTimeout}, {"LEDGER_HTTP_READ_TIMEOUT", c.HTTPReadTimeout},
+		{"LEDGER_HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout}, {"LEDGER_HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
 	}
 	c.GatewaySecrets = map[string]string{}
 	for _, pair := range strings.Split(c.gatewaySecretsRaw, ",") {

@@ -45,6 +45,9 @@ func startMainWithClock(t *testing.T, dir string, tweak func(*Config), now func(
 			"LEDGER_NATS_LISTEN": "off",
 			"LEDGER_ADMIN_TOKEN": adminToken,
 			"LEDGER_SYNC_ALWAYS": "false",
+			// Tests drive the API harder than a client may; TestRateLimits turns the limits on.
+			"LEDGER_RATE_LIMIT":    "0",
+			"LEDGER_RATE_LIMIT_IP": "0",
 		}[k]
 	}, nil)
 	if err != nil {

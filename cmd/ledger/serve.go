@@ -214,18 +214,22 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return payments.Err()
 		}}},
+		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
+			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},
 	})
+	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	m.httpSrv = &http.Server{
 		Handler:           api.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         conns.ConnState,
 		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := m.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.httpSrv.Serve(conns.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Log.Error("http server stopped", "err", err)
 		}
 	}()

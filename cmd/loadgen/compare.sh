@@ -20,7 +20,8 @@ go build -o "$work/loadgen" ./cmd/loadgen
 token=adm_load_token_0123456789abcdef
 secret=whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5
 echo "== ledger: $sales sales, $concurrency concurrent requests, SyncAlways"
-LEDGER_LOG_LEVEL=warn LEDGER_DATA_DIR="$work/data" LEDGER_HTTP_ADDR=127.0.0.1:18080 LEDGER_NATS_LISTEN=off \
+# The harness runs on one key at full speed: the rate limit is off, so it measures the ledger, not the limiter.
+LEDGER_LOG_LEVEL=warn LEDGER_DATA_DIR="$work/data" LEDGER_HTTP_ADDR=127.0.0.1:18080 LEDGER_NATS_LISTEN=off LEDGER_RATE_LIMIT=0 \
 LEDGER_ADMIN_TOKEN=$token LEDGER_GATEWAY_SECRETS=standard=$secret "$work/ledger" >"$work/ledger.log" 2>&1 &
 ledger=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done

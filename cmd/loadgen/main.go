@@ -3,7 +3,10 @@
 // and latency percentiles, then checks that every paid sale ended completed. It only talks to the URL
 // it is given (loopback by default) and stops by itself.
 //
-//	LEDGER_GATEWAY_SECRETS=standard=whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5 go run ./cmd/ledger
+// The ledger must run without its per-key rate limit (LEDGER_RATE_LIMIT=0): the harness sends everything
+// with one key, and would otherwise measure the limiter (it stops at the first 429 and says so).
+//
+//	LEDGER_RATE_LIMIT=0 LEDGER_GATEWAY_SECRETS=standard=whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5 go run ./cmd/ledger
 //	go run ./cmd/loadgen -admin-token <token from the ledger's log> -sales 5000 -concurrency 64
 package main
 
@@ -211,6 +214,9 @@ func call(ctx context.Context, method, url, auth string, headers map[string]stri
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("%s %s: 429 rate limited: start the ledger with LEDGER_RATE_LIMIT=0 so the harness measures the ledger, not its rate limit", method, url)
+	}
 	if res.StatusCode != want {
 		return fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, raw)
 	}

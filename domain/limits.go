@@ -1,0 +1,43 @@
+package domain
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Length limits of the text fields commands accept, in characters (Unicode code points). Every string
+// that enters the ledger has one (DESIGN §6), so no request can make an event, a read-model row or an
+// answer larger than these allow; docs/api.md lists them field by field. Fields with a format of their
+// own (emails, slugs, countries, zips, states, names of customers) keep their own, stricter rules.
+const (
+	// MaxIDLen: ids the client chooses or names (product.id, files[].id, campaign.id, customer.id,
+	// discount.id) and every ledger id.
+	MaxIDLen = 64
+	// MaxNameLen: names (product, file, campaign, store; a buyer's names on a sale).
+	MaxNameLen = 200
+	// MaxTextLen: free text (product instructions).
+	MaxTextLen = 5000
+	// MaxURLLen: URLs (a file's origin).
+	MaxURLLen = 2048
+	// MaxKeywordLen: short labels (product.type, a file's MIME type, discount.code, a device type, a
+	// country's name, a shipping city or state).
+	MaxKeywordLen = 100
+	// MaxPhoneLen: a phone number as typed, before it is parsed.
+	MaxPhoneLen = 64
+	// MaxDecimalLen: a decimal number written as text (a percentage, a fixed discount).
+	MaxDecimalLen = 32
+	// MaxReasonLen: a short explanation (a licence revocation's reason).
+	MaxReasonLen = 500
+	// MaxInstanceLen: a licence instance (machine or seat id).
+	MaxInstanceLen = 200
+)
+
+// tooLong reports, and records in v under field, whether s is longer than limit characters.
+func tooLong(v *ValidationError, field, s string, limit int) bool {
+	// A string of at most limit bytes has at most limit characters: the count is only needed above it.
+	if len(s) <= limit || utf8.RuneCountInString(s) <= limit {
+		return false
+	}
+	v.Add(field, fmt.Sprintf("The %s field must be at most %d characters.", field, limit))
+	return true
+}
