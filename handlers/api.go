@@ -80,6 +80,9 @@ type Config struct {
 	// ReadyMaxLag is the projection lag (in events) above which /readyz answers 503; 0 means ready only
 	// when fully caught up.
 	ReadyMaxLag uint64
+	// WriteHealth, if set, says why writes to the event log fail right now (nil while they work);
+	// /readyz answers 503 while it is not nil.
+	WriteHealth func() error
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.

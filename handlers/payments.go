@@ -101,7 +101,14 @@ type payments struct {
 // the pure domain, and appends with the sale's last sequence as expectation, together with any licence
 // it issues, as one atomic batch. The new events carry the delivery's correlation id and the
 // webhook_received event as their cause.
-func (p *payments) handle(msg *wmmessage.Message) error {
+func (p *payments) handle(msg *wmmessage.Message) (err error) {
+	defer func() {
+		// The log refused the write: nothing is wrong with the delivery, so it comes back soon however
+		// long the outage lasts (jetstream.MetaRedeliverSoon).
+		if errors.Is(err, domain.ErrUnavailable) {
+			msg.Metadata.Set("redeliver_soon", "1")
+		}
+	}()
 	ctx := msg.Context()
 	env, err := p.cfg.Decode(msg)
 	if err != nil {

@@ -131,6 +131,11 @@ func (m *Main) Run(ctx context.Context) error {
 		defer close(m.done)
 		_ = live.Run(runCtx)
 	}()
+	if m.ns != nil {
+		// Restarts the embedded JetStream once the disk takes writes again after filling up.
+		m.events.Health().WatchEmbedded(m.ns, filepath.Join(cfg.DataDir, jetstreamDir))
+	}
+	go m.events.Health().Run(runCtx, m.Log.With("component", "write-health"))
 
 	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
 		Log:     m.Log,
@@ -146,6 +151,7 @@ func (m *Main) Run(ctx context.Context) error {
 			// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
 			// speed (docs/benchmarks.md).
 			InFlight: 256,
+			Log:      m.Log.With("component", "payments"),
 		}),
 	})
 	if err != nil {
@@ -207,6 +213,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:      publicURL,
 		Registry:       reg,
 		ReadyMaxLag:    cfg.ReadyMaxLag,
+		WriteHealth:    m.events.Health().Err,
 	})
 	m.httpSrv = &http.Server{
 		Handler:           api.Handler(),

@@ -55,6 +55,7 @@ type Store struct {
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
 	Observe func(n int, err error)
 	group   atomic.Pointer[grouper] // set by EnableGroupCommit
+	health  *Health
 
 	keysMu sync.Mutex
 	keys   *Keyring // seals personal data; opened by EnsureStream, or on first need
@@ -66,7 +67,9 @@ func New(nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{nc: nc, js: js, AppendTimeout: 10 * time.Second}, nil
+	s := &Store{nc: nc, js: js, AppendTimeout: 10 * time.Second}
+	s.health = &Health{store: s}
+	return s, nil
 }
 
 // JetStream exposes the underlying context, for key-value and object stores.
@@ -177,7 +180,8 @@ func (s *Store) Append(ctx context.Context, expect uint64, evs ...events.Envelop
 // write of each subject filter may carry a condition.
 //
 // The call returns only after JetStream acknowledged the append, which with SyncAlways means the events
-// are on disk.
+// are on disk. While Health knows the log refuses writes (a full disk), it fails at once with
+// domain.ErrUnavailable, having sent nothing.
 func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err error) {
 	if len(ws) == 0 {
 		return 0, errors.New("append: no events")
@@ -185,6 +189,10 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 	if s.Observe != nil {
 		defer func() { s.Observe(len(ws), err) }()
 	}
+	if err := s.health.blocked(); err != nil {
+		return 0, fmt.Errorf("append: %w: %w", domain.ErrUnavailable, err)
+	}
+	defer func() { s.health.observe(err) }()
 	if s.AppendTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
@@ -209,7 +217,7 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 // own atomic batch.
 func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (uint64, error) {
 	var seq uint64
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := s.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
 		seq, err = s.appendOnce(ctx, ws, msgs)
 		if errors.Is(err, domain.ErrConflict) {
@@ -266,13 +274,20 @@ func (s *Store) appendOnce(ctx context.Context, ws []Write, msgs []*nats.Msg) (u
 // a retry never stores an event twice nor reports its own success as a conflict.
 const attemptTimeout = 2 * time.Second
 
-// retryTransient runs op with attemptTimeout per try, again after a transient failure, until ctx ends.
-func retryTransient(ctx context.Context, op func(context.Context) error) error {
+// retryTransient runs op with attemptTimeout per try, again after a transient failure, until ctx ends
+// or Health knows the log refuses writes (a retry would only wait out its timeout).
+func (s *Store) retryTransient(ctx context.Context, op func(context.Context) error) error {
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := op(actx)
 		cancel()
 		if err == nil || !errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		// Health hears of every failed try, so that its probe looks into it while this append still
+		// retries — and ends the retries once it found the log refusing writes.
+		s.health.observe(err)
+		if s.health.blocked() != nil {
 			return err
 		}
 		select {
@@ -360,19 +375,38 @@ func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, er
 	if ack.Error == nil {
 		return ack.Sequence, nil
 	}
-	switch jetstream.ErrorCode(ack.Error.ErrorCode) {
-	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+	code := jetstream.ErrorCode(ack.Error.ErrorCode)
+	switch {
+	case code == jetstream.JSErrCodeStreamWrongLastSequence, code == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 		return 0, fmt.Errorf("%w: %w: %s", domain.ErrConflict, errBatchRefused, ack.Error.Description)
-	case errCodeBatchContainsDuplicate:
+	case code == errCodeBatchContainsDuplicate:
 		return 0, fmt.Errorf("%w: %w", errDuplicateBatch, errBatchRefused)
+	case code == errCodeBatchIncomplete, unavailableCodes[code]:
+		// Nothing of the batch was stored. Not errBatchRefused: writing its members one by one meets the
+		// same server.
+		return 0, fmt.Errorf("append batch: %w: %s (err_code %d)", domain.ErrUnavailable, ack.Error.Description, ack.Error.ErrorCode)
 	}
 	return 0, fmt.Errorf("append batch: %w: %s (err_code %d)", errBatchRefused, ack.Error.Description, ack.Error.ErrorCode)
 }
 
-// errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".
-const errCodeBatchContainsDuplicate jetstream.ErrorCode = 10201
+const (
+	// errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".
+	errCodeBatchContainsDuplicate jetstream.ErrorCode = 10201
+	// errCodeBatchIncomplete is "atomic publish batch is incomplete": the server lost part of the batch
+	// before its commit — a message lost in transit, or the server could not stage it (a full disk).
+	errCodeBatchIncomplete jetstream.ErrorCode = 10176
+)
 
-// classify turns JetStream's two wrong-last-sequence codes into domain.ErrConflict.
+// unavailableCodes are JetStream's answers that store nothing for want of resources or of JetStream
+// itself: resource limits exceeded (10002, 10023, 10028, 10047), JetStream not enabled (10039, 10076 —
+// while the embedded server's JetStream restarts). A retry may succeed once the resources are back.
+var unavailableCodes = map[jetstream.ErrorCode]bool{
+	10002: true, 10023: true, 10028: true, 10047: true,
+	jetstream.JSErrCodeJetStreamNotEnabledForAccount: true, jetstream.JSErrCodeJetStreamNotEnabled: true,
+}
+
+// classify turns JetStream's two wrong-last-sequence codes into domain.ErrConflict, and what transient
+// recognises into domain.ErrUnavailable.
 func classify(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
@@ -385,10 +419,13 @@ func classify(err error) error {
 }
 
 // transient marks the errors after which nothing was acknowledged and a retry may succeed: no stream
-// leader yet (no responders), a timeout waiting for the acknowledgement.
+// leader yet (no responders), a timeout waiting for the acknowledgement, JetStream not enabled (the
+// embedded server's JetStream restarting).
 func transient(err error) error {
+	var apiErr *jetstream.APIError
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &apiErr) && unavailableCodes[apiErr.ErrorCode] {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	return err
@@ -498,7 +535,7 @@ func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool,
 		return events.Envelope{}, false, nil
 	}
 	if err != nil {
-		return events.Envelope{}, false, fmt.Errorf("last %s: %w", filter, err)
+		return events.Envelope{}, false, transient(fmt.Errorf("last %s: %w", filter, err))
 	}
 	e, err := events.DecodeMessageWith(ctx, s.codecKeys(), m.Subject, m.Header.Get, m.Data, m.Sequence)
 	return e, err == nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,11 @@ const (
 	MetaSubject      = "subject"
 	MetaSequence     = "sequence"
 	MetaNumDelivered = "num_delivered"
+	// MetaRedeliverSoon, set to "1" by a handler on a message it fails for a passing reason outside the
+	// message (the log refused the write), brings the message back after the first redelivery delay
+	// however often it was delivered: a long outage must not leave it waiting out the longest delay
+	// once the log is back.
+	MetaRedeliverSoon = "redeliver_soon"
 )
 
 // SubscriberConfig configures a durable consumer feeding a watermill router.
@@ -38,11 +44,15 @@ type SubscriberConfig struct {
 	// must then tolerate concurrent messages for one aggregate (they do: appends carry an expected
 	// sequence, and a conflict is retried on fresh state).
 	InFlight int
+	// Log hears when the consumer stops delivering and is made again; nil discards.
+	Log *slog.Logger
 }
 
 // Subscriber is a watermill wmmessage.Subscriber over a durable JetStream pull consumer of LEDGER.
 // Acked messages are acknowledged to JetStream; nacked ones are redelivered after a delay, forever:
-// giving up is the handler's decision (the poison queue), never the transport's.
+// giving up is the handler's decision (the poison queue), never the transport's. Nor does the transport
+// give up when the consumer goes away under it (the embedded server's JetStream restarted, a cluster
+// lost the consumer's leader): it makes the consumer again and goes on, until Close or the context ends.
 type Subscriber struct {
 	store *Store
 	cfg   SubscriberConfig
@@ -65,12 +75,14 @@ func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if len(cfg.Redelivery) == 0 {
 		cfg.Redelivery = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute}
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Subscriber{store: s, cfg: cfg}
 }
 
-// Subscribe starts consuming. Messages are handed to the returned channel in stream order, with up to
-// InFlight of them awaiting their ack or nack at once.
-func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmessage.Message, error) {
+// consume creates (or updates) the durable consumer and starts pulling from it.
+func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, error) {
 	cons, err := s.store.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		FilterSubject: s.cfg.Filter,
@@ -83,19 +95,53 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
 	}
-	it, err := cons.Messages()
+	// Short pull expiry and heartbeats, as for projections: a pull left on a server that lost the
+	// consumer is noticed and replaced within seconds rather than the library's default 30 s.
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
 	}
+	return it, nil
+}
+
+// track registers a running iterator so that Close stops it; false if the subscriber is closed.
+func (s *Subscriber) track(it jetstream.MessagesContext) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
+		return false
+	}
+	s.stopFns = append(s.stopFns, it.Stop)
+	return true
+}
+
+func (s *Subscriber) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Subscribe starts consuming. Messages are handed to the returned channel in stream order, with up to
+// InFlight of them awaiting their ack or nack at once.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmessage.Message, error) {
+	it, err := s.consume(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !s.track(it) {
 		it.Stop()
 		return nil, errors.New("subscriber closed")
 	}
-	s.stopFns = append(s.stopFns, it.Stop)
-	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, it.Stop)
+	// The context's end stops whichever iterator is in use by then.
+	var (
+		curMu   sync.Mutex
+		current = it
+	)
+	stop := context.AfterFunc(ctx, func() {
+		curMu.Lock()
+		defer curMu.Unlock()
+		current.Stop()
+	})
 
 	out := make(chan *wmmessage.Message)
 	slots := make(chan struct{}, s.cfg.InFlight)
@@ -114,7 +160,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			}
 			m, err := it.Next()
 			if err != nil {
-				return // stopped
+				<-slots
+				next := s.resume(ctx, it, err)
+				if next == nil {
+					return // closed
+				}
+				it = next
+				curMu.Lock()
+				current = it
+				curMu.Unlock()
+				continue
 			}
 			wm, err := toWatermill(m)
 			if err != nil {
@@ -145,9 +200,42 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	return out, nil
 }
 
+// resume replaces an iterator that ended with cause: it makes the consumer again, with backoff, until
+// it succeeds (the new iterator) or the subscriber is closed or ctx ends (nil). Messages handed out
+// before stay valid: their acks go to the same durable consumer, and an unacknowledged one comes back.
+func (s *Subscriber) resume(ctx context.Context, old jetstream.MessagesContext, cause error) jetstream.MessagesContext {
+	old.Stop()
+	if ctx.Err() != nil || s.isClosed() {
+		return nil
+	}
+	s.cfg.Log.Warn("consumer stopped delivering; making it again", "consumer", s.cfg.Durable, "err", cause)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if s.isClosed() {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		it, err := s.consume(cctx)
+		cancel()
+		if err == nil {
+			if !s.track(it) {
+				it.Stop()
+				return nil
+			}
+			s.cfg.Log.Info("consumer delivering again", "consumer", s.cfg.Durable)
+			return it
+		}
+		s.cfg.Log.Warn("making the consumer again failed; retrying", "consumer", s.cfg.Durable, "err", err, "backoff", backoff)
+	}
+}
+
 func (s *Subscriber) delay(wm *wmmessage.Message) time.Duration {
 	n, _ := strconv.Atoi(wm.Metadata.Get(MetaNumDelivered))
-	if n < 1 {
+	if n < 1 || wm.Metadata.Get(MetaRedeliverSoon) == "1" {
 		n = 1
 	}
 	if n > len(s.cfg.Redelivery) {
