@@ -118,7 +118,7 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	if !ok {
 		return permanent{fmt.Errorf("unexpected %s on the webhook subject", env.Type())}
 	}
-	if !strings.HasPrefix(d.SaleID, domain.PrefixSale) {
+	if !saleIDShape(d.SaleID) {
 		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
 	}
 	defer p.sales.lock(d.SaleID)()
@@ -220,22 +220,46 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 }
 
 // load finds the sale a delivery names, and its store and mode. The first attempt takes this
-// processor's own copy if it has one, else the read model's (one indexed read); fromLog folds the sale
-// from its subject in the log, which is exact.
+// processor's own copy if it has one, else the read model's (one indexed read); fromLog, or when the
+// read model does not have the sale, it folds the sale from its subject in the log, which is exact. So
+// a replica whose read model lags (catching up after a failover) still applies deliveries at once, and
+// only a sale the log does not have either waits for redelivery.
 func (p *payments) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
 	if !fromLog {
 		if c, ok := p.cache.get(id); ok {
 			return c.sale, c.storeID, c.mode, nil
 		}
-		return p.cfg.Reads().SaleByID(ctx, id)
+		sale, storeID, mode, err := p.cfg.Reads().SaleByID(ctx, id)
+		if !errors.Is(err, domain.ErrNotFound) {
+			return sale, storeID, mode, err
+		}
 	}
-	storeID, mode, err := p.cfg.Reads().SaleScope(ctx, id)
+	// The sale's store and mode are in its subjects: the last event of any of them names them.
+	last, found, err := p.cfg.Events.Last(ctx, strings.Join([]string{events.SubjectPrefix, "*", "*", events.AggregateSale, id, "*"}, "."))
 	if err != nil {
 		return domain.Sale{}, "", "", err
 	}
-	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: id}
+	if !found {
+		return domain.Sale{}, "", "", domain.ErrNotFound
+	}
+	agg := last.Aggregate
 	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, true)
-	return sale, storeID, mode, err
+	return sale, agg.StoreID, agg.Mode, err
+}
+
+// saleIDShape tells whether id has the shape of a sale id (sal_ and base62), as a delivery's sale_id must
+// before it goes into a subject filter.
+func saleIDShape(id string) bool {
+	rest, ok := strings.CutPrefix(id, domain.PrefixSale)
+	if !ok || rest == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range rest {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {

@@ -35,7 +35,10 @@ type SubscriberConfig struct {
 	Durable string
 	// Filter selects the subjects, e.g. ledger.platform.*.webhook.*.webhook_received.
 	Filter string
-	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it.
+	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it (default
+	// 10 s). While a handler works on a message the subscriber tells JetStream so every AckWait/3, so
+	// only a message whose subscriber is gone (a crashed replica) waits it out — and then goes to
+	// another subscriber of the same durable consumer.
 	AckWait time.Duration
 	// Redelivery is the delay before a nacked message comes back, by delivery attempt (the last entry
 	// repeats).
@@ -67,7 +70,7 @@ var _ wmmessage.Subscriber = (*Subscriber)(nil)
 // NewSubscriber makes a subscriber; topics passed to Subscribe are informational (the filter decides).
 func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = 10 * time.Second
 	}
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 1
@@ -187,12 +190,21 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			go func() {
 				defer pending.Done()
 				defer func() { <-slots }()
-				select {
-				case <-wm.Acked():
-					_ = m.DoubleAck(ctx)
-				case <-wm.Nacked():
-					_ = m.NakWithDelay(s.delay(wm))
-				case <-ctx.Done():
+				alive := time.NewTicker(s.cfg.AckWait / 3)
+				defer alive.Stop()
+				for {
+					select {
+					case <-wm.Acked():
+						_ = m.DoubleAck(ctx)
+						return
+					case <-wm.Nacked():
+						_ = m.NakWithDelay(s.delay(wm))
+						return
+					case <-alive.C:
+						_ = m.InProgress() // still working on it: not yet for another subscriber
+					case <-ctx.Done():
+						return
+					}
 				}
 			}()
 		}

@@ -103,3 +103,30 @@ func TestSubscriberRedeliversSoonWhenAsked(t *testing.T) {
 	}
 	next(t, msgs, "the fifth delivery").Ack()
 }
+
+// A message a handler is still working on is not redelivered when its AckWait runs out: the subscriber
+// keeps telling JetStream it is in progress. (A message whose subscriber is gone is redelivered after
+// AckWait, to another subscriber of the same consumer.)
+func TestSubscriberKeepsTheMessageItWorksOn(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	js := jstest.Start(t, "")
+	const ackWait = 1500 * time.Millisecond
+	sub := js.Store.NewSubscriber(jetstream.SubscriberConfig{Durable: "test", Filter: "ledger.>", AckWait: ackWait, InFlight: 2})
+	defer sub.Close()
+	msgs, err := sub.Subscribe(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Store.Append(ctx, 0, created("str_a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, msgs, "the message")
+	// Work on it for three times its AckWait; a redelivery would come in on the free second slot.
+	select {
+	case again := <-msgs:
+		t.Fatalf("redelivered while still being worked on (delivery %s)", again.Metadata.Get(jetstream.MetaNumDelivered))
+	case <-time.After(3 * ackWait):
+	}
+	m.Ack()
+}
