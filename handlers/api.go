@@ -84,6 +84,9 @@ type Config struct {
 	// ReadyChecks are further conditions of readiness besides the projection's (the payment processor is
 	// consuming, ...): /readyz answers 503 with the first failing check's name and error.
 	ReadyChecks []ReadyCheck
+	// WriteHealth, if set, says why writes to the event log fail right now (nil while they work);
+	// /readyz answers 503 while it is not nil.
+	WriteHealth func() error
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.

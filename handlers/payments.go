@@ -101,7 +101,14 @@ type payments struct {
 // the pure domain, and appends with the sale's last sequence as expectation, together with any licence
 // it issues, as one atomic batch. The new events carry the delivery's correlation id and the
 // webhook_received event as their cause.
-func (p *payments) handle(msg *wmmessage.Message) error {
+func (p *payments) handle(msg *wmmessage.Message) (err error) {
+	defer func() {
+		// The log refused the write: nothing is wrong with the delivery, so it comes back soon however
+		// long the outage lasts (jetstream.MetaRedeliverSoon).
+		if errors.Is(err, domain.ErrUnavailable) {
+			msg.Metadata.Set("redeliver_soon", "1")
+		}
+	}()
 	ctx := msg.Context()
 	env, err := p.cfg.Decode(msg)
 	if err != nil {
@@ -213,22 +220,31 @@ func (p *payments) handle(msg *wmmessage.Message) error {
 }
 
 // load finds the sale a delivery names, and its store and mode. The first attempt takes this
-// processor's own copy if it has one, else the read model's (one indexed read); fromLog folds the sale
-// from its subject in the log, which is exact.
+// processor's own copy if it has one, else the read model's (one indexed read); fromLog, or when the
+// read model does not have the sale, it folds the sale from its subject in the log, which is exact. So
+// a replica whose read model lags (catching up after a failover) still applies deliveries at once, and
+// only a sale the log does not have either waits for redelivery.
 func (p *payments) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
 	if !fromLog {
 		if c, ok := p.cache.get(id); ok {
 			return c.sale, c.storeID, c.mode, nil
 		}
-		return p.cfg.Reads().SaleByID(ctx, id)
+		sale, storeID, mode, err := p.cfg.Reads().SaleByID(ctx, id)
+		if !errors.Is(err, domain.ErrNotFound) {
+			return sale, storeID, mode, err
+		}
 	}
-	storeID, mode, err := p.cfg.Reads().SaleScope(ctx, id)
+	// The sale's store and mode are in its subjects: the last event of any of them names them.
+	last, found, err := p.cfg.Events.Last(ctx, strings.Join([]string{events.SubjectPrefix, "*", "*", events.AggregateSale, id, "*"}, "."))
 	if err != nil {
 		return domain.Sale{}, "", "", err
 	}
-	agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: id}
+	if !found {
+		return domain.Sale{}, "", "", domain.ErrNotFound
+	}
+	agg := last.Aggregate
 	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, true)
-	return sale, storeID, mode, err
+	return sale, agg.StoreID, agg.Mode, err
 }
 
 func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {

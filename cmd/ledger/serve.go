@@ -130,6 +130,11 @@ func (m *Main) Run(ctx context.Context) error {
 		defer close(m.done)
 		_ = live.Run(runCtx)
 	}()
+	if m.ns != nil {
+		// Restarts the embedded JetStream once the disk takes writes again after filling up.
+		m.events.Health().WatchEmbedded(m.ns, filepath.Join(cfg.DataDir, jetstreamDir))
+	}
+	go m.events.Health().Run(runCtx, m.Log.With("component", "write-health"))
 
 	payments := m.events.NewSubscriber(jetstream.SubscriberConfig{
 		Durable: jetstream.PaymentsDurable,
@@ -139,6 +144,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// speed (docs/benchmarks.md).
 		InFlight:   256,
 		CheckEvery: m.readyCheckEvery(),
+		Log:        m.Log.With("component", "payments"),
 	})
 	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
 		Log:        m.Log,
@@ -216,6 +222,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}}},
 		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
 			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},
+		WriteHealth: m.events.Health().Err,
 	})
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	m.httpSrv = &http.Server{

@@ -211,7 +211,7 @@ func (g *grouper) write(group []*member) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout())
 	defer cancel()
 	var last uint64
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := g.st.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
 		last, err = g.st.publishAtomic(ctx, msgs)
 		return err

@@ -44,20 +44,26 @@ var _ events.Keyring = (*Keyring)(nil)
 // newKeyring opens the bucket (creating it when create is set) and starts watching it.
 func newKeyring(ctx context.Context, js jetstream.JetStream, create bool, replicas int) (*Keyring, error) {
 	var kv jetstream.KeyValue
-	var err error
-	if create {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: KeysBucket, Description: "one key per data subject (crypto-shredding)", History: 1,
-			Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-		})
-	} else {
-		kv, err = js.KeyValue(ctx, KeysBucket)
-	}
+	err := retryAPI(ctx, func(ctx context.Context) (err error) {
+		if create {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: KeysBucket, Description: "one key per data subject (crypto-shredding)", History: 1,
+				Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+			})
+		} else {
+			kv, err = js.KeyValue(ctx, KeysBucket)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}
 	k := &Keyring{kv: kv, cache: make(map[string][]byte)}
-	w, err := kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
+	var w jetstream.KeyWatcher
+	err = retryAPI(ctx, func(context.Context) (err error) {
+		w, err = kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket watch: %w", err)
 	}
@@ -118,13 +124,14 @@ func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte,
 				return nil, err
 			}
 			if _, err := k.kv.Create(ctx, subject, fresh); errors.Is(err, jetstream.ErrKeyExists) {
-				continue // created concurrently: read theirs
+				continue // created concurrently (or by a try whose answer was lost): read theirs
 			} else if err != nil {
-				return nil, fmt.Errorf("key of %s: %w", subject, err)
+				return nil, transient(fmt.Errorf("key of %s: %w", subject, err))
 			}
 			key = fresh
 		default:
-			return nil, fmt.Errorf("key of %s: %w", subject, err)
+			// The bucket did not answer (a failover): 503, not 500.
+			return nil, transient(fmt.Errorf("key of %s: %w", subject, err))
 		}
 		k.mu.Lock()
 		if v, ok := k.cache[subject]; ok && v == nil { // erased meanwhile
@@ -186,7 +193,7 @@ func (k *Keyring) Open(ctx context.Context, subject string, sealed string) ([]by
 // every copy of it.
 func (k *Keyring) Erase(ctx context.Context, subject string) error {
 	if _, err := k.kv.Put(ctx, subject, []byte(erasedMark)); err != nil {
-		return fmt.Errorf("erase key of %s: %w", subject, err)
+		return transient(fmt.Errorf("erase key of %s: %w", subject, err))
 	}
 	k.forget(subject)
 	return nil

@@ -3,12 +3,14 @@ package jetstream_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/events/jetstream/jstest"
@@ -164,5 +166,25 @@ func TestKeyringConcurrentFirstUse(t *testing.T) {
 	}
 	if _, err := keys.Open(ctx, "cus_other", sealed[0]); err == nil {
 		t.Fatal("data sealed for one subject opened as another's")
+	}
+}
+
+// A keys bucket that does not answer (JetStream unavailable, a failover) is a passing failure: callers
+// answer 503, not 500.
+func TestKeyringUnavailableIsTransient(t *testing.T) {
+	ctx := context.Background()
+	js := jstest.Start(t, "")
+	keys, err := js.Store.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.NATS.GlobalAccount().DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Seal(ctx, "cus_unavailable", []byte("ada@example.com")); !errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("seal without JetStream: %v, want domain.ErrUnavailable", err)
+	}
+	if err := keys.Erase(ctx, "cus_unavailable"); !errors.Is(err, domain.ErrUnavailable) {
+		t.Errorf("erase without JetStream: %v, want domain.ErrUnavailable", err)
 	}
 }

@@ -20,8 +20,12 @@ type Photos struct{ obs jetstream.ObjectStore }
 
 // Photos opens (creating if needed) the photo bucket, as replicated as the log.
 func (s *Store) Photos(ctx context.Context, replicas int) (*Photos, error) {
-	obs, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: PhotosBucket, Description: "customer photos", Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	var obs jetstream.ObjectStore
+	err := retryAPI(ctx, func(ctx context.Context) (err error) {
+		obs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: PhotosBucket, Description: "customer photos", Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("photos bucket: %w", err)

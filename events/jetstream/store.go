@@ -55,6 +55,7 @@ type Store struct {
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
 	Observe func(n int, err error)
 	group   atomic.Pointer[grouper] // set by EnableGroupCommit
+	health  *Health
 
 	keysMu sync.Mutex
 	keys   *Keyring // seals personal data; opened by EnsureStream, or on first need
@@ -66,7 +67,9 @@ func New(nc *nats.Conn) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{nc: nc, js: js, AppendTimeout: 10 * time.Second}, nil
+	s := &Store{nc: nc, js: js, AppendTimeout: 10 * time.Second}
+	s.health = &Health{store: s}
+	return s, nil
 }
 
 // JetStream exposes the underlying context, for key-value and object stores.
@@ -80,19 +83,23 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 	if cfg.Duplicates <= 0 {
 		cfg.Duplicates = 5 * time.Minute
 	}
-	stream, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:               StreamName,
-		Description:        "Sales ledger events: ledger.<mode>.<store>.<aggregate>.<id>.<event_type>",
-		Subjects:           []string{events.SubjectPrefix + ".>"},
-		Storage:            jetstream.FileStorage,
-		Retention:          jetstream.LimitsPolicy,
-		Discard:            jetstream.DiscardNew,
-		Replicas:           cfg.Replicas,
-		Duplicates:         cfg.Duplicates,
-		AllowDirect:        true,
-		AllowAtomicPublish: true,
-		DenyDelete:         true,
-		DenyPurge:          true,
+	var stream jetstream.Stream
+	err := retryAPI(ctx, func(ctx context.Context) (err error) {
+		stream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:               StreamName,
+			Description:        "Sales ledger events: ledger.<mode>.<store>.<aggregate>.<id>.<event_type>",
+			Subjects:           []string{events.SubjectPrefix + ".>"},
+			Storage:            jetstream.FileStorage,
+			Retention:          jetstream.LimitsPolicy,
+			Discard:            jetstream.DiscardNew,
+			Replicas:           cfg.Replicas,
+			Duplicates:         cfg.Duplicates,
+			AllowDirect:        true,
+			AllowAtomicPublish: true,
+			DenyDelete:         true,
+			DenyPurge:          true,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
@@ -177,7 +184,8 @@ func (s *Store) Append(ctx context.Context, expect uint64, evs ...events.Envelop
 // write of each subject filter may carry a condition.
 //
 // The call returns only after JetStream acknowledged the append, which with SyncAlways means the events
-// are on disk.
+// are on disk. While Health knows the log refuses writes (a full disk), it fails at once with
+// domain.ErrUnavailable, having sent nothing.
 func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err error) {
 	if len(ws) == 0 {
 		return 0, errors.New("append: no events")
@@ -185,6 +193,10 @@ func (s *Store) AppendWrites(ctx context.Context, ws ...Write) (seq uint64, err 
 	if s.Observe != nil {
 		defer func() { s.Observe(len(ws), err) }()
 	}
+	if err := s.health.blocked(); err != nil {
+		return 0, fmt.Errorf("append: %w: %w", domain.ErrUnavailable, err)
+	}
+	defer func() { s.health.observe(err) }()
 	if s.AppendTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.AppendTimeout)
@@ -216,7 +228,7 @@ const batchHeaderRoom = 128
 // own atomic batch.
 func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (uint64, error) {
 	var seq uint64
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := s.retryTransient(ctx, func(ctx context.Context) error {
 		var err error
 		seq, err = s.appendOnce(ctx, ws, msgs)
 		if errors.Is(err, domain.ErrConflict) {
@@ -234,11 +246,7 @@ func (s *Store) appendNow(ctx context.Context, ws []Write, msgs []*nats.Msg) (ui
 
 // storedAlready reports the sequence of e if it is the last event on its own subject.
 func (s *Store) storedAlready(ctx context.Context, e events.Envelope) (uint64, bool) {
-	stream, err := s.ledgerStream(ctx)
-	if err != nil {
-		return 0, false
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, e.Subject())
+	m, err := s.lastMsg(ctx, e.Subject())
 	if err != nil || m.Header.Get(hdrMsgID) != e.ID {
 		return 0, false
 	}
@@ -273,13 +281,44 @@ func (s *Store) appendOnce(ctx context.Context, ws []Write, msgs []*nats.Msg) (u
 // a retry never stores an event twice nor reports its own success as a conflict.
 const attemptTimeout = 2 * time.Second
 
-// retryTransient runs op with attemptTimeout per try, again after a transient failure, until ctx ends.
-func retryTransient(ctx context.Context, op func(context.Context) error) error {
+// retryTransient runs op with attemptTimeout per try, again after a transient failure, until ctx ends
+// or Health knows the log refuses writes (a retry would only wait out its timeout).
+func (s *Store) retryTransient(ctx context.Context, op func(context.Context) error) error {
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := op(actx)
 		cancel()
 		if err == nil || !errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		// Health hears of every failed try, so that its probe looks into it while this append still
+		// retries — and ends the retries once it found the log refusing writes.
+		s.health.observe(err)
+		if s.health.blocked() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// apiAttemptTimeout bounds one try of a JetStream API request (create or update a stream or bucket, a
+// bucket's key) made by retryAPI. A request that reaches a server while its stream or meta group is
+// electing a leader is dropped without an answer; without a bound of its own it would take the caller's
+// whole budget with it (a replica starting during a NATS node's failure then failed to start).
+const apiAttemptTimeout = 5 * time.Second
+
+// retryAPI runs an idempotent JetStream API request with apiAttemptTimeout per try, again after a
+// transient failure, until ctx ends.
+func retryAPI(ctx context.Context, op func(context.Context) error) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		actx, cancel := context.WithTimeout(ctx, apiAttemptTimeout)
+		err := op(actx)
+		cancel()
+		if err == nil || !errors.Is(transient(err), domain.ErrUnavailable) || ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -367,19 +406,40 @@ func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, er
 	if ack.Error == nil {
 		return ack.Sequence, nil
 	}
-	switch jetstream.ErrorCode(ack.Error.ErrorCode) {
-	case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+	code := jetstream.ErrorCode(ack.Error.ErrorCode)
+	switch {
+	case code == jetstream.JSErrCodeStreamWrongLastSequence, code == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 		return 0, fmt.Errorf("%w: %w: %s", domain.ErrConflict, errBatchRefused, ack.Error.Description)
-	case errCodeBatchContainsDuplicate:
+	case code == errCodeBatchContainsDuplicate:
 		return 0, fmt.Errorf("%w: %w", errDuplicateBatch, errBatchRefused)
+	case code == errCodeBatchIncomplete, unavailableCodes[code]:
+		// Nothing of the batch was stored. Not errBatchRefused: writing its members one by one meets the
+		// same server.
+		return 0, fmt.Errorf("append batch: %w: %s (err_code %d)", domain.ErrUnavailable, ack.Error.Description, ack.Error.ErrorCode)
 	}
 	return 0, fmt.Errorf("append batch: %w: %s (err_code %d)", errBatchRefused, ack.Error.Description, ack.Error.ErrorCode)
 }
 
-// errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".
-const errCodeBatchContainsDuplicate jetstream.ErrorCode = 10201
+const (
+	// errCodeBatchContainsDuplicate is JetStream's "atomic publish batch contains duplicate message id".
+	errCodeBatchContainsDuplicate jetstream.ErrorCode = 10201
+	// errCodeBatchIncomplete is "atomic publish batch is incomplete": the server lost part of the batch
+	// before its commit — a message lost in transit, or the server could not stage it (a full disk).
+	errCodeBatchIncomplete jetstream.ErrorCode = 10176
+)
 
-// classify turns JetStream's two wrong-last-sequence codes into domain.ErrConflict.
+// unavailableCodes are JetStream's answers that do nothing for want of resources or of JetStream
+// itself: resource limits exceeded (10002, 10023, 10028, 10047), JetStream not enabled (10039, 10076 —
+// while the embedded server's JetStream restarts), the cluster or stream without a leader (10008,
+// 10009, 10118). A retry may succeed once they are back.
+var unavailableCodes = map[jetstream.ErrorCode]bool{
+	10002: true, 10023: true, 10028: true, 10047: true,
+	jetstream.JSErrCodeJetStreamNotEnabledForAccount: true, jetstream.JSErrCodeJetStreamNotEnabled: true,
+	10008: true, 10009: true, 10118: true,
+}
+
+// classify turns JetStream's two wrong-last-sequence codes into domain.ErrConflict, and what transient
+// recognises into domain.ErrUnavailable.
 func classify(err error) error {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
@@ -392,10 +452,13 @@ func classify(err error) error {
 }
 
 // transient marks the errors after which nothing was acknowledged and a retry may succeed: no stream
-// leader yet (no responders), a timeout waiting for the acknowledgement.
+// leader yet (no responders), a timeout waiting for the acknowledgement, JetStream not enabled (the
+// embedded server's JetStream restarting).
 func transient(err error) error {
+	var apiErr *jetstream.APIError
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &apiErr) && unavailableCodes[apiErr.ErrorCode] {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	return err
@@ -413,24 +476,134 @@ func (s *Store) Load(ctx context.Context, agg events.Aggregate) ([]events.Envelo
 // LoadFilter reads every event whose subject matches filter, in stream order. It uses JetStream's
 // batched direct get (one request per 256 events, no consumer), so loading an aggregate costs a round
 // trip, not a consumer's creation and deletion.
+//
+// On a replicated stream a direct get may be answered by a follower that has not applied the latest
+// writes yet. An answer of "nothing matches" is therefore checked with the stream leader; if the leader
+// has something, the load is repeated until a replica answers with it, for up to 2 s, and is
+// domain.ErrUnavailable after that. (A stale answer that is not empty only leads to a decision whose
+// append carries an expectation, which the log then refuses.)
 func (s *Store) LoadFilter(ctx context.Context, filter string) ([]events.Envelope, uint64, error) {
+	out, err := s.loadOnce(ctx, filter)
+	if err != nil || len(out) > 0 {
+		return out, lastSeq(out), err
+	}
+	stream, err := s.ledgerStream(ctx)
+	if err != nil {
+		return nil, 0, transient(fmt.Errorf("load %s: %w", filter, err))
+	}
+	if !replicated(stream) {
+		return nil, 0, nil
+	}
+	m, err := s.leaderLast(ctx, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+	}
+	deadline := time.Now().Add(attemptTimeout)
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
+		if out, err = s.loadOnce(ctx, filter); err != nil || lastSeq(out) >= m.Sequence {
+			return out, lastSeq(out), err
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, fmt.Errorf("load %s: %w: the replicas answering are behind the stream leader (at %d)", filter, domain.ErrUnavailable, m.Sequence)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, transient(fmt.Errorf("load %s: %w", filter, ctx.Err()))
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// loadOnce reads every event matching filter from whichever replica answers.
+func (s *Store) loadOnce(ctx context.Context, filter string) ([]events.Envelope, error) {
 	var out []events.Envelope
 	next := uint64(1)
 	for {
 		batch, err := s.directBatch(ctx, filter, next, loadBatch)
 		if err != nil {
-			return nil, 0, fmt.Errorf("load %s: %w", filter, err)
+			return nil, fmt.Errorf("load %s: %w", filter, err)
 		}
 		out = append(out, batch...)
 		if len(batch) < loadBatch {
-			break
+			return out, nil
 		}
 		next = batch[len(batch)-1].Sequence + 1
 	}
-	if len(out) == 0 {
-		return nil, 0, nil
+}
+
+func lastSeq(evs []events.Envelope) uint64 {
+	if len(evs) == 0 {
+		return 0
 	}
-	return out, out[len(out)-1].Sequence, nil
+	return evs[len(evs)-1].Sequence
+}
+
+// replicated tells whether the stream has followers, whose direct gets may lag behind its leader.
+func replicated(stream jetstream.Stream) bool {
+	info := stream.CachedInfo()
+	return info != nil && info.Config.Replicas > 1
+}
+
+// lastMsg is the last message whose subject matches filter, or jetstream.ErrMsgNotFound. A direct get
+// found nothing on a replicated stream is asked again of the leader (see LoadFilter).
+func (s *Store) lastMsg(ctx context.Context, filter string) (*jetstream.RawStreamMsg, error) {
+	stream, err := s.ledgerStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, filter)
+	if !errors.Is(err, jetstream.ErrMsgNotFound) || !replicated(stream) {
+		return m, err
+	}
+	return s.leaderLast(ctx, filter)
+}
+
+// leaderLast asks the stream leader itself — JetStream's message get API, which only the leader
+// answers, unlike direct gets — for the last message matching filter.
+func (s *Store) leaderLast(ctx context.Context, filter string) (*jetstream.RawStreamMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": filter})
+	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+StreamName, req)
+	if err != nil {
+		return nil, transient(fmt.Errorf("last %s from the stream leader: %w", filter, err))
+	}
+	var resp struct {
+		Message *struct {
+			Subject  string    `json:"subject"`
+			Sequence uint64    `json:"seq"`
+			Header   []byte    `json:"hdrs"`
+			Data     []byte    `json:"data"`
+			Time     time.Time `json:"time"`
+		} `json:"message"`
+		Error *struct {
+			ErrorCode   jetstream.ErrorCode `json:"err_code"`
+			Description string              `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, fmt.Errorf("last %s from the stream leader: unreadable answer %q: %w", filter, reply.Data, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case resp.Error != nil && unavailableCodes[resp.Error.ErrorCode]:
+		return nil, fmt.Errorf("last %s from the stream leader: %w: %s (err_code %d)", filter, domain.ErrUnavailable, resp.Error.Description, resp.Error.ErrorCode)
+	case resp.Error != nil:
+		return nil, fmt.Errorf("last %s from the stream leader: %s (err_code %d)", filter, resp.Error.Description, resp.Error.ErrorCode)
+	case resp.Message == nil:
+		return nil, fmt.Errorf("last %s from the stream leader: no message in %q", filter, reply.Data)
+	}
+	m := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Sequence, Data: resp.Message.Data, Time: resp.Message.Time}
+	if len(resp.Message.Header) > 0 {
+		if m.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return nil, fmt.Errorf("last %s from the stream leader: headers: %w", filter, err)
+		}
+	}
+	return m, nil
 }
 
 const loadBatch = 256
@@ -497,18 +670,14 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 
 // Last returns the last event whose subject matches filter, and false if there is none. It reads the
 // stream directly, so it is exact even while projections lag: claims (an email, an idempotency key) are
-// read this way.
+// read this way. "None" from a follower of a replicated stream is checked with the leader (LoadFilter).
 func (s *Store) Last(ctx context.Context, filter string) (events.Envelope, bool, error) {
-	stream, err := s.ledgerStream(ctx)
-	if err != nil {
-		return events.Envelope{}, false, err
-	}
-	m, err := stream.GetLastMsgForSubject(ctx, filter)
+	m, err := s.lastMsg(ctx, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return events.Envelope{}, false, nil
 	}
 	if err != nil {
-		return events.Envelope{}, false, fmt.Errorf("last %s: %w", filter, err)
+		return events.Envelope{}, false, transient(fmt.Errorf("last %s: %w", filter, err))
 	}
 	e, err := events.DecodeMessageWith(ctx, s.codecKeys(), m.Subject, m.Header.Get, m.Data, m.Sequence)
 	return e, err == nil, err
@@ -520,8 +689,12 @@ func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]
 	if replicas <= 0 {
 		replicas = 1
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: "ledger_secrets", Description: "secrets shared by ledger replicas", Storage: jetstream.FileStorage, Replicas: replicas,
+	var kv jetstream.KeyValue
+	err := retryAPI(ctx, func(ctx context.Context) (err error) {
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "ledger_secrets", Description: "secrets shared by ledger replicas", Storage: jetstream.FileStorage, Replicas: replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("secrets bucket: %w", err)
@@ -530,12 +703,22 @@ func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	if _, err := kv.Create(ctx, name, fresh); err == nil {
+	// A Create whose answer was lost may have stored fresh: the retry then finds the key taken, and
+	// the Get below reads whichever value won.
+	err = retryAPI(ctx, func(ctx context.Context) error {
+		_, err := kv.Create(ctx, name, fresh)
+		return err
+	})
+	if err == nil {
 		return fresh, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
-	e, err := kv.Get(ctx, name)
+	var e jetstream.KeyValueEntry
+	err = retryAPI(ctx, func(ctx context.Context) (err error) {
+		e, err = kv.Get(ctx, name)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}

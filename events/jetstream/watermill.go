@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +21,11 @@ const (
 	MetaSubject      = "subject"
 	MetaSequence     = "sequence"
 	MetaNumDelivered = "num_delivered"
+	// MetaRedeliverSoon, set to "1" by a handler on a message it fails for a passing reason outside the
+	// message (the log refused the write), brings the message back after the first redelivery delay
+	// however often it was delivered: a long outage must not leave it waiting out the longest delay
+	// once the log is back.
+	MetaRedeliverSoon = "redeliver_soon"
 )
 
 // SubscriberConfig configures a durable consumer feeding a watermill router.
@@ -29,7 +35,10 @@ type SubscriberConfig struct {
 	Durable string
 	// Filter selects the subjects, e.g. ledger.platform.*.webhook.*.webhook_received.
 	Filter string
-	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it.
+	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it (default
+	// 10 s). While a handler works on a message the subscriber tells JetStream so every AckWait/3, so
+	// only a message whose subscriber is gone (a crashed replica) waits it out — and then goes to
+	// another subscriber of the same durable consumer.
 	AckWait time.Duration
 	// Redelivery is the delay before a nacked message comes back, by delivery attempt (the last entry
 	// repeats).
@@ -40,13 +49,17 @@ type SubscriberConfig struct {
 	InFlight int
 	// CheckEvery is how often the consumer's state (missing, paused) is looked at for Err; default 5 s.
 	CheckEvery time.Duration
+	// Log hears when the consumer stops delivering and is made again; nil discards.
+	Log *slog.Logger
 }
 
 // Subscriber is a watermill wmmessage.Subscriber over a durable JetStream pull consumer of LEDGER.
 // Acked messages are acknowledged to JetStream; nacked ones are redelivered after a delay, forever:
-// giving up is the handler's decision (the poison queue), never the transport's. A consumer that
-// disappears (deleted by an operator, lost with its stream's leader) is created again, from where it
-// was acknowledged; while it is missing or paused, Err says so (readiness).
+// giving up is the handler's decision (the poison queue), never the transport's. Nor does the transport
+// give up when the consumer goes away under it (deleted by an operator, the embedded server's JetStream
+// restarted, a cluster lost the consumer's leader): it makes the consumer again, from where it was
+// acknowledged, and goes on until Close or the context ends. While it is missing or paused, Err says so
+// (readiness).
 type Subscriber struct {
 	store *Store
 	cfg   SubscriberConfig
@@ -67,7 +80,7 @@ var _ wmmessage.Subscriber = (*Subscriber)(nil)
 // NewSubscriber makes a subscriber; topics passed to Subscribe are informational (the filter decides).
 func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+		cfg.AckWait = 10 * time.Second
 	}
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 1
@@ -77,6 +90,9 @@ func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	}
 	if cfg.CheckEvery <= 0 {
 		cfg.CheckEvery = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Subscriber{store: s, cfg: cfg, err: errors.New("not subscribed yet")}
 }
@@ -118,7 +134,9 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, er
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
 	}
-	it, err := cons.Messages()
+	// Short pull expiry and heartbeats, as for projections: a pull left on a server that lost the
+	// consumer is noticed and replaced within seconds rather than the library's default 30 s.
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
 	}
@@ -181,6 +199,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 				// The consumer was deleted, or the pull failed for good: make it again, from where it
 				// was acknowledged, until that works.
 				s.setErr(fmt.Errorf("consumer %s: %w", s.cfg.Durable, err))
+				s.cfg.Log.Warn("consumer stopped delivering; making it again", "consumer", s.cfg.Durable, "err", err)
 				it.Stop()
 				if it = s.reconsume(ctx); it == nil {
 					return
@@ -206,12 +225,21 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 			go func() {
 				defer pending.Done()
 				defer func() { <-slots }()
-				select {
-				case <-wm.Acked():
-					_ = m.DoubleAck(ctx)
-				case <-wm.Nacked():
-					_ = m.NakWithDelay(s.delay(wm))
-				case <-ctx.Done():
+				alive := time.NewTicker(s.cfg.AckWait / 3)
+				defer alive.Stop()
+				for {
+					select {
+					case <-wm.Acked():
+						_ = m.DoubleAck(ctx)
+						return
+					case <-wm.Nacked():
+						_ = m.NakWithDelay(s.delay(wm))
+						return
+					case <-alive.C:
+						_ = m.InProgress() // still working on it: not yet for another subscriber
+					case <-ctx.Done():
+						return
+					}
 				}
 			}()
 		}
@@ -219,22 +247,29 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 	return out, nil
 }
 
-// reconsume retries consume with a growing pause until it works or ctx ends (nil).
+// reconsume makes the consumer again, with a growing pause, until that works (the new iterator) or ctx
+// ends (nil). Messages handed out before stay valid: their acks go to the same durable consumer, and an
+// unacknowledged one comes back.
 func (s *Subscriber) reconsume(ctx context.Context) jetstream.MessagesContext {
-	wait := 100 * time.Millisecond
-	for {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		if it, err := s.consume(ctx); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		it, err := s.consume(cctx)
+		cancel()
+		if err == nil {
 			s.setErr(nil)
+			s.cfg.Log.Info("consumer delivering again", "consumer", s.cfg.Durable)
 			return it
-		} else if ctx.Err() == nil {
-			s.setErr(err)
 		}
-		wait = min(2*wait, 5*time.Second)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.setErr(err)
+		s.cfg.Log.Warn("making the consumer again failed; retrying", "consumer", s.cfg.Durable, "err", err, "backoff", wait)
 	}
 }
 
@@ -276,7 +311,7 @@ func (s *Subscriber) watch(ctx context.Context, restart func()) {
 
 func (s *Subscriber) delay(wm *wmmessage.Message) time.Duration {
 	n, _ := strconv.Atoi(wm.Metadata.Get(MetaNumDelivered))
-	if n < 1 {
+	if n < 1 || wm.Metadata.Get(MetaRedeliverSoon) == "1" {
 		n = 1
 	}
 	if n > len(s.cfg.Redelivery) {
