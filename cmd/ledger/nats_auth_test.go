@@ -44,7 +44,7 @@ func TestEmbeddedListenerAuth(t *testing.T) {
 	defer cancel()
 
 	// Reading the stream through a consumer of one's own works.
-	cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamName, natsjs.ConsumerConfig{Durable: "analytics-test", AckPolicy: natsjs.AckExplicitPolicy})
+	cons, err := js.CreateOrUpdateConsumer(ctx, jetstream.StreamName, natsjs.ConsumerConfig{Durable: "analytics_test", AckPolicy: natsjs.AckExplicitPolicy})
 	if err != nil {
 		t.Fatalf("analytics cannot create a consumer: %v", err)
 	}

@@ -131,17 +131,9 @@ func TestAnalyticsRoleIsReadOnly(t *testing.T) {
 		t.Fatalf("analytics received %d messages not meant for it:\n%s", n, leaked.String())
 	}
 
-	// The payment processor's consumer is out of reach: info, pull, ack, pause, delete, re-create, list.
-	pay := jetstream.PaymentsDurable
+	// Outside its imports nothing is even published: the server refuses it.
 	for what, subj := range map[string]string{
-		"read the payments consumer":        "$JS.API.CONSUMER.INFO.LEDGER." + pay,
-		"pull from the payments consumer":   "$JS.API.CONSUMER.MSG.NEXT.LEDGER." + pay,
-		"pause the payments consumer":       "$JS.API.CONSUMER.PAUSE.LEDGER." + pay,
-		"delete the payments consumer":      "$JS.API.CONSUMER.DELETE.LEDGER." + pay,
-		"re-create the payments consumer":   "$JS.API.CONSUMER.CREATE.LEDGER." + pay,
-		"re-filter the payments consumer":   "$JS.API.CONSUMER.CREATE.LEDGER." + pay + ".ledger.>",
-		"create a durable named payments":   "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + pay,
-		"acknowledge for payments":          "$JS.ACK.LEDGER." + pay + ".1.5.5.1796073047716570881.0",
+		"pause the payments consumer":       "$JS.API.CONSUMER.PAUSE.LEDGER." + jetstream.PaymentsDurable,
 		"list the ledger's consumer names":  "$JS.API.CONSUMER.NAMES.LEDGER",
 		"list the ledger's consumers":       "$JS.API.CONSUMER.LIST.LEDGER",
 		"read the key bucket":               "$JS.API.DIRECT.GET.KV_" + jetstream.KeysBucket + ".$KV." + jetstream.KeysBucket + ".x",
@@ -157,6 +149,36 @@ func TestAnalyticsRoleIsReadOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.await(t, what, subj)
+	}
+	// The consumer API answers through the ledger's gate, which refuses the payment processor's consumer
+	// and any consumer not named analytics_….
+	for what, subj := range map[string]string{
+		"read the payments consumer":      "$JS.API.CONSUMER.INFO.LEDGER." + jetstream.PaymentsDurable,
+		"delete the payments consumer":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.PaymentsDurable,
+		"re-create the payments consumer": "$JS.API.CONSUMER.CREATE.LEDGER." + jetstream.PaymentsDurable,
+		"re-filter the payments consumer": "$JS.API.CONSUMER.CREATE.LEDGER." + jetstream.PaymentsDurable + ".ledger.>",
+		"create a durable named payments": "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + jetstream.PaymentsDurable,
+		"create a consumer of any name":   "$JS.API.CONSUMER.CREATE.LEDGER.reports",
+		"delete a consumer of any name":   "$JS.API.CONSUMER.DELETE.LEDGER.reports",
+	} {
+		r, err := nc.Request(subj, []byte(`{"stream_name":"LEDGER","config":{"ack_policy":"explicit"}}`), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !strings.Contains(string(r.Data), `"code":403`) {
+			t.Errorf("analytics could %s (%s): %s", what, subj, r.Data)
+		}
+	}
+	// Pulls and acknowledgements name the consumer, and the payment processor's real name is not one a
+	// reader can know: under its well-known name there is nothing.
+	// (No consumer listens there, so the pull goes unanswered.)
+	if r, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.LEDGER."+jetstream.PaymentsDurable, []byte(`{"batch":1,"no_wait":true}`), time.Second); err == nil {
+		t.Fatalf("a pull from %s was answered: %v %s", jetstream.PaymentsDurable, r.Header, r.Data)
+	} else if !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("$JS.ACK.LEDGER."+jetstream.PaymentsDurable+".1.5.5.1796073047716570881.0", nil); err != nil {
+		t.Fatal(err)
 	}
 
 	// Consumers of its own work, ordered ones included, and show the events (personal data sealed).
@@ -232,15 +254,38 @@ func TestOperatorRoleReadsOnly(t *testing.T) {
 		"read the shared secrets":       "$JS.API.DIRECT.GET.KV_ledger_secrets.$KV.ledger_secrets.download_signing_key",
 		"delete the stream":             "$JS.API.STREAM.DELETE.LEDGER",
 		"purge the key bucket":          "$JS.API.STREAM.PURGE.KV_" + jetstream.KeysBucket,
-		"pull from payments":            "$JS.API.CONSUMER.MSG.NEXT.LEDGER." + jetstream.PaymentsDurable,
-		"delete payments":               "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.PaymentsDurable,
-		"acknowledge for payments":      "$JS.ACK.LEDGER." + jetstream.PaymentsDurable + ".1.5.5.1.0",
+		"pause payments":                "$JS.API.CONSUMER.PAUSE.LEDGER." + jetstream.PaymentsDurable,
 		"publish to the ledger's inbox": jetstream.InboxPrefix + ".x.y",
 	} {
 		if err := nc.Publish(subj, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 		v.await(t, what, subj)
+	}
+	for what, subj := range map[string]string{
+		"delete payments":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.PaymentsDurable,
+		"re-create payments": "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + jetstream.PaymentsDurable,
+	} {
+		r, err := nc.Request(subj, []byte(`{"stream_name":"LEDGER","config":{"durable_name":"payments","ack_policy":"explicit"}}`), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !strings.Contains(string(r.Data), `"code":403`) {
+			t.Errorf("the operator could %s (%s): %s", what, subj, r.Data)
+		}
+	}
+	// Its info shows the backlog under the well-known name, never the real one (which would let the
+	// operator pull and acknowledge).
+	real, err := m.events.PaymentsConsumer(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := nc.Request("$JS.API.CONSUMER.INFO.LEDGER."+jetstream.PaymentsDurable, nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(r.Data), real) || !strings.Contains(string(r.Data), `"num_pending"`) {
+		t.Fatalf("payments info as the operator sees it: %s", r.Data)
 	}
 	for _, subj := range []string{"_INBOX.>", jetstream.InboxPrefix + ".>", "$KV.>", "ledger.>"} {
 		if _, err := nc.SubscribeSync(subj); err != nil {
@@ -322,24 +367,31 @@ func TestReadinessFollowsPaymentProcessor(t *testing.T) {
 		return id
 	}
 	ready(200, `"ready"`)
+	payments, err := m.events.PaymentsConsumer(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(payments, jetstream.PaymentsDurable+"_") || len(payments) < len(jetstream.PaymentsDurable)+20 {
+		t.Fatalf("the payments consumer's name %q is guessable", payments)
+	}
 
-	if _, err := js.PauseConsumer(ctx, jetstream.StreamName, jetstream.PaymentsDurable, time.Now().Add(time.Hour)); err != nil {
+	if _, err := js.PauseConsumer(ctx, jetstream.StreamName, payments, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	ready(503, "payment processor: consumer payments is paused")
 	paused := pay(1)
-	if _, err := js.ResumeConsumer(ctx, jetstream.StreamName, jetstream.PaymentsDurable); err != nil {
+	if _, err := js.ResumeConsumer(ctx, jetstream.StreamName, payments); err != nil {
 		t.Fatal(err)
 	}
 	ready(200, `"ready"`)
 	waitSale(t, c, live, paused, func(d map[string]any) bool { return d["status"] == "completed" })
 
-	if err := js.DeleteConsumer(ctx, jetstream.StreamName, jetstream.PaymentsDurable); err != nil {
+	if err := js.DeleteConsumer(ctx, jetstream.StreamName, payments); err != nil {
 		t.Fatal(err)
 	}
 	// Made again: it exists, and what arrives after is applied.
 	for ctx.Err() == nil {
-		if _, err := js.Consumer(ctx, jetstream.StreamName, jetstream.PaymentsDurable); err == nil {
+		if _, err := js.Consumer(ctx, jetstream.StreamName, payments); err == nil {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -11,18 +11,17 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
-
-	"github.com/salesledger/ledger/events/jetstream"
 )
 
 // Who may connect to the embedded server (docs/operations.md, "Threat model"):
 //
 //   - the ledger itself, in process: an NKey made afresh at every start and never written anywhere, good
-//     for in-process connections only; full access; replies on jetstream.InboxPrefix;
+//     for in-process connections only; every right in jetstream.LedgerAccount; replies on
+//     jetstream.InboxPrefix;
 //   - operator tools (ledger rebuild, ledger tail) through the listener: an NKey whose seed is
-//     operatorSeedFile in the data dir (0600); jetstream.OperatorPermissions;
+//     operatorSeedFile in the data dir (0600); jetstream.OperatorRole, in an account of its own;
 //   - the analytics user through the listener, when LEDGER_NATS_ANALYTICS_PASSWORD is set;
-//     jetstream.AnalyticsPermissions.
+//     jetstream.AnalyticsRole, in an account of its own.
 //
 // NKeys authenticate by signing the server's nonce, so no secret crosses the connection, and checking one
 // costs a signature verification; the analytics password is compared in constant time, not through bcrypt,
@@ -36,8 +35,9 @@ const (
 
 // natsAuth is the embedded server's users and the ledger's own connection options.
 type natsAuth struct {
-	nkeys []*server.NkeyUser
-	users []*server.User
+	nkeys     []*server.NkeyUser
+	operators []*server.NkeyUser
+	analytics []*server.User
 	// self authenticates the ledger's in-process connection.
 	self nats.Option
 }
@@ -65,11 +65,10 @@ func newNATSAuth(dataDir string, listen bool, analyticsPassword string) (natsAut
 	if err != nil {
 		return natsAuth{}, err
 	}
-	a.nkeys = append(a.nkeys, &server.NkeyUser{Nkey: opPub, Permissions: jetstream.OperatorPermissions(),
-		AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)})
+	a.operators = []*server.NkeyUser{{Nkey: opPub, AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)}}
 	if analyticsPassword != "" {
-		a.users = append(a.users, &server.User{Username: analyticsUser, Password: analyticsPassword,
-			Permissions: jetstream.AnalyticsPermissions(), AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)})
+		a.analytics = []*server.User{{Username: analyticsUser, Password: analyticsPassword,
+			AllowedConnectionTypes: connTypes(jwt.ConnectionTypeStandard)}}
 	}
 	return a, nil
 }

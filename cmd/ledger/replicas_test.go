@@ -362,10 +362,20 @@ func TestTwoReplicas(t *testing.T) {
 
 	// The shared consumer drains: every delivery is acknowledged by one replica or the other (one the
 	// crashed replica held comes back after the consumer's AckWait).
+	ledgerStore, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	paymentsName, err := ledgerStore.PaymentsConsumer(pctx, 3)
+	pcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		var ci *natsjs.ConsumerInfo
-		cons, err := js.Consumer(ctx, jetstream.StreamName, "payments")
+		cons, err := js.Consumer(ctx, jetstream.StreamName, paymentsName)
 		if err == nil {
 			ci, err = cons.Info(ctx)
 		}

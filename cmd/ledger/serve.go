@@ -136,8 +136,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	go m.events.Health().Run(runCtx, m.Log.With("component", "write-health"))
 
+	pctx, pcancel := context.WithTimeout(ctx, 15*time.Second)
+	paymentsName, err := m.events.PaymentsConsumer(pctx, cfg.NATSReplicas)
+	pcancel()
+	if err != nil {
+		return err
+	}
+	if m.ns != nil && cfg.NATSListen != "off" {
+		// The reader roles reach consumers only through the gate (events/jetstream/accounts.go).
+		if _, err := m.events.ServeConsumerGate(m.Log.With("component", "consumer-gate"),
+			map[string]string{jetstream.PaymentsDurable: paymentsName}, jetstream.AnalyticsRole, jetstream.OperatorRole); err != nil {
+			return err
+		}
+	}
 	payments := m.events.NewSubscriber(jetstream.SubscriberConfig{
-		Durable: jetstream.PaymentsDurable,
+		Durable: paymentsName,
+		Label:   jetstream.PaymentsDurable,
 		Filter:  "ledger.platform.*.webhook.*.webhook_received",
 		// Deliveries of one sale wait for each other inside the processor, and each append waits for
 		// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
@@ -290,7 +304,7 @@ func (m *Main) connect(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ecfg.Users, ecfg.Nkeys = auth.users, auth.nkeys
+		ecfg.Nkeys, ecfg.Operators, ecfg.Analytics = auth.nkeys, auth.operators, auth.analytics
 		ns, err := jetstream.StartEmbedded(ecfg, m.Log)
 		if err != nil {
 			return err
@@ -321,7 +335,10 @@ func (m *Main) connect(ctx context.Context) error {
 	m.events = st
 	ectx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return st.EnsureStream(ectx, jetstream.StreamConfig{Replicas: cfg.NATSReplicas})
+	if err := st.EnsureStream(ectx, jetstream.StreamConfig{Replicas: cfg.NATSReplicas}); err != nil {
+		return err
+	}
+	return nil
 }
 
 // connectAttempts bounds the retries against an unreachable external NATS.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/events/jetstream"
@@ -84,7 +85,9 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 		keys = kr
 	}
 
-	ccfg := natsjs.OrderedConsumerConfig{FilterSubjects: filters}
+	// Named so that the analytics user may make it too (its consumers are analytics_…, and reading is all
+	// tail does); unique, so that two tails never share one.
+	ccfg := natsjs.OrderedConsumerConfig{FilterSubjects: filters, NamePrefix: jetstream.AnalyticsRole.ConsumerPrefix + "tail_" + nuid.Next()}
 	if err := tailStart(ctx, m.events, o.since, time.Now(), &ccfg); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 package jetstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,16 +29,23 @@ type EmbeddedConfig struct {
 	SyncAlways bool
 	// ServerName names the server in logs and cluster metadata.
 	ServerName string
-	// Users and Nkeys, when either is set, are the only clients the server accepts (in-process ones
-	// included). Passwords are compared in constant time; keep them out of bcrypt, whose cost every
-	// failed login would pay (an unauthenticated stranger could then burn the CPU the API needs).
+	// Users and Nkeys are the ledger's own identities, with every right in LedgerAccount. When any
+	// identity is set, the server accepts only those set here, in-process clients included, and keeps
+	// the ledger's streams in LedgerAccount with each reader role in an account of its own (accounts.go).
+	// Passwords are compared in constant time; keep them out of bcrypt, whose cost every failed login
+	// would pay (an unauthenticated stranger could then burn the CPU the API needs).
 	Users []*server.User
 	Nkeys []*server.NkeyUser
+	// Operators are NKeys of OperatorRole; Analytics are users of AnalyticsRole. Their Account and
+	// Permissions are set by StartEmbedded.
+	Operators []*server.NkeyUser
+	Analytics []*server.User
 }
 
-// Inbox prefixes. A reply travels to the requester's inbox, and a key read from a bucket is a reply: each
-// role's connections use their own prefix, and only that role may subscribe under it, so no other user of
-// the server ever receives a reply of the ledger's (nats.go CustomInboxPrefix).
+// Inbox prefixes (nats.go CustomInboxPrefix). A reply travels to the requester's inbox, and a key read from a
+// bucket is a reply. Accounts keep each role's inboxes apart already; the operator's prefix is, besides,
+// the one subject space of LedgerAccount exported to another account (its push consumers deliver there),
+// so the ledger's own connections use another, and none of their replies crosses to a role.
 const (
 	// InboxPrefix is the inbox prefix of the ledger's own connections.
 	InboxPrefix = "_ledger_inbox"
@@ -44,92 +53,16 @@ const (
 	OperatorInboxPrefix = "_ledger_ops_inbox"
 )
 
-// PaymentsDurable names the durable consumer of webhook deliveries that the payment processor pulls from.
+// PaymentsDurable is the well-known name of the durable consumer of webhook deliveries that the payment
+// processor pulls from; its real name is Store.PaymentsConsumer's.
 const PaymentsDurable = "payments"
 
-// ReservedConsumers are the durable consumers of LEDGER that belong to the ledger: no other user may create,
-// read, acknowledge, pause or delete them. The ledger's other consumers are ordered consumers with random
-// names that only their connection learns.
-var ReservedConsumers = []string{PaymentsDurable}
-
-// reservedDenies forbids, on the reserved consumers, what streamReader allows on consumers: creating
-// (over) them, pulling, acknowledging, deleting — and reading their state unless inspect is set. NATS
-// permissions match whole subject tokens and a consumer name is one token, so the rule names each reserved
-// consumer rather than a prefix.
-func reservedDenies(stream string, inspect bool) []string {
-	var deny []string
-	for _, c := range ReservedConsumers {
-		deny = append(deny,
-			"$JS.API.CONSUMER.CREATE."+stream+"."+c,
-			"$JS.API.CONSUMER.CREATE."+stream+"."+c+".>",
-			"$JS.API.CONSUMER.DURABLE.CREATE."+stream+"."+c,
-			"$JS.API.CONSUMER.DELETE."+stream+"."+c,
-			"$JS.API.CONSUMER.MSG.NEXT."+stream+"."+c,
-			"$JS.ACK."+stream+"."+c+".>",
-			"$JS.FC."+stream+"."+c+".>",
-		)
-		if !inspect {
-			deny = append(deny, "$JS.API.CONSUMER.INFO."+stream+"."+c)
-		}
-	}
-	return deny
-}
-
-// streamReader allows reading one stream: its info, consumers of one's own (create, info, delete, pull,
-// acknowledge), and direct gets. Listing the stream's consumers is not allowed: their names are not
-// the reader's business.
-func streamReader(stream string) []string {
-	return []string{
-		"$JS.API.STREAM.INFO." + stream,
-		"$JS.API.STREAM.MSG.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream,
-		"$JS.API.DIRECT.GET." + stream + ".>",
-		"$JS.API.CONSUMER.CREATE." + stream + ".>",
-		"$JS.API.CONSUMER.DURABLE.CREATE." + stream + ".*",
-		"$JS.API.CONSUMER.INFO." + stream + ".*",
-		"$JS.API.CONSUMER.DELETE." + stream + ".*",
-		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
-		"$JS.ACK." + stream + ".>",
-		"$JS.FC." + stream + ".>",
-	}
-}
-
-// AnalyticsPermissions is the read-only analytics role: it reads the LEDGER stream through consumers of
-// its own and direct gets, and nothing else. It cannot publish to ledger subjects, reach another stream,
-// bucket or object store (the data-subject keys and the shared secrets live in buckets), touch the
-// ledger's own consumers (ReservedConsumers), or subscribe to any inbox but the default _INBOX.> — never
-// to the ledger's (InboxPrefix, OperatorInboxPrefix), where key reads are answered.
-func AnalyticsPermissions() *server.Permissions {
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{
-			Allow: append([]string{"$JS.API.INFO"}, streamReader(StreamName)...),
-			Deny:  reservedDenies(StreamName, false),
-		},
-		Subscribe: &server.SubjectPermission{
-			Allow: []string{"_INBOX.>", "ledger.>"},
-			Deny:  []string{InboxPrefix + ".>", OperatorInboxPrefix + ".>"},
-		},
-	}
-}
-
-// OperatorPermissions is the role of operator tools connecting through the listener (ledger rebuild,
-// ledger tail, the nats CLI with the operator NKey): they read the LEDGER stream, the data-subject keys
-// (to open sealed personal data, as the projection does) and the photos, and may look at the state of
-// the ledger's own consumers (the payments backlog); they write nothing — no event, no key, no secret —
-// and cannot pull from, acknowledge for or delete the ledger's consumers. The shared secrets are not
-// theirs to read. Their replies come to OperatorInboxPrefix, which no other role may subscribe to.
-func OperatorPermissions() *server.Permissions {
-	allow := append([]string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"}, streamReader(StreamName)...)
-	allow = append(allow, streamReader("KV_"+KeysBucket)...)
-	allow = append(allow, streamReader("OBJ_"+PhotosBucket)...)
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{
-			Allow: allow,
-			Deny:  reservedDenies(StreamName, true),
-		},
-		Subscribe: &server.SubjectPermission{Allow: []string{OperatorInboxPrefix + ".>"}},
-	}
-}
+// reservedConsumer tells whether a consumer of LEDGER is the ledger's own: the payment processor's
+// (PaymentsDurable and every name that begins so). The ledger's other consumers are ephemeral, with names
+// made at random that only their connection learns. The reader roles pull from and acknowledge for
+// consumers by name (JetStream's cross-account pull path admits no finer rule than "any consumer of
+// LEDGER"), so the payment processor's real name is unguessable too: no reader can name it.
+func reservedConsumer(name string) bool { return strings.HasPrefix(name, PaymentsDurable) }
 
 // StartEmbedded starts a nats-server with JetStream in this process and waits until it is ready for
 // connections. Shut it down with Shutdown and WaitForShutdown.
@@ -150,7 +83,14 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 	if opts.ServerName == "" {
 		opts.ServerName = "ledger"
 	}
-	opts.Users, opts.Nkeys = cfg.Users, cfg.Nkeys
+	if len(cfg.Users)+len(cfg.Nkeys)+len(cfg.Operators)+len(cfg.Analytics) > 0 {
+		if err := migrateGlobalAccount(cfg.StoreDir); err != nil {
+			return nil, err
+		}
+		if err := configureAccounts(opts, cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Listen == "" {
 		opts.DontListen = true
 	} else {
@@ -203,12 +143,34 @@ func checkWritableDir(dir string) error {
 	return os.Remove(filepath.Clean(name))
 }
 
-// slogAdapter routes nats-server's own log lines to slog.
+// slogAdapter routes nats-server's own log lines to slog. What a client causes (a failed login, a refused
+// publish or subscription) is logged at debug: strangers can cause it as often as they like, and an error
+// line each would fill the disk; the cost of failed logins is measured instead (docs/operations.md). So is
+// the server's warning about plaintext passwords: the analytics password is compared in constant time on
+// purpose, not through bcrypt.
 type slogAdapter struct{ l *slog.Logger }
 
+// clientCaused tells the server's log lines about a client's own mistakes.
+func clientCaused(line string) bool {
+	for _, s := range []string{"authentication error", "Authorization Violation", "Violation -", "Violation for", "Plaintext passwords"} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a slogAdapter) at(level slog.Level, format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if clientCaused(line) {
+		level = slog.LevelDebug
+	}
+	a.l.Log(context.Background(), level, line)
+}
+
 func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.at(slog.LevelWarn, format, v...) }
 func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.at(slog.LevelError, format, v...) }
 func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Tracef(format string, v ...any)  {}

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -722,5 +723,25 @@ func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
+	if len(e.Value()) != len(fresh) {
+		// Only the ledger writes the bucket; anything else there is damage, not a weaker key to use.
+		return nil, fmt.Errorf("secret %s: %d bytes in the secrets bucket, want %d", name, len(e.Value()), len(fresh))
+	}
 	return e.Value(), nil
+}
+
+// PaymentsConsumer returns the real name of the payment processor's durable consumer, the same for every
+// replica and every start: PaymentsDurable, "_" and 24 hex digits of a shared secret, so that no reader
+// of the stream can name it (reservedConsumer). A consumer left under the old name PaymentsDurable is
+// moved to the new one first, from where it was acknowledged (MigrateDurable).
+func (s *Store) PaymentsConsumer(ctx context.Context, replicas int) (string, error) {
+	secret, err := s.SharedSecret(ctx, "payments_consumer_name", replicas)
+	if err != nil {
+		return "", err
+	}
+	name := PaymentsDurable + "_" + hex.EncodeToString(secret[:12])
+	if err := s.MigrateDurable(ctx, PaymentsDurable, name); err != nil {
+		return "", err
+	}
+	return name, nil
 }

@@ -33,6 +33,9 @@ type SubscriberConfig struct {
 	// Durable names the consumer; it survives restarts, so nothing is skipped or handled twice by
 	// design (a message is redelivered only if it was not acknowledged).
 	Durable string
+	// Label names the consumer in errors and logs (default Durable): a durable whose name must stay
+	// unknown (Store.PaymentsConsumer) is shown by its well-known name.
+	Label string
 	// Filter selects the subjects, e.g. ledger.platform.*.webhook.*.webhook_received.
 	Filter string
 	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it (default
@@ -85,6 +88,9 @@ func (s *Store) NewSubscriber(cfg SubscriberConfig) *Subscriber {
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 1
 	}
+	if cfg.Label == "" {
+		cfg.Label = cfg.Durable
+	}
 	if len(cfg.Redelivery) == 0 {
 		cfg.Redelivery = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute}
 	}
@@ -109,7 +115,7 @@ func (s *Subscriber) Err() error {
 		return s.checked
 	}
 	if !s.pausedUntil.IsZero() {
-		return fmt.Errorf("consumer %s is paused until %s", s.cfg.Durable, s.pausedUntil.UTC().Format(time.RFC3339))
+		return fmt.Errorf("consumer %s is paused until %s", s.cfg.Label, s.pausedUntil.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -122,7 +128,7 @@ func (s *Subscriber) setErr(err error) {
 
 // consume creates (or finds) the durable consumer and starts pulling from it.
 func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, error) {
-	cons, err := s.store.js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		FilterSubject: s.cfg.Filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -130,15 +136,22 @@ func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, er
 		MaxDeliver:    -1,
 		MaxAckPending: s.cfg.InFlight,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	// A consumer that exists keeps where it starts (MigrateDurable makes one that starts mid-stream);
+	// JetStream refuses to change that anyway.
+	if c, err := s.store.js.Consumer(ctx, StreamName, s.cfg.Durable); err == nil {
+		cur := c.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq = cur.DeliverPolicy, cur.OptStartSeq
+	}
+	cons, err := s.store.js.CreateOrUpdateConsumer(ctx, StreamName, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
+		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Label, err)
 	}
 	// Short pull expiry and heartbeats, as for projections: a pull left on a server that lost the
 	// consumer is noticed and replaced within seconds rather than the library's default 30 s.
 	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
+		return nil, fmt.Errorf("consumer %s: %w", s.cfg.Label, err)
 	}
 	return it, nil
 }
@@ -198,8 +211,8 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *wmmes
 				}
 				// The consumer was deleted, or the pull failed for good: make it again, from where it
 				// was acknowledged, until that works.
-				s.setErr(fmt.Errorf("consumer %s: %w", s.cfg.Durable, err))
-				s.cfg.Log.Warn("consumer stopped delivering; making it again", "consumer", s.cfg.Durable, "err", err)
+				s.setErr(fmt.Errorf("consumer %s: %w", s.cfg.Label, err))
+				s.cfg.Log.Warn("consumer stopped delivering; making it again", "consumer", s.cfg.Label, "err", err)
 				it.Stop()
 				if it = s.reconsume(ctx); it == nil {
 					return
@@ -262,14 +275,14 @@ func (s *Subscriber) reconsume(ctx context.Context) jetstream.MessagesContext {
 		cancel()
 		if err == nil {
 			s.setErr(nil)
-			s.cfg.Log.Info("consumer delivering again", "consumer", s.cfg.Durable)
+			s.cfg.Log.Info("consumer delivering again", "consumer", s.cfg.Label)
 			return it
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		s.setErr(err)
-		s.cfg.Log.Warn("making the consumer again failed; retrying", "consumer", s.cfg.Durable, "err", err, "backoff", wait)
+		s.cfg.Log.Warn("making the consumer again failed; retrying", "consumer", s.cfg.Label, "err", err, "backoff", wait)
 	}
 }
 
@@ -297,7 +310,7 @@ func (s *Subscriber) watch(ctx context.Context, restart func()) {
 			until = time.Now().Add(ci.PauseRemaining)
 		}
 		if err != nil {
-			err = fmt.Errorf("consumer %s: %w", s.cfg.Durable, err)
+			err = fmt.Errorf("consumer %s: %w", s.cfg.Label, err)
 		}
 		s.mu.Lock()
 		resumed := !s.pausedUntil.IsZero() && until.IsZero() && err == nil
@@ -307,6 +320,37 @@ func (s *Subscriber) watch(ctx context.Context, restart func()) {
 			restart()
 		}
 	}
+}
+
+// MigrateDurable moves the durable consumer from to the name to, if from exists and to does not: to is made
+// with from's configuration, starting after from's acknowledgement floor, and from is deleted. A message
+// from had acknowledged above its floor (out of order) is delivered once more; handlers are idempotent
+// (a redelivery after a crash is the same). Without from, nothing happens.
+func (s *Store) MigrateDurable(ctx context.Context, from, to string) error {
+	old, err := s.js.Consumer(ctx, StreamName, from)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("consumer %s: %w", from, err)
+	}
+	info, err := old.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", from, err)
+	}
+	if _, err := s.js.Consumer(ctx, StreamName, to); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cfg := info.Config
+		cfg.Durable, cfg.Name = to, ""
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
+		if _, err := s.js.CreateConsumer(ctx, StreamName, cfg); err != nil {
+			return fmt.Errorf("consumer %s: %w", to, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("consumer %s: %w", to, err)
+	}
+	if err := s.js.DeleteConsumer(ctx, StreamName, from); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s: %w", from, err)
+	}
+	return nil
 }
 
 func (s *Subscriber) delay(wm *wmmessage.Message) time.Duration {
