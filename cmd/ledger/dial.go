@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,4 +76,55 @@ func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Optio
 	m.lock = lock
 	m.Config.NATSListen = "off"
 	return m.connect(ctx)
+}
+
+// errKeysDenied: the tool's NATS user may not read the keys bucket (the analytics user may not).
+var errKeysDenied = errors.New("permission denied")
+
+// keysProbe opens the keyring for a tool and tells a refusal from a slow answer: a request the server
+// refuses goes unanswered, and its permissions violation arrives asynchronously, through the connection's
+// error handler (option).
+type keysProbe struct {
+	once   sync.Once
+	denied chan struct{}
+	log    *slog.Logger
+}
+
+func newKeysProbe(log *slog.Logger) *keysProbe {
+	return &keysProbe{denied: make(chan struct{}), log: log}
+}
+
+func (p *keysProbe) option() nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			p.once.Do(func() { close(p.denied) })
+		}
+		p.log.Debug("nats", "err", err)
+	})
+}
+
+// keys opens the keyring within 10 s; errKeysDenied when the server refused.
+func (p *keysProbe) keys(ctx context.Context, st *jetstream.Store) (*jetstream.Keyring, error) {
+	kctx, cancel := context.WithTimeoutCause(ctx, 10*time.Second, errors.New("no answer within 10s"))
+	defer cancel()
+	go func() {
+		select {
+		case <-p.denied:
+			cancel()
+		case <-kctx.Done():
+		}
+	}()
+	kr, err := st.Keys(kctx)
+	if err == nil {
+		return kr, nil
+	}
+	select {
+	case <-p.denied:
+		return nil, fmt.Errorf("keys bucket: %w", errKeysDenied)
+	default:
+	}
+	if kctx.Err() != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("keys bucket: %w", context.Cause(kctx))
+	}
+	return nil, fmt.Errorf("keys bucket: %w", err)
 }

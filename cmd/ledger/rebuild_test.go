@@ -293,3 +293,101 @@ func TestRebuildFailsWhenTheLedgerDies(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+// seedCustomers appends n customer_registered events of store to the log: personal data, sealed with a
+// key of its own per customer, that a rebuild must look up to open.
+func seedCustomers(t *testing.T, m *Main, store string, n int) {
+	t.Helper()
+	for from := 0; from < n; from += 250 {
+		var ws []jetstream.Write
+		for i := from; i < min(from+250, n); i++ {
+			id := fmt.Sprintf("cus_seed%06d", i)
+			ws = append(ws, jetstream.Write{Expect: jetstream.NoExpectation, Event: events.Envelope{
+				ID:        "evt_" + id,
+				Aggregate: events.Aggregate{Mode: events.ModeLive, StoreID: store, Type: events.AggregateCustomer, ID: id},
+				Time:      time.Now(),
+				Payload: events.CustomerRegistered{CustomerID: id, Source: "api",
+					CustomerData: events.CustomerData{Email: fmt.Sprintf("seed%d@example.com", i), FirstName: "Seeded", LastName: "Customer"}},
+			}})
+		}
+		if _, err := m.events.AppendWrites(context.Background(), ws...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A rebuild that loses its ledger while it looks up customers' keys names the lost connection, not the
+// lookup that timed out, and says that nothing was switched.
+func TestRebuildNamesTheLostConnection(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	seedStores(t, m, 1)
+	seedCustomers(t, m, "str_seed000000", 1500)
+	before, err := projections.ReadCurrent(filepath.Join(dir, readDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, forwarded, cut := throttledProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
+
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "20s"}, env(nil), &stderr, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before the ledger went away: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cut.Store(true)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the rebuild succeeded although its ledger went away:\n%s", stderr.String())
+		}
+		t.Logf("rebuild: %v", err)
+		for _, want := range []string{"NATS connection", "nothing was switched", before} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("rebuild error does not say %q", want)
+			}
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the rebuild still runs long after its ledger went away:\n%s", stderr.String())
+	}
+	if after, _ := projections.ReadCurrent(filepath.Join(dir, readDir)); after != before {
+		t.Fatalf("CURRENT moved from %s to %s", before, after)
+	}
+}
+
+// Rebuild as the analytics user, which may not read the keys bucket, says that it needs the operator
+// and how to connect as one.
+func TestRebuildAsAnalyticsNeedsTheOperator(t *testing.T) {
+	dir := t.TempDir()
+	const pw = "analytics-password-0123456789"
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1"; c.AnalyticsPassword = pw })
+	createStore(t, client{t, "http://" + m.HTTPAddr}, "analysed")
+	url := "nats://" + analyticsUser + ":" + pw + "@" + strings.TrimPrefix(m.NATSURL, "nats://")
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"rebuild", "--data-dir", dir}, env(map[string]string{"LEDGER_NATS_URL": url}), &stderr, &stderr)
+	if err == nil {
+		t.Fatalf("rebuild as analytics succeeded:\n%s", stderr.String())
+	}
+	for _, want := range []string{"operator", "keys bucket", "LEDGER_NATS_LISTEN", operatorSeedFile} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("error shows the password: %v", err)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -55,31 +54,15 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 	logger := newLogger(stderr, cfg.LogLevel)
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	// A request the server refuses goes unanswered; its permissions violation comes asynchronously.
-	kctx, cancel := context.WithTimeoutCause(ctx, 10*time.Second, errors.New("no answer within 10s"))
-	defer cancel()
-	denied := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) {
-			cancel()
-		}
-		logger.Debug("nats", "err", err)
-	})
-	if err := m.connectTool(ctx, "ledger-tail", denied); err != nil {
+	probe := newKeysProbe(logger)
+	if err := m.connectTool(ctx, "ledger-tail", probe.option()); err != nil {
 		return err
 	}
 
 	// Personal data is opened only if the keyring can be read; a client without the right (the analytics
 	// user) sees it sealed, as any stream consumer does.
 	var keys events.Keyring
-	kr, err := m.events.Keys(kctx)
-	if kctx.Err() != nil && ctx.Err() == nil {
-		err = fmt.Errorf("keys bucket: %w", context.Cause(kctx))
-		if errors.Is(err, context.Canceled) {
-			err = errors.New("keys bucket: permission denied")
-		}
-	}
-	cancel()
-	if err != nil {
+	if kr, err := probe.keys(ctx, m.events); err != nil {
 		fmt.Fprintf(stderr, "personal data stays sealed: the keyring cannot be read (%v)\n", err)
 	} else {
 		keys = kr
