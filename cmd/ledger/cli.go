@@ -45,7 +45,9 @@ var (
 		name:    "tail",
 		summary: "follow the event log, decoded, one line per event (--json, filters by store, type, aggregate)",
 		about: "It connects like rebuild. Personal data is shown opened when the keyring can be read (the operator\n" +
-			"user can), sealed otherwise. Without --since it starts with the log's last 10 events.",
+			"user can), sealed otherwise. Without --since it starts with the log's last 10 events. With no ledger\n" +
+			"running it opens the data dir itself and holds its LOCK, so a ledger cannot start meanwhile: it then\n" +
+			"stops at the end of the log unless --follow is given.",
 		flags: logFlags,
 	}
 	commandVersion = command{

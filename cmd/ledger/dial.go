@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +67,7 @@ func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Optio
 	if cfg.NATSURL != "" {
 		return fmt.Errorf("cannot reach NATS at %s: %w", redactURL(cfg.NATSURL), err)
 	}
-	lock, lerr := lockDataDir(cfg.DataDir)
+	lock, lerr := lockDataDir(cfg.DataDir, strings.Replace(name, "-", " ", 1))
 	if lerr != nil {
 		if errors.Is(err, errNoListener) {
 			return fmt.Errorf("%w; it runs without a NATS listener (LEDGER_NATS_LISTEN=off): stop it, or give it a listener", lerr)

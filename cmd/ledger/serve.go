@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,7 +72,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir %s is not usable: %w", cfg.DataDir, err)
 	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := lockDataDir(cfg.DataDir, "ledger serve")
 	if err != nil {
 		return err
 	}
@@ -406,16 +408,24 @@ func (m *Main) adminTokenHash() (hash string, keep func() error, err error) {
 	return hash, keep, nil
 }
 
-// lockDataDir takes an exclusive lock so that two ledgers never share one data dir.
-func lockDataDir(dir string) (*os.File, error) {
+// lockDataDir takes an exclusive lock so that two ledgers never share one data dir. The holder writes
+// "pid N <what>" (ledger serve, ledger tail …) into the lock file, for the process it keeps out to name.
+func lockDataDir(dir, what string) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s is not writable: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := "another ledger process"
+		if b, rerr := io.ReadAll(io.LimitReader(f, 256)); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
+			holder = strings.ToValidUTF8(string(bytes.TrimSpace(b)), "?")
+		}
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another ledger process: %w", dir, err)
+		return nil, fmt.Errorf("data dir %s is in use by %s (it holds %s): %w", dir, holder, path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d %s\n", os.Getpid(), what)), 0)
 	}
 	return f, nil
 }
