@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,8 +70,15 @@ func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Optio
 	}
 	lock, lerr := lockDataDir(cfg.DataDir, strings.Replace(name, "-", " ", 1))
 	if lerr != nil {
+		if !errors.Is(lerr, errDataDirInUse) {
+			return lerr
+		}
 		if errors.Is(err, errNoListener) {
 			return fmt.Errorf("%w; it runs without a NATS listener (LEDGER_NATS_LISTEN=off): stop it, or give it a listener", lerr)
+		}
+		if _, port, _ := net.SplitHostPort(cfg.NATSListen); port == "0" {
+			return fmt.Errorf("%w; LEDGER_NATS_LISTEN %s has port 0, a free port the ledger picked at its start: "+
+				"give %s that port (the nats= of its \"ledger ready\" line)", lerr, cfg.NATSListen, name)
 		}
 		return fmt.Errorf("%w; its NATS listener at %s did not let %s in: %v", lerr, cfg.NATSListen, name, err)
 	}

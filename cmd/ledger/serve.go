@@ -408,6 +408,9 @@ func (m *Main) adminTokenHash() (hash string, keep func() error, err error) {
 	return hash, keep, nil
 }
 
+// errDataDirInUse: another process holds the data dir's LOCK.
+var errDataDirInUse = errors.New("in use")
+
 // lockDataDir takes an exclusive lock so that two ledgers never share one data dir. The holder writes
 // "pid N <what>" (ledger serve, ledger tail …) into the lock file, for the process it keeps out to name.
 func lockDataDir(dir, what string) (*os.File, error) {
@@ -422,7 +425,7 @@ func lockDataDir(dir, what string) (*os.File, error) {
 			holder = strings.ToValidUTF8(string(bytes.TrimSpace(b)), "?")
 		}
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by %s (it holds %s): %w", dir, holder, path, err)
+		return nil, fmt.Errorf("data dir %s is %w by %s (it holds %s): %w", dir, errDataDirInUse, holder, path, err)
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d %s\n", os.Getpid(), what)), 0)
