@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -201,13 +202,20 @@ func seedStores(t *testing.T, m *Main, n int) {
 // and counts what it forwarded: a rebuild through it is surely still running a while. Setting cut drops
 // every connection, with what was in flight, as a crash or a broken network does.
 func throttledProxy(t *testing.T, target string, rate int) (addr string, forwarded *atomic.Int64, cut *atomic.Bool) {
+	addr, forwarded, cut, _ = freezableProxy(t, target, rate)
+	return addr, forwarded, cut
+}
+
+// freezableProxy is throttledProxy that also freezes: once frozen is set it forwards nothing more from
+// the server, and keeps the connections open, as a server that hangs does.
+func freezableProxy(t *testing.T, target string, rate int) (addr string, forwarded *atomic.Int64, cut, frozen *atomic.Bool) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	forwarded, cut = new(atomic.Int64), new(atomic.Bool)
+	forwarded, cut, frozen = new(atomic.Int64), new(atomic.Bool), new(atomic.Bool)
 	go func() {
 		for {
 			client, err := ln.Accept()
@@ -229,6 +237,9 @@ func throttledProxy(t *testing.T, target string, rate int) (addr string, forward
 					if cut.Load() {
 						return
 					}
+					if frozen.Load() {
+						n = 0
+					}
 					if n > 0 {
 						if _, werr := client.Write(buf[:n]); werr != nil {
 							return
@@ -243,7 +254,7 @@ func throttledProxy(t *testing.T, target string, rate int) (addr string, forward
 			}()
 		}
 	}()
-	return ln.Addr().String(), forwarded, cut
+	return ln.Addr().String(), forwarded, cut, frozen
 }
 
 // A rebuild through a running ledger that dies under it fails within its stall timeout, naming the lost
@@ -389,5 +400,45 @@ func TestRebuildAsAnalyticsNeedsTheOperator(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), pw) {
 		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+// A rebuild whose source hangs (the connection stays up, nothing arrives) fails by its stall timeout,
+// counted from its last progress, and switches nothing.
+func TestRebuildStallTimeout(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	seedStores(t, m, 1500)
+	proxy, forwarded, _, frozen := freezableProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
+
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "1s"}, env(nil), &stderr, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before its source hung: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	frozen.Store(true)
+	select {
+	case err := <-done:
+		if !errors.Is(err, projections.ErrStalled) || !strings.Contains(err.Error(), "nothing was switched") {
+			t.Fatalf("rebuild from a hung source: %v", err)
+		}
+		t.Logf("rebuild: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the rebuild still runs a minute after its source hung:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "events/hr") || strings.Contains(stderr.String(), "events/min") {
+		t.Errorf("the bar showed a rate per hour or minute:\n%s", stderr.String())
 	}
 }
