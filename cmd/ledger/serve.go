@@ -49,7 +49,9 @@ type Main struct {
 	events  *jetstream.Store
 	live    *projections.Live
 	httpSrv *http.Server
-	router  *wmmessage.Router
+	// inFlight are the API requests being served.
+	inFlight inFlight
+	router   *wmmessage.Router
 	// stopGroups ends group commit, after the last append.
 	stopGroups func()
 	debugSrv   *http.Server
@@ -242,7 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	m.httpSrv = &http.Server{
-		Handler:           api.Handler(),
+		Handler:           m.inFlight.wrap(api.Handler()),
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -438,7 +440,16 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
-		errs = append(errs, m.httpSrv.Shutdown(ctx))
+		if err := m.httpSrv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			// Cut what still runs rather than close NATS and the read store under it.
+			running := m.inFlight.describe(time.Now())
+			m.httpSrv.Close()
+			errs = append(errs, fmt.Errorf("shutdown: in-flight requests did not finish within LEDGER_SHUTDOWN_TIMEOUT (%s); "+
+				"still running were %s; their connections were cut and their clients got no answer "+
+				"(what a write had appended before stays in the log)", m.Config.ShutdownTimeout, running))
+		} else if err != nil {
+			errs = append(errs, err)
+		}
 		cancel()
 	}
 	if m.debugSrv != nil {
