@@ -30,7 +30,7 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 	cfg, err := commandConfig(commandRebuild, args, env, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&until, "until", "", "stop after this stream sequence, RFC 3339 time or YYYY-MM-DD date (as-of store, no switch)")
 		fs.StringVar(&out, "out", "", "file for the as-of store (with --until; default data/read/asof-<until>.db)")
-		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, when the log sends no event for this long")
+		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, after this long without progress (no event read, no batch applied)")
 	})
 	if err != nil {
 		return flagErr(err)
