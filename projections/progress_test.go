@@ -83,3 +83,40 @@ func TestProgressBarShowsRateAndTimeLeft(t *testing.T) {
 		t.Fatalf("frame %q: want percentage, count, rate and [elapsed:left]", frame)
 	}
 }
+
+// Ticks without progress are not fed to the bar: they would draw a rate of "0 events/hr" and "0s" left.
+func TestProgressBarIgnoresIdleTicks(t *testing.T) {
+	var out bytes.Buffer
+	p := &progress{bar: newBar(&out, 1_000_000), w: &out}
+	for range 5 { // a slow start: a second of ticks before the first event
+		p.show(0)
+		time.Sleep(progressEvery)
+	}
+	if strings.Contains(out.String(), "events/hr") || strings.Contains(out.String(), ":0s]") {
+		t.Fatalf("idle ticks drew %q", out.String())
+	}
+	p.show(4_200)
+	frame := out.String()[strings.LastIndex(out.String(), "\r")+1:]
+	if !regexp.MustCompile(`\(4200/1000000, \d+ events/s\) \[\d+s:\d+[hms]`).MatchString(frame) || strings.Contains(frame, ":0s]") {
+		t.Fatalf("frame %q: want a rate per second and a time left", frame)
+	}
+}
+
+// The stall timeout runs from the last progress, not from when a check happened to notice it.
+func TestStallWait(t *testing.T) {
+	at := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		last, now time.Duration // after at
+		want      time.Duration
+	}{
+		{0, 0, 30 * time.Second},
+		{0, 29 * time.Second, time.Second},
+		{0, 30 * time.Second, 0},
+		{10 * time.Second, 35 * time.Second, 5 * time.Second},
+		{10 * time.Second, 41 * time.Second, -time.Second},
+	} {
+		if got := stallWait(at.Add(tt.last), at.Add(tt.now), 30*time.Second); got != tt.want {
+			t.Errorf("progress at +%s, now +%s: wait %s, want %s", tt.last, tt.now, got, tt.want)
+		}
+	}
+}

@@ -155,19 +155,19 @@ func Rebuild(ctx context.Context, log Log, opts RebuildOptions) (RebuildResult, 
 // ErrStalled is a rebuild whose source sent nothing for its StallTimeout.
 var ErrStalled = errors.New("the log sent no event")
 
-// watchStall cancels the run with ErrStalled (and the source's own error) once the runner has read
-// nothing new for timeout. The runner, waiting inside the client library for an event that will not
-// come, is woken by the cancellation.
+// watchStall cancels the run with ErrStalled (and the source's own error) once the runner has made no
+// progress for timeout, counted from its last progress (or from the start). The runner, waiting inside
+// the client library for an event that will not come, is woken by the cancellation.
 func watchStall(ctx context.Context, cancel context.CancelCauseFunc, r *Runner, target uint64, timeout time.Duration, sourceErr func() error) (stop func()) {
 	if timeout <= 0 {
 		return func() {}
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	start := time.Now()
 	go func() {
 		defer close(finished)
-		last, since := r.Read(), time.Now()
-		t := time.NewTicker(min(timeout/4, time.Second))
+		t := time.NewTimer(timeout)
 		defer t.Stop()
 		for {
 			select {
@@ -177,14 +177,15 @@ func watchStall(ctx context.Context, cancel context.CancelCauseFunc, r *Runner, 
 				return
 			case <-t.C:
 			}
-			if now := max(r.Read(), r.Applied()); now != last || now >= target {
-				last, since = now, time.Now()
+			last := r.MovedAt()
+			if last.Before(start) {
+				last = start
+			}
+			if wait := stallWait(last, time.Now(), timeout); wait > 0 || max(r.Read(), r.Applied()) >= target {
+				t.Reset(max(wait, timeout/10))
 				continue
 			}
-			if time.Since(since) < timeout {
-				continue
-			}
-			err := fmt.Errorf("%w for %s, at sequence %d of %d", ErrStalled, timeout, last, target)
+			err := fmt.Errorf("%w for %s, at sequence %d of %d", ErrStalled, time.Since(last).Round(time.Millisecond), max(r.Read(), r.Applied()), target)
 			if sourceErr != nil {
 				if serr := sourceErr(); serr != nil {
 					err = fmt.Errorf("%w: %w", err, serr)
@@ -195,6 +196,12 @@ func watchStall(ctx context.Context, cancel context.CancelCauseFunc, r *Runner, 
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// stallWait is how long after now a run that last made progress at last has stalled for timeout; zero
+// or less once it has.
+func stallWait(last, now time.Time, timeout time.Duration) time.Duration {
+	return last.Add(timeout).Sub(now)
 }
 
 // lastAtOrBefore is the last sequence in [1, head] whose event time is not after until, or 0 when even
@@ -277,6 +284,7 @@ type progress struct {
 	w        io.Writer
 	r        *Runner
 	target   uint64
+	shown    uint64 // the position last given to the bar
 	quit     chan struct{}
 	finished chan struct{}
 }
@@ -300,17 +308,29 @@ func startProgress(w io.Writer, r *Runner, target uint64) *progress {
 			case <-p.quit:
 				return
 			case <-t.C:
-				_ = p.bar.Set64(int64(progressDone(r.Applied(), r.Read(), target)))
+				p.show(progressDone(r.Applied(), r.Read(), target))
 			}
 		}
 	}()
 	return p
 }
 
+// show moves the bar to done. A tick without progress is not fed to the bar: it would count as a
+// sample of zero events per second, and the bar would show "0 events/hr" and, dividing by that rate, "0s"
+// left. The rate is then the average since the last move, and a stall shows as a bar that stands still
+// (the stall timeout ends it).
+func (p *progress) show(done uint64) {
+	if done == p.shown {
+		return
+	}
+	p.shown = done
+	_ = p.bar.Set64(int64(done))
+}
+
 // newBar is the bar: "42% |████      | (4200/10000, 61000 events/s) [0s:0s]", elapsed and left in the
 // brackets; at the end the elapsed time alone.
 func newBar(w io.Writer, target uint64) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(int64(target),
+	bar := progressbar.NewOptions64(int64(target),
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionShowCount(),
@@ -319,9 +339,11 @@ func newBar(w io.Writer, target uint64) *progressbar.ProgressBar {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionShowElapsedTimeOnFinish(),
 		progressbar.OptionThrottle(progressEvery),
-		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 	)
+	// The clock starts now, not at the first event: the first rate is events over the time they took.
+	bar.StartWithoutRender()
+	return bar
 }
 
 // progressDone is the position the bar shows: events committed, or read and being applied (a batch of

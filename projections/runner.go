@@ -47,6 +47,7 @@ type Runner struct {
 
 	applied  atomic.Uint64
 	lastRead atomic.Uint64 // the last sequence read from the log, one batch or two ahead of applied
+	movedAt  atomic.Int64  // when an event was last read or a batch applied, in Unix nanoseconds
 	head     atomic.Uint64
 	failing  atomic.Pointer[error]
 
@@ -144,6 +145,7 @@ func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope)
 		}
 		r.seeHead(d.Event.Sequence + d.Pending)
 		r.lastRead.Store(d.Event.Sequence)
+		r.movedAt.Store(time.Now().UnixNano())
 		stop := r.StopAt != nil && r.StopAt(d.Event)
 		if batch == nil {
 			// Sized by what is known to follow: at the head of the log batches are small, and a full-size
@@ -213,11 +215,20 @@ func (r *Runner) seeHead(seq uint64) {
 
 func (r *Runner) setApplied(seq uint64) {
 	r.applied.Store(seq)
+	r.movedAt.Store(time.Now().UnixNano())
 	r.seeHead(seq)
 	r.mu.Lock()
 	close(r.advance)
 	r.advance = make(chan struct{})
 	r.mu.Unlock()
+}
+
+// MovedAt is when the runner last made progress: read an event or applied a batch (zero before either).
+func (r *Runner) MovedAt() time.Time {
+	if n := r.movedAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Applied is the sequence of the last event committed to the target.

@@ -45,7 +45,9 @@ var (
 		name:    "tail",
 		summary: "follow the event log, decoded, one line per event (--json, filters by store, type, aggregate)",
 		about: "It connects like rebuild. Personal data is shown opened when the keyring can be read (the operator\n" +
-			"user can), sealed otherwise. Without --since it starts with the log's last 10 events.",
+			"user can), sealed otherwise. Without --since it starts with the log's last 10 events. With no ledger\n" +
+			"running it opens the data dir itself and holds its LOCK, so a ledger cannot start meanwhile: it then\n" +
+			"stops at the end of the log unless --follow is given.",
 		flags: logFlags,
 	}
 	commandVersion = command{
@@ -115,20 +117,74 @@ func help(_ context.Context, args []string, _ func(string) string, stdout, _ io.
 func (cmd command) flagSet(c *Config, extra func(*flag.FlagSet)) *flag.FlagSet {
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // usage goes to stdout on -h, errors are returned
-	if cmd.flags == nil {
-		c.bindFlags(fs)
-	} else {
-		all := flag.NewFlagSet("", flag.ContinueOnError)
-		c.bindFlags(all)
-		for _, name := range cmd.flags {
-			f := all.Lookup(name)
-			fs.Var(f.Value, f.Name, f.Usage)
-		}
+	for _, f := range cmd.configFlags(c) {
+		fs.Var(f.Value, f.Name, f.Usage)
 	}
 	if extra != nil {
 		extra(fs)
 	}
 	return fs
+}
+
+// configFlags are the configuration flags the command takes, bound to c.
+func (cmd command) configFlags(c *Config) []*flag.Flag {
+	all := flag.NewFlagSet("", flag.ContinueOnError)
+	c.bindFlags(all)
+	var fl []*flag.Flag
+	if cmd.flags == nil {
+		all.VisitAll(func(f *flag.Flag) { fl = append(fl, f) })
+		return fl
+	}
+	for _, name := range cmd.flags {
+		fl = append(fl, all.Lookup(name))
+	}
+	return fl
+}
+
+// uses says whether the command takes the setting of an environment variable.
+func (cmd command) uses(env string) bool {
+	for _, f := range cmd.configFlags(new(Config)) {
+		if flagEnv(f) == env {
+			return true
+		}
+	}
+	return false
+}
+
+// serveOnly is the first flag in args that the command does not take but serve does, if any.
+func serveOnly(cmd command, fs *flag.FlagSet, args []string) string {
+	serveFlags := commandServe.flagSet(new(Config), nil)
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && fs.Lookup(name) == nil && serveFlags.Lookup(name) != nil {
+			return name
+		}
+	}
+	return ""
+}
+
+// settingValue is a configuration flag's value as parsed: a value that does not parse is reported with
+// the flag's environment variable, the other way to set it.
+type settingValue struct {
+	flag.Value
+	name, env string
+	failed    *error
+}
+
+func (v settingValue) Set(s string) error {
+	err := v.Value.Set(s)
+	if err != nil && *v.failed == nil {
+		*v.failed = fmt.Errorf("--%s (%s): invalid value %q: %v", v.name, v.env, s, err)
+	}
+	return err
+}
+
+func (v settingValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func (cmd command) usage(w io.Writer, fs *flag.FlagSet) {
@@ -148,23 +204,40 @@ func (cmd command) usage(w io.Writer, fs *flag.FlagSet) {
 	fs.SetOutput(io.Discard)
 }
 
-// commandConfig reads the environment, then the command's flags in args. -h prints the command's usage
-// to stdout and returns flag.ErrHelp.
+// commandConfig reads the environment, then the command's flags in args, and validates the settings the
+// command uses (a tool does not check serve's). -h prints the command's usage to stdout and returns
+// flag.ErrHelp.
 func commandConfig(cmd command, args []string, env func(string) string, stdout io.Writer, extra func(*flag.FlagSet)) (Config, error) {
 	var c Config
 	c.setDefaults(env)
-	fs := cmd.flagSet(&c, extra)
+	var failed error
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range cmd.configFlags(&c) {
+		fs.Var(settingValue{Value: f.Value, name: f.Name, env: flagEnv(f), failed: &failed}, f.Name, f.Usage)
+	}
+	if extra != nil {
+		extra(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			cmd.usage(stdout, fs)
+			var shown Config
+			shown.setDefaults(env)
+			cmd.usage(stdout, cmd.flagSet(&shown, extra))
 			return c, err
+		}
+		if failed != nil {
+			err = failed
+		} else if name := serveOnly(cmd, fs, args); name != "" {
+			err = fmt.Errorf("--%s is a setting of ledger serve only; ledger %s does not use it", name, cmd.name)
 		}
 		return c, fmt.Errorf("%s: %w (run \"ledger %s -h\" for its flags)", cmd.name, err, cmd.name)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%s: unexpected arguments: %v", cmd.name, fs.Args())
 	}
-	return c, c.Validate()
+	c.flagsWin(fs)
+	return c, c.validate(cmd.uses)
 }
 
 // version is `ledger version`: the module version and VCS stamp from the build info, and Go's version.

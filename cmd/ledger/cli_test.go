@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -301,5 +303,68 @@ func TestTail(t *testing.T) {
 		if !strings.Contains(sc.Text(), "/str_") {
 			t.Errorf("--aggregate store followed %q", sc.Text())
 		}
+	}
+}
+
+// With no ledger running, tail opens the data dir itself: it stops at the end of the log unless told to
+// follow, and while it follows, a ledger started meanwhile is told who holds the data dir.
+func TestTailOnAnOfflineDataDir(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, nil)
+	createStore(t, client{t, "http://" + m.HTTPAddr}, "offline")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offline := []string{"tail", "--data-dir", dir, "--nats-listen", "off", "--since", "1"}
+
+	// No --follow: the log up to its end, then it returns by itself.
+	done := make(chan error, 1)
+	var out, errOut syncBuffer
+	go func() { done <- run(context.Background(), offline, env(nil), &out, &errOut) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tail: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("tail on an offline data dir kept following:\n%s", errOut.String())
+	}
+	if !strings.Contains(out.String(), "store_created") || !strings.Contains(errOut.String(), "opened the data dir") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+
+	// --follow: a warning that it holds the data dir, and a ledger started meanwhile names it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, errOut = syncBuffer{}, syncBuffer{}
+	go func() { done <- run(ctx, append(offline, "--follow"), env(nil), &out, &errOut) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "store_created") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tail --follow showed nothing:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(errOut.String(), "warning") || !strings.Contains(errOut.String(), "LOCK") {
+		t.Errorf("tail --follow on the data dir gave no warning:\n%s", errOut.String())
+	}
+	cfg, err := loadConfig("serve", nil, env(map[string]string{"LEDGER_DATA_DIR": dir, "LEDGER_HTTP_ADDR": "127.0.0.1:0", "LEDGER_NATS_LISTEN": "off"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &Main{Config: cfg, Log: slog.New(slog.DiscardHandler)}
+	err = second.Run(context.Background())
+	second.Close()
+	if want := fmt.Sprintf("pid %d ledger tail", os.Getpid()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("ledger serve beside tail --follow: err %v, want one naming %q", err, want)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tail after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tail did not stop when cancelled")
 	}
 }

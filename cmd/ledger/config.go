@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +55,9 @@ type Config struct {
 	readyCheckEvery time.Duration
 
 	gatewaySecretsRaw string
-	envErrs           []error
+	// envErrs are the environment variables whose values did not parse, by name; their settings are not
+	// range-checked (the zero value left behind would only add a second, misleading error).
+	envErrs map[string]error
 }
 
 // Gateways whose webhook signatures the ledger verifies.
@@ -77,9 +81,10 @@ func (c *Config) setDefaults(env func(string) string) {
 	c.AnalyticsPassword = get("LEDGER_NATS_ANALYTICS_PASSWORD", "")
 	c.gatewaySecretsRaw = get("LEDGER_GATEWAY_SECRETS", "")
 	var err error
+	c.envErrs = map[string]error{}
 	note := func(k string, err error) {
 		if err != nil {
-			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: %v", k, env(k), err))
+			c.envErrs[k] = fmt.Errorf("%s=%q: %v", k, env(k), err)
 		}
 	}
 	c.SyncAlways, err = strconv.ParseBool(get("LEDGER_SYNC_ALWAYS", "true"))
@@ -141,53 +146,77 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.RateLimitIP, "rate-limit-ip", c.RateLimitIP, "requests per second each client address may make without a valid key (bursts of twice as many); gateway webhooks are not limited; 0: no limit (LEDGER_RATE_LIMIT_IP)")
 }
 
+// flagsWin forgets the environment's unparsable values of the settings a flag in fs has set.
+func (c *Config) flagsWin(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) { delete(c.envErrs, flagEnv(f)) })
+}
+
+// flagEnv is the environment variable of a configuration flag: every usage ends with it, "(LEDGER_…)".
+func flagEnv(f *flag.Flag) string {
+	i := strings.LastIndex(f.Usage, "(LEDGER_")
+	if i < 0 || !strings.HasSuffix(f.Usage, ")") {
+		return ""
+	}
+	return f.Usage[i+1 : len(f.Usage)-1]
+}
+
 // Validate checks every field and reports all problems at once. It also parses the gateway secrets.
-func (c *Config) Validate() error {
-	errs := append([]error(nil), c.envErrs...)
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+func (c *Config) Validate() error { return c.validate(func(string) bool { return true }) }
+
+// validate checks the settings uses says the command uses (by environment variable), and of those only
+// the ones whose value parsed.
+func (c *Config) validate(uses func(env string) bool) error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(c.envErrs)) {
+		if uses(k) {
+			errs = append(errs, c.envErrs[k])
+		}
+	}
+	check := func(k string) bool { return uses(k) && c.envErrs[k] == nil }
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); check("LEDGER_HTTP_ADDR") && err != nil {
 		errs = append(errs, fmt.Errorf("LEDGER_HTTP_ADDR %q: %v", c.HTTPAddr, err))
 	}
-	if c.PublicURL != "" {
+	if check("LEDGER_PUBLIC_URL") && c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("LEDGER_PUBLIC_URL %q: want an absolute http(s) URL", c.PublicURL))
 		}
 	}
-	if c.DataDir == "" {
+	if check("LEDGER_DATA_DIR") && c.DataDir == "" {
 		errs = append(errs, errors.New("LEDGER_DATA_DIR is empty"))
 	}
-	if c.NATSListen != "off" {
+	if check("LEDGER_NATS_LISTEN") && c.NATSListen != "off" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			errs = append(errs, fmt.Errorf("LEDGER_NATS_LISTEN %q: want host:port or off: %v", c.NATSListen, err))
 		}
 	}
-	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+	if check("LEDGER_NATS_REPLICAS") && (c.NATSReplicas < 1 || c.NATSReplicas > 5) {
 		errs = append(errs, fmt.Errorf("LEDGER_NATS_REPLICAS %d: want 1 to 5", c.NATSReplicas))
 	}
-	if c.NATSURL == "" && c.NATSReplicas != 1 {
+	if check("LEDGER_NATS_REPLICAS") && c.NATSURL == "" && c.NATSReplicas != 1 {
 		errs = append(errs, errors.New("LEDGER_NATS_REPLICAS above 1 needs an external cluster (LEDGER_NATS_URL)"))
 	}
-	if c.AnalyticsPassword != "" && len(c.AnalyticsPassword) < 16 {
+	if check("LEDGER_NATS_ANALYTICS_PASSWORD") && c.AnalyticsPassword != "" && len(c.AnalyticsPassword) < 16 {
 		errs = append(errs, errors.New("LEDGER_NATS_ANALYTICS_PASSWORD is shorter than 16 characters"))
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 24 {
+	if check("LEDGER_ADMIN_TOKEN") && c.AdminToken != "" && len(c.AdminToken) < 24 {
 		errs = append(errs, errors.New("LEDGER_ADMIN_TOKEN is shorter than 24 characters"))
 	}
-	if c.DownloadTTL < time.Second {
+	if check("LEDGER_DOWNLOAD_TTL") && c.DownloadTTL < time.Second {
 		errs = append(errs, errors.New("LEDGER_DOWNLOAD_TTL must be at least 1s"))
 	}
-	if c.ShutdownTimeout <= 0 {
+	if check("LEDGER_SHUTDOWN_TIMEOUT") && c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("LEDGER_SHUTDOWN_TIMEOUT must be positive"))
 	}
-	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+	if check("LEDGER_RATE_LIMIT") && (c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0)) {
 		errs = append(errs, fmt.Errorf("LEDGER_RATE_LIMIT %v: want a number of requests per second, 0 for no limit", c.RateLimit))
 	}
-	if c.RateBurst < 1 {
+	if check("LEDGER_RATE_BURST") && c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("LEDGER_RATE_BURST %d: want at least 1", c.RateBurst))
 	}
-	if c.RateLimitIP < 0 || math.IsNaN(c.RateLimitIP) || math.IsInf(c.RateLimitIP, 0) {
+	if check("LEDGER_RATE_LIMIT_IP") && (c.RateLimitIP < 0 || math.IsNaN(c.RateLimitIP) || math.IsInf(c.RateLimitIP, 0)) {
 		errs = append(errs, fmt.Errorf("LEDGER_RATE_LIMIT_IP %v: want a number of requests per second, 0 for no limit", c.RateLimitIP))
 	}
-	if c.HTTPMaxConns < 1 {
+	if check("LEDGER_HTTP_MAX_CONNS") && c.HTTPMaxConns < 1 {
 		errs = append(errs, fmt.Errorf("LEDGER_HTTP_MAX_CONNS %d: want at least 1", c.HTTPMaxConns))
 	}
 	for _, d := range []struct {
@@ -197,11 +226,14 @@ func (c *Config) Validate() error {
 		{"LEDGER_HTTP_READ_HEADER_TIMEOUT", c.HTTPReadHeaderTimeout}, {"LEDGER_HTTP_READ_TIMEOUT", c.HTTPReadTimeout},
 		{"LEDGER_HTTP_WRITE_TIMEOUT", c.HTTPWriteTimeout}, {"LEDGER_HTTP_IDLE_TIMEOUT", c.HTTPIdleTimeout},
 	} {
-		if d.v <= 0 {
+		if check(d.name) && d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
 	}
 	c.GatewaySecrets = map[string]string{}
+	if !uses("LEDGER_GATEWAY_SECRETS") {
+		return errors.Join(errs...)
+	}
 	for _, pair := range strings.Split(c.gatewaySecretsRaw, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
@@ -237,6 +269,7 @@ func loadConfig(name string, args []string, env func(string) string, extra func(
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	c.flagsWin(fs)
 	return c, c.Validate()
 }
 

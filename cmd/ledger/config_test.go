@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -53,4 +55,81 @@ func TestConfig(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A setting is reported once, by what is wrong with it; a flag's error names its variable too; a tool
+// checks only the settings it uses.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		cmd     command
+		env     map[string]string
+		args    []string
+		want    []string // each in the error; none: no error
+		notWant []string
+	}{
+		{"unparsable number: no range error on its zero", commandServe, map[string]string{"LEDGER_HTTP_MAX_CONNS": "lots"}, nil,
+			[]string{`LEDGER_HTTP_MAX_CONNS="lots"`}, []string{"LEDGER_HTTP_MAX_CONNS 0", "want at least 1"}},
+		{"unparsable duration", commandServe, map[string]string{"LEDGER_SHUTDOWN_TIMEOUT": "soon"}, nil,
+			[]string{`LEDGER_SHUTDOWN_TIMEOUT="soon"`}, []string{"must be positive"}},
+		{"unparsable replicas", commandServe, map[string]string{"LEDGER_NATS_REPLICAS": "three"}, nil,
+			[]string{`LEDGER_NATS_REPLICAS="three"`}, []string{"want 1 to 5", "above 1"}},
+		{"unparsable burst", commandServe, map[string]string{"LEDGER_RATE_BURST": "x"}, nil,
+			[]string{`LEDGER_RATE_BURST="x"`}, []string{"LEDGER_RATE_BURST 0"}},
+		{"parsable but out of range", commandServe, map[string]string{"LEDGER_HTTP_MAX_CONNS": "0"}, nil,
+			[]string{"LEDGER_HTTP_MAX_CONNS 0: want at least 1"}, nil},
+		{"flag names its variable", commandServe, nil, []string{"--http-max-conns", "lots"},
+			[]string{`--http-max-conns (LEDGER_HTTP_MAX_CONNS): invalid value "lots"`}, nil},
+		{"bool flag names its variable", commandServe, nil, []string{"--sync-always=maybe"},
+			[]string{"--sync-always (LEDGER_SYNC_ALWAYS)"}, nil},
+		{"tool flag names its variable", commandRebuild, nil, []string{"--log-level", "loud"},
+			[]string{"--log-level (LEDGER_LOG_LEVEL)"}, nil},
+		{"a flag wins over an unparsable variable", commandServe, map[string]string{"LEDGER_HTTP_MAX_CONNS": "lots"},
+			[]string{"--http-max-conns", "5"}, nil, nil},
+		{"serve checks serve's settings", commandServe, map[string]string{"LEDGER_ADMIN_TOKEN": "short", "LEDGER_GATEWAY_SECRETS": "paypal=x"}, nil,
+			[]string{"LEDGER_ADMIN_TOKEN", "paypal"}, nil},
+		{"rebuild ignores serve's settings", commandRebuild, map[string]string{"LEDGER_ADMIN_TOKEN": "short", "LEDGER_GATEWAY_SECRETS": "paypal=x",
+			"LEDGER_HTTP_MAX_CONNS": "lots", "LEDGER_RATE_BURST": "0", "LEDGER_SHUTDOWN_TIMEOUT": "soon"}, nil, nil, nil},
+		{"tail ignores serve's settings", commandTail, map[string]string{"LEDGER_HTTP_ADDR": "nowhere", "LEDGER_NATS_REPLICAS": "9"}, nil, nil, nil},
+		{"tools check what they use", commandTail, map[string]string{"LEDGER_NATS_LISTEN": "nowhere", "LEDGER_LOG_LEVEL": "loud"}, nil,
+			[]string{"LEDGER_NATS_LISTEN", "LEDGER_LOG_LEVEL"}, nil},
+		{"a serve flag given to a tool", commandRebuild, nil, []string{"--http-max-conns", "5"},
+			[]string{"--http-max-conns is a setting of ledger serve only"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := commandConfig(tt.cmd, tt.args, env(tt.env), io.Discard, nil)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(err.Error(), w) {
+					t.Errorf("error says %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// Port 0 of the NATS listener is any free port, as for the API, not nats-server's default 4222.
+func TestNATSListenPortZero(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.NATSListen = "127.0.0.1:0" })
+	u, err := url.Parse(m.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := u.Port(); p == "0" || p == "4222" || p == "" {
+		t.Fatalf("--nats-listen 127.0.0.1:0 listens at %s", m.NATSURL)
+	}
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,14 +68,72 @@ func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Optio
 	if cfg.NATSURL != "" {
 		return fmt.Errorf("cannot reach NATS at %s: %w", redactURL(cfg.NATSURL), err)
 	}
-	lock, lerr := lockDataDir(cfg.DataDir)
+	lock, lerr := lockDataDir(cfg.DataDir, strings.Replace(name, "-", " ", 1))
 	if lerr != nil {
+		if !errors.Is(lerr, errDataDirInUse) {
+			return lerr
+		}
 		if errors.Is(err, errNoListener) {
 			return fmt.Errorf("%w; it runs without a NATS listener (LEDGER_NATS_LISTEN=off): stop it, or give it a listener", lerr)
+		}
+		if _, port, _ := net.SplitHostPort(cfg.NATSListen); port == "0" {
+			return fmt.Errorf("%w; LEDGER_NATS_LISTEN %s has port 0, a free port the ledger picked at its start: "+
+				"give %s that port (the nats= of its \"ledger ready\" line)", lerr, cfg.NATSListen, name)
 		}
 		return fmt.Errorf("%w; its NATS listener at %s did not let %s in: %v", lerr, cfg.NATSListen, name, err)
 	}
 	m.lock = lock
 	m.Config.NATSListen = "off"
 	return m.connect(ctx)
+}
+
+// errKeysDenied: the tool's NATS user may not read the keys bucket (the analytics user may not).
+var errKeysDenied = errors.New("permission denied")
+
+// keysProbe opens the keyring for a tool and tells a refusal from a slow answer: a request the server
+// refuses goes unanswered, and its permissions violation arrives asynchronously, through the connection's
+// error handler (option).
+type keysProbe struct {
+	once   sync.Once
+	denied chan struct{}
+	log    *slog.Logger
+}
+
+func newKeysProbe(log *slog.Logger) *keysProbe {
+	return &keysProbe{denied: make(chan struct{}), log: log}
+}
+
+func (p *keysProbe) option() nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			p.once.Do(func() { close(p.denied) })
+		}
+		p.log.Debug("nats", "err", err)
+	})
+}
+
+// keys opens the keyring within 10 s; errKeysDenied when the server refused.
+func (p *keysProbe) keys(ctx context.Context, st *jetstream.Store) (*jetstream.Keyring, error) {
+	kctx, cancel := context.WithTimeoutCause(ctx, 10*time.Second, errors.New("no answer within 10s"))
+	defer cancel()
+	go func() {
+		select {
+		case <-p.denied:
+			cancel()
+		case <-kctx.Done():
+		}
+	}()
+	kr, err := st.Keys(kctx)
+	if err == nil {
+		return kr, nil
+	}
+	select {
+	case <-p.denied:
+		return nil, fmt.Errorf("keys bucket: %w", errKeysDenied)
+	default:
+	}
+	if kctx.Err() != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("keys bucket: %w", context.Cause(kctx))
+	}
+	return nil, fmt.Errorf("keys bucket: %w", err)
 }

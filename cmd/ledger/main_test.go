@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -524,5 +525,39 @@ func TestFirstStartFailureKeepsNoAdminToken(t *testing.T) {
 	c := client{t, "http://" + m.HTTPAddr}
 	if r := c.do("POST", "/v1/admin/stores", "Bearer "+token[1], strings.NewReader(`{"name":"First","slug":"first"}`)); r.status != 201 {
 		t.Fatalf("the logged admin token: %d %s", r.status, r.raw)
+	}
+}
+
+// A shutdown that runs out of time says which requests were still running and that they were cut, and
+// cuts them.
+func TestShutdownTimeoutNamesWhatWasCut(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.ShutdownTimeout = 300 * time.Millisecond })
+	_, live, _ := createStore(t, client{t, "http://" + m.HTTPAddr}, "slowbody")
+	conn, err := net.Dial("tcp", m.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A body that never arrives: the request stays in flight until the read timeout (15 s by default).
+	fmt.Fprintf(conn, "POST /v1/customers HTTP/1.1\r\nHost: ledger\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", live)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.HasPrefix(m.inFlight.describe(time.Now()), "1 request") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never arrived: %s", m.inFlight.describe(time.Now()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err = m.Close()
+	if err == nil {
+		t.Fatal("shutdown with a request still running reported no error")
+	}
+	for _, want := range []string{"LEDGER_SHUTDOWN_TIMEOUT (300ms)", "POST /v1/customers", "cut"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("shutdown error does not say %q: %v", want, err)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the cut connection: %v", err)
 	}
 }

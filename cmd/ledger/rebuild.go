@@ -30,7 +30,7 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 	cfg, err := commandConfig(commandRebuild, args, env, stdout, func(fs *flag.FlagSet) {
 		fs.StringVar(&until, "until", "", "stop after this stream sequence, RFC 3339 time or YYYY-MM-DD date (as-of store, no switch)")
 		fs.StringVar(&out, "out", "", "file for the as-of store (with --until; default data/read/asof-<until>.db)")
-		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, when the log sends no event for this long")
+		fs.DurationVar(&stall, "stall-timeout", stall, "give up, with the connection's last error, after this long without progress (no event read, no batch applied)")
 	})
 	if err != nil {
 		return flagErr(err)
@@ -56,12 +56,29 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	if err := m.connectTool(ctx, "ledger-rebuild", conn.options()...); err != nil {
+	probe := newKeysProbe(logger)
+	if err := m.connectTool(ctx, "ledger-rebuild", append(conn.options(), probe.option())...); err != nil {
 		return err
+	}
+	conn.watch(m.nc)
+	// Personal data is folded opened: without the keyring a rebuild would write a store of sealed rows.
+	if _, err := probe.keys(ctx, m.events); err != nil {
+		if errors.Is(err, errKeysDenied) {
+			return fmt.Errorf("rebuild needs the operator credentials: it reads the keys bucket to open personal data, "+
+				"and the NATS user of LEDGER_NATS_URL may not (%v). Run it on the ledger's host without LEDGER_NATS_URL: "+
+				"it then dials the ledger's listener (LEDGER_NATS_LISTEN) as the operator user, with the NKey seed %s",
+				err, filepath.Join(cfg.DataDir, operatorSeedFile))
+		}
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	res, err := projections.Rebuild(ctx, m.events, opts)
 	if err != nil {
-		return err
+		// A lost connection surfaces as whatever request it broke (a key's lookup timing out): name the
+		// connection's own cause, unless the stall watchdog already did.
+		if serr := conn.Err(); serr != nil && !errors.Is(err, projections.ErrStalled) {
+			err = fmt.Errorf("%w (%w)", serr, err)
+		}
+		return fmt.Errorf("%w; nothing was switched: %s", err, keptStore(opts))
 	}
 	what := "switched to it; a running ledger serves it once it has caught up"
 	if !opts.Swap {
@@ -71,10 +88,22 @@ func rebuild(ctx context.Context, args []string, env func(string) string, stdout
 	return nil
 }
 
-// connState keeps what the tool's NATS connection last went through, for a stalled rebuild to report.
+// keptStore says which read store stays in use after a failed rebuild.
+func keptStore(opts projections.RebuildOptions) string {
+	if !opts.Swap {
+		return "no as-of store was written"
+	}
+	if cur, err := projections.ReadCurrent(opts.Dir); err == nil && cur != "" {
+		return "the ledger keeps its read store " + cur
+	}
+	return "the ledger keeps its read store"
+}
+
+// connState keeps what the tool's NATS connection last went through, for a failed rebuild to report.
 type connState struct {
 	mu  sync.Mutex
 	err error
+	nc  *nats.Conn
 }
 
 func (c *connState) set(err error) {
@@ -83,11 +112,31 @@ func (c *connState) set(err error) {
 	c.mu.Unlock()
 }
 
+// watch makes Err look at the connection itself too: the handlers run asynchronously, and may not have
+// run yet when a request the lost connection broke fails.
+func (c *connState) watch(nc *nats.Conn) {
+	c.mu.Lock()
+	c.nc = nc
+	c.mu.Unlock()
+}
+
 // Err is the connection's trouble, nil while it is connected.
 func (c *connState) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.err
+	if c.err != nil || c.nc == nil {
+		return c.err
+	}
+	switch st := c.nc.Status(); st {
+	case nats.CONNECTED, nats.DRAINING_SUBS, nats.DRAINING_PUBS:
+		return nil
+	default:
+		err := c.nc.LastError()
+		if err == nil {
+			err = errors.New(strings.ToLower(st.String()))
+		}
+		return fmt.Errorf("lost the NATS connection to %s: %w", redactURL(strings.Join(c.nc.Servers(), ",")), err)
+	}
 }
 
 func (c *connState) options() []nats.Option {
@@ -100,8 +149,12 @@ func (c *connState) options() []nats.Option {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { c.set(nil) }),
 		nats.ClosedHandler(func(nc *nats.Conn) {
-			if c.Err() == nil && nc.LastError() != nil {
-				c.set(fmt.Errorf("the NATS connection to %s was closed: %w", redactURL(strings.Join(nc.Servers(), ",")), nc.LastError()))
+			if c.Err() == nil {
+				err := nc.LastError()
+				if err == nil {
+					err = nats.ErrConnectionClosed
+				}
+				c.set(fmt.Errorf("the NATS connection to %s was closed: %w", redactURL(strings.Join(nc.Servers(), ",")), err))
 			}
 		}),
 	}

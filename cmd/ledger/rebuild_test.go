@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -201,13 +202,20 @@ func seedStores(t *testing.T, m *Main, n int) {
 // and counts what it forwarded: a rebuild through it is surely still running a while. Setting cut drops
 // every connection, with what was in flight, as a crash or a broken network does.
 func throttledProxy(t *testing.T, target string, rate int) (addr string, forwarded *atomic.Int64, cut *atomic.Bool) {
+	addr, forwarded, cut, _ = freezableProxy(t, target, rate)
+	return addr, forwarded, cut
+}
+
+// freezableProxy is throttledProxy that also freezes: once frozen is set it forwards nothing more from
+// the server, and keeps the connections open, as a server that hangs does.
+func freezableProxy(t *testing.T, target string, rate int) (addr string, forwarded *atomic.Int64, cut, frozen *atomic.Bool) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	forwarded, cut = new(atomic.Int64), new(atomic.Bool)
+	forwarded, cut, frozen = new(atomic.Int64), new(atomic.Bool), new(atomic.Bool)
 	go func() {
 		for {
 			client, err := ln.Accept()
@@ -229,6 +237,9 @@ func throttledProxy(t *testing.T, target string, rate int) (addr string, forward
 					if cut.Load() {
 						return
 					}
+					if frozen.Load() {
+						n = 0
+					}
 					if n > 0 {
 						if _, werr := client.Write(buf[:n]); werr != nil {
 							return
@@ -243,7 +254,7 @@ func throttledProxy(t *testing.T, target string, rate int) (addr string, forward
 			}()
 		}
 	}()
-	return ln.Addr().String(), forwarded, cut
+	return ln.Addr().String(), forwarded, cut, frozen
 }
 
 // A rebuild through a running ledger that dies under it fails within its stall timeout, naming the lost
@@ -291,5 +302,143 @@ func TestRebuildFailsWhenTheLedgerDies(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, readDir, "*.building*")); len(left) != 0 {
 		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// seedCustomers appends n customer_registered events of store to the log: personal data, sealed with a
+// key of its own per customer, that a rebuild must look up to open.
+func seedCustomers(t *testing.T, m *Main, store string, n int) {
+	t.Helper()
+	for from := 0; from < n; from += 250 {
+		var ws []jetstream.Write
+		for i := from; i < min(from+250, n); i++ {
+			id := fmt.Sprintf("cus_seed%06d", i)
+			ws = append(ws, jetstream.Write{Expect: jetstream.NoExpectation, Event: events.Envelope{
+				ID:        "evt_" + id,
+				Aggregate: events.Aggregate{Mode: events.ModeLive, StoreID: store, Type: events.AggregateCustomer, ID: id},
+				Time:      time.Now(),
+				Payload: events.CustomerRegistered{CustomerID: id, Source: "api",
+					CustomerData: events.CustomerData{Email: fmt.Sprintf("seed%d@example.com", i), FirstName: "Seeded", LastName: "Customer"}},
+			}})
+		}
+		if _, err := m.events.AppendWrites(context.Background(), ws...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A rebuild that loses its ledger while it looks up customers' keys names the lost connection, not the
+// lookup that timed out, and says that nothing was switched.
+func TestRebuildNamesTheLostConnection(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	seedStores(t, m, 1)
+	seedCustomers(t, m, "str_seed000000", 1500)
+	before, err := projections.ReadCurrent(filepath.Join(dir, readDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, forwarded, cut := throttledProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
+
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "20s"}, env(nil), &stderr, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before the ledger went away: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cut.Store(true)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the rebuild succeeded although its ledger went away:\n%s", stderr.String())
+		}
+		t.Logf("rebuild: %v", err)
+		for _, want := range []string{"NATS connection", "nothing was switched", before} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("rebuild error does not say %q", want)
+			}
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("the rebuild still runs long after its ledger went away:\n%s", stderr.String())
+	}
+	if after, _ := projections.ReadCurrent(filepath.Join(dir, readDir)); after != before {
+		t.Fatalf("CURRENT moved from %s to %s", before, after)
+	}
+}
+
+// Rebuild as the analytics user, which may not read the keys bucket, says that it needs the operator
+// and how to connect as one.
+func TestRebuildAsAnalyticsNeedsTheOperator(t *testing.T) {
+	dir := t.TempDir()
+	const pw = "analytics-password-0123456789"
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1"; c.AnalyticsPassword = pw })
+	createStore(t, client{t, "http://" + m.HTTPAddr}, "analysed")
+	url := "nats://" + analyticsUser + ":" + pw + "@" + strings.TrimPrefix(m.NATSURL, "nats://")
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"rebuild", "--data-dir", dir}, env(map[string]string{"LEDGER_NATS_URL": url}), &stderr, &stderr)
+	if err == nil {
+		t.Fatalf("rebuild as analytics succeeded:\n%s", stderr.String())
+	}
+	for _, want := range []string{"operator", "keys bucket", "LEDGER_NATS_LISTEN", operatorSeedFile} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+// A rebuild whose source hangs (the connection stays up, nothing arrives) fails by its stall timeout,
+// counted from its last progress, and switches nothing.
+func TestRebuildStallTimeout(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	seedStores(t, m, 1500)
+	proxy, forwarded, _, frozen := freezableProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
+
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "1s"}, env(nil), &stderr, &stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before its source hung: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	frozen.Store(true)
+	select {
+	case err := <-done:
+		if !errors.Is(err, projections.ErrStalled) || !strings.Contains(err.Error(), "nothing was switched") {
+			t.Fatalf("rebuild from a hung source: %v", err)
+		}
+		t.Logf("rebuild: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the rebuild still runs a minute after its source hung:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "events/hr") || strings.Contains(stderr.String(), "events/min") {
+		t.Errorf("the bar showed a rate per hour or minute:\n%s", stderr.String())
 	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,7 +49,9 @@ type Main struct {
 	events  *jetstream.Store
 	live    *projections.Live
 	httpSrv *http.Server
-	router  *wmmessage.Router
+	// inFlight are the API requests being served.
+	inFlight inFlight
+	router   *wmmessage.Router
 	// stopGroups ends group commit, after the last append.
 	stopGroups func()
 	debugSrv   *http.Server
@@ -70,7 +74,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir %s is not usable: %w", cfg.DataDir, err)
 	}
-	lock, err := lockDataDir(cfg.DataDir)
+	lock, err := lockDataDir(cfg.DataDir, "ledger serve")
 	if err != nil {
 		return err
 	}
@@ -240,7 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	m.httpSrv = &http.Server{
-		Handler:           api.Handler(),
+		Handler:           m.inFlight.wrap(api.Handler()),
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -406,16 +410,27 @@ func (m *Main) adminTokenHash() (hash string, keep func() error, err error) {
 	return hash, keep, nil
 }
 
-// lockDataDir takes an exclusive lock so that two ledgers never share one data dir.
-func lockDataDir(dir string) (*os.File, error) {
+// errDataDirInUse: another process holds the data dir's LOCK.
+var errDataDirInUse = errors.New("in use")
+
+// lockDataDir takes an exclusive lock so that two ledgers never share one data dir. The holder writes
+// "pid N <what>" (ledger serve, ledger tail …) into the lock file, for the process it keeps out to name.
+func lockDataDir(dir, what string) (*os.File, error) {
 	path := filepath.Join(dir, lockFile)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s is not writable: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder := "another ledger process"
+		if b, rerr := io.ReadAll(io.LimitReader(f, 256)); rerr == nil && len(bytes.TrimSpace(b)) > 0 {
+			holder = strings.ToValidUTF8(string(bytes.TrimSpace(b)), "?")
+		}
 		f.Close()
-		return nil, fmt.Errorf("data dir %s is in use by another ledger process: %w", dir, err)
+		return nil, fmt.Errorf("data dir %s is %w by %s (it holds %s): %w", dir, errDataDirInUse, holder, path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d %s\n", os.Getpid(), what)), 0)
 	}
 	return f, nil
 }
@@ -425,7 +440,16 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
-		errs = append(errs, m.httpSrv.Shutdown(ctx))
+		if err := m.httpSrv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			// Cut what still runs rather than close NATS and the read store under it.
+			running := m.inFlight.describe(time.Now())
+			m.httpSrv.Close()
+			errs = append(errs, fmt.Errorf("shutdown: in-flight requests did not finish within LEDGER_SHUTDOWN_TIMEOUT (%s); "+
+				"still running were %s; their connections were cut and their clients got no answer "+
+				"(what a write had appended before stays in the log)", m.Config.ShutdownTimeout, running))
+		} else if err != nil {
+			errs = append(errs, err)
+		}
 		cancel()
 	}
 	if m.debugSrv != nil {

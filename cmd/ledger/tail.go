@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -28,7 +27,21 @@ type tailOptions struct {
 	types     string
 	aggregate string
 	since     string
-	follow    bool
+	follow    explicitBool
+}
+
+// explicitBool is a boolean flag that knows whether it was given.
+type explicitBool struct{ v, set bool }
+
+func (b *explicitBool) String() string   { return strconv.FormatBool(b != nil && b.v) }
+func (b *explicitBool) IsBoolFlag() bool { return true }
+func (b *explicitBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.v, b.set = v, true
+	return nil
 }
 
 // tailLast is how many of the log's last events tail shows when --since is not given.
@@ -43,7 +56,7 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 		fs.StringVar(&o.types, "type", "", "only these event types, comma-separated (sale_started,payment_succeeded)")
 		fs.StringVar(&o.aggregate, "aggregate", "", "only events of these aggregates, comma-separated (sale, customer, licence, store, webhook, …)")
 		fs.StringVar(&o.since, "since", "", "start at a stream sequence (1: the whole log), an RFC 3339 time, or a duration ago (1h); default: the last 10 events")
-		fs.BoolVar(&o.follow, "follow", true, "keep waiting for new events; --follow=false stops at the end of the log")
+		fs.Var(&o.follow, "follow", "keep waiting for new events; the default through a running ledger, not on a data dir tail opens itself")
 	})
 	if err != nil {
 		return flagErr(err)
@@ -55,31 +68,28 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 	logger := newLogger(stderr, cfg.LogLevel)
 	m := &Main{Config: cfg, Log: logger}
 	defer m.Close()
-	// A request the server refuses goes unanswered; its permissions violation comes asynchronously.
-	kctx, cancel := context.WithTimeoutCause(ctx, 10*time.Second, errors.New("no answer within 10s"))
-	defer cancel()
-	denied := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) {
-			cancel()
-		}
-		logger.Debug("nats", "err", err)
-	})
-	if err := m.connectTool(ctx, "ledger-tail", denied); err != nil {
+	probe := newKeysProbe(logger)
+	if err := m.connectTool(ctx, "ledger-tail", probe.option()); err != nil {
 		return err
+	}
+
+	follow := o.follow.v || !o.follow.set
+	if m.lock != nil { // no ledger answered: tail runs the embedded server on the data dir itself
+		switch {
+		case !o.follow.set:
+			follow = false
+			fmt.Fprintf(stderr, "no ledger answered, so tail opened the data dir %s itself: it shows the log up to its end "+
+				"and stops (--follow keeps it open, and a ledger cannot start on the data dir meanwhile)\n", cfg.DataDir)
+		case follow:
+			fmt.Fprintf(stderr, "warning: no ledger answered, so tail opened the data dir %s itself and holds its LOCK while it "+
+				"follows: \"ledger serve\" cannot start on it until tail stops\n", cfg.DataDir)
+		}
 	}
 
 	// Personal data is opened only if the keyring can be read; a client without the right (the analytics
 	// user) sees it sealed, as any stream consumer does.
 	var keys events.Keyring
-	kr, err := m.events.Keys(kctx)
-	if kctx.Err() != nil && ctx.Err() == nil {
-		err = fmt.Errorf("keys bucket: %w", context.Cause(kctx))
-		if errors.Is(err, context.Canceled) {
-			err = errors.New("keys bucket: permission denied")
-		}
-	}
-	cancel()
-	if err != nil {
+	if kr, err := probe.keys(ctx, m.events); err != nil {
 		fmt.Fprintf(stderr, "personal data stays sealed: the keyring cannot be read (%v)\n", err)
 	} else {
 		keys = kr
@@ -95,7 +105,7 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
-	if !o.follow && cons.CachedInfo().NumPending == 0 {
+	if !follow && cons.CachedInfo().NumPending == 0 {
 		return nil
 	}
 	it, err := cons.Messages()
@@ -124,7 +134,7 @@ func tail(ctx context.Context, args []string, env func(string) string, stdout, s
 		} else {
 			fmt.Fprintln(stdout, line.text())
 		}
-		if !o.follow && md.NumPending == 0 {
+		if !follow && md.NumPending == 0 {
 			return nil
 		}
 	}

@@ -102,6 +102,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 		if err != nil {
 			return nil, fmt.Errorf("nats listen port %q: %w", port, err)
 		}
+		if p == 0 {
+			p = server.RANDOM_PORT // nats-server takes 0 for its default port, 4222
+		}
 		opts.Host, opts.Port = host, p
 		if p > 0 {
 			// A taken port would only show as the server never becoming ready; say so at once.
