@@ -28,6 +28,8 @@ type EventStore interface {
 	Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error)
 	// Last reads the last event matching a subject filter, straight from the log.
 	Last(ctx context.Context, filter string) (events.Envelope, bool, error)
+	// LastSequence is the log's last stream sequence.
+	LastSequence(ctx context.Context) (uint64, error)
 }
 
 // ReadStore is the read model the API serves from.
@@ -51,6 +53,8 @@ type ReadStore interface {
 type Projection interface {
 	Reads() ReadStore
 	WaitFor(ctx context.Context, seq uint64) error
+	// Applied is the last stream sequence the read model has applied.
+	Applied() uint64
 	Lag() uint64
 	Err() error
 }
@@ -110,6 +114,8 @@ type API struct {
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyedMutex
+	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
+	unknownKeyWaits chan struct{}
 }
 
 // New builds the API. Zero limits get defaults.
@@ -126,7 +132,8 @@ func New(cfg Config) *API {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry)}
+	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
+		unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits)}
 }
 
 // Handler is the complete HTTP handler with its middleware.
@@ -135,8 +142,9 @@ func (a *API) Handler() http.Handler {
 	handle := func(pattern string, h http.Handler) {
 		mux.Handle(pattern, a.instrument(pattern, a.limit(a.wellFormed(pattern, h), MaxBodyBytes)))
 	}
-	handle("GET /healthz", a.anonymous(http.HandlerFunc(a.healthz)))
-	handle("GET /readyz", a.anonymous(http.HandlerFunc(a.readyz)))
+	// Probes are not rate-limited: a load balancer probes every replica from one address.
+	handle("GET /healthz", http.HandlerFunc(a.healthz))
+	handle("GET /readyz", http.HandlerFunc(a.readyz))
 	handle("GET /metrics", a.anonymous(promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{})))
 	handle("GET /openapi.json", a.anonymous(http.HandlerFunc(serveOpenAPI)))
 

@@ -530,8 +530,9 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("webhook %d: %d %s, want 401", i, r.status, r.raw)
 		}
 	}
-	// Without a valid key, requests count against the client address: health checks, then wrong keys.
-	r, _ = untilLimited(func() response { return c.do("GET", "/healthz", "", nil) })
+	// Without a valid key, requests count against the client address: the OpenAPI document, then wrong
+	// keys.
+	r, _ = untilLimited(func() response { return c.do("GET", "/openapi.json", "", nil) })
 	if r.errorCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("anonymous 429: %s", r.raw)
 	}
@@ -540,5 +541,66 @@ func TestRateLimits(t *testing.T) {
 	}
 	if !strings.Contains(c.do("GET", "/v1/store", "Bearer "+testA, nil).raw, `"id"`) {
 		t.Fatal("a valid key is limited by its address's anonymous traffic")
+	}
+}
+
+// TestProbesAreNotRateLimited: a load balancer probes from one address, so /healthz and /readyz are
+// answered however often they are asked, even from an address whose anonymous traffic is limited.
+func TestProbesAreNotRateLimited(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.RateLimitIP = 1 }) // bursts of 2
+	c := client{t, "http://" + m.HTTPAddr}
+	for i := range 20 {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if r := c.do("GET", path, "", nil); r.status != http.StatusOK {
+				t.Fatalf("probe %d of %s: %d %s, want 200", i, path, r.status, r.raw)
+			}
+		}
+	}
+	// The address is limited all the same on what is limited.
+	limited := false
+	for range 5 {
+		if c.do("GET", "/openapi.json", "", nil).status == http.StatusTooManyRequests {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Fatal("five anonymous requests at 1/s with a burst of 2 were never limited")
+	}
+	if r := c.do("GET", "/healthz", "", nil); r.status != http.StatusOK {
+		t.Fatalf("probe from a limited address: %d %s", r.status, r.raw)
+	}
+}
+
+// TestMinPositionWaitsOnlyAfterAuthentication: Ledger-Min-Position is honoured after the key is
+// checked and counted: a request without a valid key is 401 at once (it used to wait out the position
+// first, then answer 503), and a key over its rate is 429 at once. Neither result depends on timing: a
+// wait first would answer 503 projection_lagging, whenever it ended.
+func TestMinPositionWaitsOnlyAfterAuthentication(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.RateLimit, c.RateBurst = 1, 1 })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "ordered")
+	far := "999999999"
+	// A well-formed key no store has (sk_live_…) used to wait too; a position the log does not hold cannot
+	// be a write its client saw.
+	for _, auth := range []string{"", "Bearer ", "Bearer nonsense", "Basic " + basic("x:y"), "Bearer adm_" + strings.Repeat("x", 30),
+		"Bearer sk_live_" + strings.Repeat("x", 40), "Bearer sk_test_" + strings.Repeat("y", 40)} {
+		r := c.send("GET", "/v1/store", map[string]string{"Authorization": auth, "Ledger-Min-Position": far}, nil)
+		if r.status != http.StatusUnauthorized || r.errorCode() != "unauthenticated" {
+			t.Errorf("Authorization %q with Ledger-Min-Position: %d %s, want 401 unauthenticated", auth, r.status, r.raw)
+		}
+	}
+	// A key over its rate: 429, before any wait.
+	for i := 0; ; i++ {
+		r := c.send("GET", "/v1/store", map[string]string{"Authorization": "Bearer " + live, "Ledger-Min-Position": "1"}, nil)
+		if r.status == http.StatusTooManyRequests {
+			break
+		}
+		if r.status != http.StatusOK || i == 20 {
+			t.Fatalf("request %d of a key at 1/s: %d %s, want 200 until 429", i, r.status, r.raw)
+		}
+	}
+	r := c.send("GET", "/v1/store", map[string]string{"Authorization": "Bearer " + live, "Ledger-Min-Position": far}, nil)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("a limited key with a far Ledger-Min-Position: %d %s, want 429", r.status, r.raw)
 	}
 }
