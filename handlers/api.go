@@ -114,6 +114,8 @@ type API struct {
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyedMutex
+	// sales serialises this replica's commands on one sale (changeSale).
+	sales keyedMutex
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
 	unknownKeyWaits chan struct{}
 }
