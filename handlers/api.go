@@ -93,6 +93,9 @@ type Config struct {
 	WriteHealth func() error
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
+	// WebhookBodyTimeout, if set, is how long a gateway webhook's body may take to arrive after its
+	// headers (shorter than the server's read timeout: gateways send small bodies at once).
+	WebhookBodyTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.
 	PositionWait time.Duration
 	// RateLimits are the request rates per key and per client address; zero values turn them off.
