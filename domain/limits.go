@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -40,4 +42,30 @@ func tooLong(v *ValidationError, field, s string, limit int) bool {
 	}
 	v.Add(field, fmt.Sprintf("The %s field must be at most %d characters.", field, limit))
 	return true
+}
+
+// MultilineFields are the free-text fields that may hold line breaks and tabs (by JSON name): product
+// instructions, a rating's comment, a revocation's reason. Every other text field is one line.
+var MultilineFields = map[string]bool{"instructions": true, "comment": true, "reason": true}
+
+// CheckText records in v under field whether s holds a character no text field may: a control character
+// (U+0000–U+001F, U+007F–U+009F; in a multi-line field line feed, carriage return and tab are allowed),
+// a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069: they make a name display as
+// something else), or, in a one-line field, a line or paragraph separator (U+2028, U+2029).
+func CheckText(v *ValidationError, field, s string, multiline bool) bool {
+	bad := strings.ContainsFunc(s, func(r rune) bool {
+		switch {
+		case multiline && (r == '\n' || r == '\r' || r == '\t'):
+			return false
+		case unicode.IsControl(r), r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			return true
+		case !multiline && (r == 0x2028 || r == 0x2029):
+			return true
+		}
+		return false
+	})
+	if bad {
+		v.Add(field, fmt.Sprintf("The %s field must not contain control characters (such as NUL or a line break) or bidirectional overrides.", field))
+	}
+	return bad
 }

@@ -28,6 +28,8 @@ type EventStore interface {
 	Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error)
 	// Last reads the last event matching a subject filter, straight from the log.
 	Last(ctx context.Context, filter string) (events.Envelope, bool, error)
+	// LastSequence is the log's last stream sequence.
+	LastSequence(ctx context.Context) (uint64, error)
 }
 
 // ReadStore is the read model the API serves from.
@@ -51,6 +53,8 @@ type ReadStore interface {
 type Projection interface {
 	Reads() ReadStore
 	WaitFor(ctx context.Context, seq uint64) error
+	// Applied is the last stream sequence the read model has applied.
+	Applied() uint64
 	Lag() uint64
 	Err() error
 }
@@ -89,6 +93,9 @@ type Config struct {
 	WriteHealth func() error
 	// RequestTimeout bounds each request's work.
 	RequestTimeout time.Duration
+	// WebhookBodyTimeout, if set, is how long a gateway webhook's body may take to arrive after its
+	// headers (shorter than the server's read timeout: gateways send small bodies at once).
+	WebhookBodyTimeout time.Duration
 	// PositionWait bounds how long a read waits for Ledger-Min-Position.
 	PositionWait time.Duration
 	// RateLimits are the request rates per key and per client address; zero values turn them off.
@@ -110,6 +117,10 @@ type API struct {
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyedMutex
+	// sales serialises this replica's commands on one sale (changeSale).
+	sales keyedMutex
+	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
+	unknownKeyWaits chan struct{}
 }
 
 // New builds the API. Zero limits get defaults.
@@ -126,7 +137,8 @@ func New(cfg Config) *API {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry)}
+	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
+		unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits)}
 }
 
 // Handler is the complete HTTP handler with its middleware.
@@ -135,8 +147,9 @@ func (a *API) Handler() http.Handler {
 	handle := func(pattern string, h http.Handler) {
 		mux.Handle(pattern, a.instrument(pattern, a.limit(a.wellFormed(pattern, h), MaxBodyBytes)))
 	}
-	handle("GET /healthz", a.anonymous(http.HandlerFunc(a.healthz)))
-	handle("GET /readyz", a.anonymous(http.HandlerFunc(a.readyz)))
+	// Probes are not rate-limited: a load balancer probes every replica from one address.
+	handle("GET /healthz", http.HandlerFunc(a.healthz))
+	handle("GET /readyz", http.HandlerFunc(a.readyz))
 	handle("GET /metrics", a.anonymous(promhttp.HandlerFor(a.cfg.Registry, promhttp.HandlerOpts{})))
 	handle("GET /openapi.json", a.anonymous(http.HandlerFunc(serveOpenAPI)))
 

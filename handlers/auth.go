@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/projections/sqlite"
 )
 
 // Scope is what the request's key grants: one store in one mode.
@@ -62,6 +64,15 @@ func (a *API) admin(next http.HandlerFunc) http.Handler {
 
 // store guards the store API: the key's store and mode scope the whole request. The key is looked up by
 // its hash, so neither the key nor a comparison on it ever touches storage.
+//
+// Order: authenticate, then rate-limit, then wait for Ledger-Min-Position, so that no request without a
+// valid key is held open: it is 401 at once. One exception keeps read-your-writes for a store created on
+// another replica: a well-formed key this replica does not know yet, sent with a Ledger-Min-Position
+// that the log holds but the read model has not applied, is counted against its client address's rate,
+// waits for that position (bounded, and at most maxUnknownKeyWaits such requests at once; beyond that
+// 503 projection_lagging), then is looked up again. A position past the log's end cannot be a write the
+// client saw, so with one the unknown key is 401 at once: the only wait left to a stranger is this
+// replica's real lag.
 func (a *API) store(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret := credential(r)
@@ -74,13 +85,12 @@ func (a *API) store(next http.HandlerFunc) http.Handler {
 			a.refuse(w, r, errBadCredentials)
 			return
 		}
-		if err := a.awaitPosition(r); err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
 		hash := domain.HashKey(secret)
-		ks, err := a.cfg.Projection.Reads().KeyScope(r.Context(), hash)
-		if errors.Is(err, domain.ErrNotFound) || (err == nil && ks.Mode != mode) {
+		ks, err := a.keyScope(r.Context(), hash, mode)
+		if errors.Is(err, errBadCredentials) {
+			ks, err = a.keyScopeAfterWait(r, hash, mode)
+		}
+		if errors.Is(err, errBadCredentials) {
 			a.refuse(w, r, errBadCredentials)
 			return
 		}
@@ -92,9 +102,63 @@ func (a *API) store(next http.HandlerFunc) http.Handler {
 			writeError(w, r, a.log, err)
 			return
 		}
+		if err := a.awaitPosition(r); err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
 		ctx := withScope(r.Context(), Scope{StoreID: ks.StoreID, Mode: ks.Mode})
 		next(w, r.WithContext(ctx))
 	})
+}
+
+// keyScope looks a key up by its hash; an unknown key, or one of another mode, is errBadCredentials.
+func (a *API) keyScope(ctx context.Context, hash, mode string) (sqlite.KeyScope, error) {
+	ks, err := a.cfg.Projection.Reads().KeyScope(ctx, hash)
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && ks.Mode != mode) {
+		return sqlite.KeyScope{}, errBadCredentials
+	}
+	return ks, err
+}
+
+// maxUnknownKeyWaits bounds the requests with a key this replica does not know that wait for their
+// Ledger-Min-Position at once, so that guessed keys cannot hold many connections open.
+const maxUnknownKeyWaits = 32
+
+// keyScopeAfterWait is the exception of store: a key not known here, with a Ledger-Min-Position ahead of
+// the read model. Without such a header, or once the position is reached, the key is unknown
+// (errBadCredentials).
+func (a *API) keyScopeAfterWait(r *http.Request, hash, mode string) (sqlite.KeyScope, error) {
+	h := r.Header.Get("Ledger-Min-Position")
+	if h == "" {
+		return sqlite.KeyScope{}, errBadCredentials
+	}
+	seq, err := strconv.ParseUint(h, 10, 64)
+	if err != nil {
+		return sqlite.KeyScope{}, errBadCredentials
+	}
+	if seq <= a.cfg.Projection.Applied() {
+		return sqlite.KeyScope{}, errBadCredentials
+	}
+	last, err := a.cfg.Events.LastSequence(r.Context())
+	if err != nil {
+		return sqlite.KeyScope{}, err
+	}
+	if seq > last {
+		return sqlite.KeyScope{}, errBadCredentials
+	}
+	if err := a.rates.ip(r); err != nil {
+		return sqlite.KeyScope{}, err
+	}
+	select {
+	case a.unknownKeyWaits <- struct{}{}:
+		defer func() { <-a.unknownKeyWaits }()
+	default:
+		return sqlite.KeyScope{}, errLagging
+	}
+	if err := a.awaitPosition(r); err != nil {
+		return sqlite.KeyScope{}, err
+	}
+	return a.keyScope(r.Context(), hash, mode)
 }
 
 // refuse answers a request no valid key authenticates: it counts against its client address's rate,

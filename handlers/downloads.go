@@ -46,6 +46,9 @@ func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) (st
 
 // download is GET /v1/downloads/{token}: it checks the signature (constant time) and the expiry,
 // records the download on the sale, then redirects to the file's origin. Forged → 403, expired → 410.
+// Concurrent downloads of one sale are all recorded and all redirected (changeSale retries its
+// conflicts). HEAD answers exactly as GET would, and records nothing: link checkers and previews are
+// not downloads.
 func (a *API) download(w http.ResponseWriter, r *http.Request) {
 	b64, sig64, ok := strings.Cut(r.PathValue("download_token"), ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(b64)
@@ -77,7 +80,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) {
 	storeID, mode, saleID, fileID := parts[0], parts[1], parts[2], parts[3]
 	ctx := withScope(r.Context(), Scope{StoreID: storeID, Mode: mode})
 	var origin string
-	_, _, err = a.changeSale(ctx, saleID, func(s domain.Sale) ([]events.Payload, error) {
+	decide := func(s domain.Sale) ([]events.Payload, error) {
 		if s.Completed != nil {
 			for _, f := range s.Completed.Files {
 				if f.ID == fileID {
@@ -86,7 +89,16 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return s.RecordDownload(fileID)
-	})
+	}
+	if r.Method == http.MethodHead {
+		agg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateSale, ID: saleID}
+		var s domain.Sale
+		if s, err = currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, false); err == nil {
+			_, err = decide(s)
+		}
+	} else {
+		_, _, err = a.changeSale(ctx, saleID, decide)
+	}
 	if errors.Is(err, domain.ErrNotCompleted) || errors.Is(err, domain.ErrNotFound) {
 		writeError(w, r, a.log, errLinkForged)
 		return

@@ -61,8 +61,10 @@ func bodyError(err error) error {
 	return badRequest("The request body could not be read to its end (" + err.Error() + ").")
 }
 
-// decodeBody reads one JSON object into v. It rejects a body that is not JSON (400), a field the object
-// does not have (400, naming it), a field of the wrong type (422, naming it) and trailing data (400).
+// decodeBody reads one JSON object into v. It rejects a body that is not UTF-8 (400), not JSON (400), a
+// key given twice in one object (400, naming it), a field the object does not have (400, naming it), a
+// field of the wrong type (422, naming it), trailing data (400), and a text field holding a control
+// character or a bidirectional override (422, naming it; see domain.CheckText).
 // The body is read whole first, so it is also available to the caller as raw bytes.
 func decodeBody(r *http.Request, v any) ([]byte, error) {
 	raw, err := readBody(r)
@@ -71,6 +73,9 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("The request body is empty; send a JSON object.")
+	}
+	if err := checkEncoding(raw); err != nil {
+		return nil, err
 	}
 	if tooDeep(raw, MaxJSONDepth) {
 		return nil, errTooDeep
@@ -83,6 +88,9 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
+	}
+	if key, found := duplicateKey(raw); found {
+		return nil, badRequest(fmt.Sprintf("The request body gives the key %s twice in one object; give each key once.", listNames([]string{key})))
 	}
 	var unknown []string
 	unknownFields(raw, reflect.TypeOf(v), "", &unknown)
@@ -97,6 +105,11 @@ func decodeBody(r *http.Request, v any) ([]byte, error) {
 			return nil, &ve
 		}
 		return nil, badRequest("The request body is not valid JSON: " + err.Error())
+	}
+	var ve domain.ValidationError
+	checkTexts(reflect.ValueOf(v), "", "", &ve)
+	if err := ve.Err(); err != nil {
+		return nil, err
 	}
 	return raw, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -85,10 +86,15 @@ func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
 }
 
 // changeSale loads a sale of the caller's scope from the log, decides, and appends with the sale's last
-// sequence as expectation, reloading and deciding again (up to three times) on a concurrent change.
+// sequence as expectation. Calls for one sale on this replica take turns, and a concurrent change made
+// elsewhere (another replica, the payment processor) is met by reloading the sale from the log and
+// deciding again, until the request's context ends: a conflict never reaches the caller while there is
+// time left, since deciding again on the new state is always right.
 func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error)) (domain.Sale, uint64, error) {
 	sc := scopeFrom(ctx)
 	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
+	unlock := a.sales.lock(sc.Mode + "/" + id)
+	defer unlock()
 	for attempt := 0; ; attempt++ {
 		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)
 		if err != nil {
@@ -104,7 +110,14 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 			envs[i] = events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 		}
 		seq, err := a.cfg.Events.Append(ctx, sale.Version, envs...)
-		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
+		if errors.Is(err, domain.ErrConflict) {
+			if ctx.Err() != nil {
+				return domain.Sale{}, 0, ctx.Err()
+			}
+			if attempt >= 2 {
+				// Others keep winning the race: step aside a little, at random, before the next try.
+				backoff(ctx, attempt)
+			}
 			continue
 		}
 		if err != nil {
@@ -115,5 +128,16 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 			sale = sale.Evolve(envs[i])
 		}
 		return sale, seq, nil
+	}
+}
+
+// backoff sleeps a random time that grows with attempt (up to about 100 ms), or until ctx ends.
+func backoff(ctx context.Context, attempt int) {
+	d := time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(5*time.Millisecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }

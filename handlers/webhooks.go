@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -30,6 +31,11 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	if !known || !configured {
 		writeError(w, r, a.log, errUnknownGateway)
 		return
+	}
+	if d := a.cfg.WebhookBodyTimeout; d > 0 {
+		// Anyone may post here, unlimited and unauthenticated until the body is read: a body that dribbles
+		// must not hold a connection (one of LEDGER_HTTP_MAX_CONNS) for the whole read timeout.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 	}
 	body, err := readBody(r)
 	if err != nil {

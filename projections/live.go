@@ -158,6 +158,9 @@ func (l *Live) Runner() *Runner { return l.cur.Load().runner }
 // WaitFor blocks until the current store has applied seq.
 func (l *Live) WaitFor(ctx context.Context, seq uint64) error { return l.Runner().WaitFor(ctx, seq) }
 
+// Applied is the last stream sequence the current store has applied.
+func (l *Live) Applied() uint64 { return l.Runner().Applied() }
+
 // Lag is the current store's distance from the head of the log.
 func (l *Live) Lag() uint64 { return l.Runner().Lag() }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,7 +207,14 @@ func TestFieldLimits(t *testing.T) {
 	x := func(n int) string { return strings.Repeat("x", n) }
 	// checkout builds a valid checkout with one member replaced: "product" members go into the product.
 	checkout := func(product, rest string) string {
-		return `{"product":{"id":"prd_1","name":"Course","type":"course","price":{"amount":100,"currency":"USD"}` + product +
+		defaults := ""
+		own, _, _ := strings.Cut(product, `,"files"`) // the product's own members, not its files'
+		for _, d := range []string{`"id":"prd_1",`, `"name":"Course",`, `"type":"course",`} {
+			if key, _, _ := strings.Cut(d, ":"); !strings.Contains(own, key+":") {
+				defaults += d
+			}
+		}
+		return `{"product":{` + defaults + `"price":{"amount":100,"currency":"USD"}` + product +
 			`},"customer":{"email":"limits@example.com"}` + rest + `}`
 	}
 	for _, tt := range []struct {
@@ -530,8 +538,9 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("webhook %d: %d %s, want 401", i, r.status, r.raw)
 		}
 	}
-	// Without a valid key, requests count against the client address: health checks, then wrong keys.
-	r, _ = untilLimited(func() response { return c.do("GET", "/healthz", "", nil) })
+	// Without a valid key, requests count against the client address: the OpenAPI document, then wrong
+	// keys.
+	r, _ = untilLimited(func() response { return c.do("GET", "/openapi.json", "", nil) })
 	if r.errorCode() != "rate_limited" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("anonymous 429: %s", r.raw)
 	}
@@ -540,5 +549,213 @@ func TestRateLimits(t *testing.T) {
 	}
 	if !strings.Contains(c.do("GET", "/v1/store", "Bearer "+testA, nil).raw, `"id"`) {
 		t.Fatal("a valid key is limited by its address's anonymous traffic")
+	}
+}
+
+// TestProbesAreNotRateLimited: a load balancer probes from one address, so /healthz and /readyz are
+// answered however often they are asked, even from an address whose anonymous traffic is limited.
+func TestProbesAreNotRateLimited(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.RateLimitIP = 1 }) // bursts of 2
+	c := client{t, "http://" + m.HTTPAddr}
+	for i := range 20 {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if r := c.do("GET", path, "", nil); r.status != http.StatusOK {
+				t.Fatalf("probe %d of %s: %d %s, want 200", i, path, r.status, r.raw)
+			}
+		}
+	}
+	// The address is limited all the same on what is limited.
+	limited := false
+	for range 5 {
+		if c.do("GET", "/openapi.json", "", nil).status == http.StatusTooManyRequests {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Fatal("five anonymous requests at 1/s with a burst of 2 were never limited")
+	}
+	if r := c.do("GET", "/healthz", "", nil); r.status != http.StatusOK {
+		t.Fatalf("probe from a limited address: %d %s", r.status, r.raw)
+	}
+}
+
+// TestMinPositionWaitsOnlyAfterAuthentication: Ledger-Min-Position is honoured after the key is
+// checked and counted: a request without a valid key is 401 at once (it used to wait out the position
+// first, then answer 503), and a key over its rate is 429 at once. Neither result depends on timing: a
+// wait first would answer 503 projection_lagging, whenever it ended.
+func TestMinPositionWaitsOnlyAfterAuthentication(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) { c.RateLimit, c.RateBurst = 1, 1 })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "ordered")
+	far := "999999999"
+	// A well-formed key no store has (sk_live_…) used to wait too; a position the log does not hold cannot
+	// be a write its client saw.
+	for _, auth := range []string{"", "Bearer ", "Bearer nonsense", "Basic " + basic("x:y"), "Bearer adm_" + strings.Repeat("x", 30),
+		"Bearer sk_live_" + strings.Repeat("x", 40), "Bearer sk_test_" + strings.Repeat("y", 40)} {
+		r := c.send("GET", "/v1/store", map[string]string{"Authorization": auth, "Ledger-Min-Position": far}, nil)
+		if r.status != http.StatusUnauthorized || r.errorCode() != "unauthenticated" {
+			t.Errorf("Authorization %q with Ledger-Min-Position: %d %s, want 401 unauthenticated", auth, r.status, r.raw)
+		}
+	}
+	// A key over its rate: 429, before any wait.
+	for i := 0; ; i++ {
+		r := c.send("GET", "/v1/store", map[string]string{"Authorization": "Bearer " + live, "Ledger-Min-Position": "1"}, nil)
+		if r.status == http.StatusTooManyRequests {
+			break
+		}
+		if r.status != http.StatusOK || i == 20 {
+			t.Fatalf("request %d of a key at 1/s: %d %s, want 200 until 429", i, r.status, r.raw)
+		}
+	}
+	r := c.send("GET", "/v1/store", map[string]string{"Authorization": "Bearer " + live, "Ledger-Min-Position": far}, nil)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("a limited key with a far Ledger-Min-Position: %d %s, want 429", r.status, r.raw)
+	}
+}
+
+// TestBodyTextIsWhatWasSent: a body that is not UTF-8 (or escapes half a surrogate pair) is 400, where
+// it used to be stored with U+FFFD in place of what was sent; a key given twice in one object is 400
+// naming it; a control character or bidirectional override in a one-line text field is 422 naming the
+// field, while a multi-line field keeps its line breaks.
+func TestBodyTextIsWhatWasSent(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "texts")
+	for _, body := range []string{
+		"{\"email\":\"a@example.com\",\"first_name\":\"Ad\xffa\"}",
+		"{\"email\":\"a@example.com\",\"last_name\":\"\xc3\x28\"}",
+		`{"email":"a@example.com","first_name":"Ad\ud800a"}`,
+		`{"email":"a@example.com","first_name":"Ad\udc00a"}`,
+	} {
+		r := postCustomer(c, live, body)
+		if r.status != http.StatusBadRequest || !strings.Contains(r.raw, "UTF-8") {
+			t.Errorf("%q: %d %s, want 400 naming UTF-8", body, r.status, r.raw)
+		}
+	}
+	for _, tt := range []struct{ body, key string }{
+		{`{"email":"a@example.com","email":"b@example.com"}`, "email"},
+		{`{"email":"a@example.com","first_name":"A","first_name":"B"}`, "first_name"},
+		{`{"email":"a@example.com","metadata":{"tier":"gold","tier":"lead"}}`, "metadata.tier"},
+	} {
+		r := postCustomer(c, live, tt.body)
+		if r.status != http.StatusBadRequest || !strings.Contains(r.raw, "key "+tt.key+" twice") {
+			t.Errorf("%s: %d %s, want 400 naming %s", tt.body, r.status, r.raw, tt.key)
+		}
+	}
+	for _, tt := range []struct{ field, value string }{
+		{"first_name", "Ada\u0000"}, {"last_name", "Love\nlace"}, {"city", "Lon\u007fdon"},
+		{"first_name", "\u202eadA"}, {"last_name", "x\u2066y\u2069"}, {"address", "1 Main St\u2028Apt 2"},
+		{"first_name", "tab\there"}, {"last_name", "esc\u001b[31m"}, {"city", "c\u0085"},
+	} {
+		r := postCustomer(c, live, `{"email":"ctl@example.com",`+jsonString(tt.field)+`:`+jsonString(tt.value)+`}`)
+		if r.status != http.StatusUnprocessableEntity || !slices.Contains(errorFields(r), tt.field) {
+			t.Errorf("%s %q: %d %s, want 422 naming %s", tt.field, tt.value, r.status, r.raw, tt.field)
+		}
+	}
+	// Deeper bodies name the field by its path; a multi-line field keeps its line breaks.
+	body := checkoutBody("ctl@example.com", 1000, `,"campaign":{"id":"c1","name":"Spring\u0000"}`)
+	if r := c.post("/v1/checkouts", live, "", body); r.status != 422 || !slices.Contains(errorFields(r), "campaign.name") {
+		t.Errorf("campaign.name with NUL: %d %s, want 422 naming campaign.name", r.status, r.raw)
+	}
+	body = checkoutBody("ok@example.com", 1000, "")
+	body = strings.Replace(body, `"product":{`, `"product":{"instructions":"Line one\nLine two\twith a tab",`, 1)
+	if r := c.post("/v1/checkouts", live, "", body); r.status != 201 {
+		t.Errorf("instructions with line breaks: %d %s, want 201", r.status, r.raw)
+	}
+	// What is accepted is stored as sent.
+	cus := mustCustomer(t, c, live, `{"email":"zoe@example.com","first_name":"Zoë","last_name":"Ōkubo-ﾄﾞ"}`)
+	if cus["first_name"] != "Zoë" || cus["last_name"] != "Ōkubo-ﾄﾞ" {
+		t.Errorf("names stored as %q %q", cus["first_name"], cus["last_name"])
+	}
+}
+
+// TestSilentConnectionsCannotHoldTheCap: connections that connect and send nothing fill the cap, yet a
+// client arriving after them is served long before the read-header timeout (a minute here) would free a
+// slot: at the cap they are closed once silent for the grace (a second). The bound is half the
+// read-header timeout, the time the old behaviour could never meet, whatever the machine's speed.
+func TestSilentConnectionsCannotHoldTheCap(t *testing.T) {
+	const readHeader = time.Minute
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		c.HTTPMaxConns = 4
+		c.HTTPIdleTimeout = time.Hour
+		c.HTTPReadHeaderTimeout = readHeader
+	})
+	var silent []net.Conn
+	for range 4 {
+		conn, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		silent = append(silent, conn)
+	}
+	fresh := &http.Client{Timeout: readHeader / 2, Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := fresh.Get("http://" + m.HTTPAddr + "/healthz")
+	if err != nil {
+		t.Fatalf("a client is locked out by %d silent connections: %v", len(silent), err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("healthz: %d", res.StatusCode)
+	}
+	closed := make(chan bool, len(silent))
+	for _, conn := range silent {
+		go func() {
+			_ = conn.SetReadDeadline(time.Now().Add(readHeader / 2)) // hang guard: a closed one reports at once
+			_, err := conn.Read(make([]byte, 1))
+			closed <- err == io.EOF
+		}()
+	}
+	for range silent {
+		if <-closed {
+			return
+		}
+	}
+	t.Fatal("no silent connection was closed")
+}
+
+// TestSlowWebhookBodiesCannotHoldTheCap: webhook requests whose bodies stop arriving fill the cap (the
+// endpoint takes anyone's body, unlimited); they are answered 408 once the body has taken the
+// read-header timeout (half a second), not the read timeout (a minute), and a client after them is
+// served within half the read timeout.
+func TestSlowWebhookBodiesCannotHoldTheCap(t *testing.T) {
+	const readTimeout = time.Minute
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		withGateways(c)
+		c.HTTPMaxConns = 2
+		c.HTTPReadHeaderTimeout = 500 * time.Millisecond
+		c.HTTPReadTimeout = readTimeout
+	})
+	answers := make(chan int, 2)
+	for range 2 {
+		conn, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "POST /v1/webhooks/standard HTTP/1.1\r\nHost: ledger\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":"); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_ = conn.SetReadDeadline(time.Now().Add(readTimeout / 2))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				answers <- 0
+				return
+			}
+			res.Body.Close()
+			answers <- res.StatusCode
+		}()
+	}
+	fresh := &http.Client{Timeout: readTimeout / 2, Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := fresh.Get("http://" + m.HTTPAddr + "/healthz")
+	if err != nil {
+		t.Fatalf("a client is locked out by slow webhook bodies: %v", err)
+	}
+	res.Body.Close()
+	for range 2 {
+		if s := <-answers; s != http.StatusRequestTimeout {
+			t.Errorf("a stalled webhook body was answered %d, want 408", s)
+		}
 	}
 }

@@ -561,3 +561,59 @@ func TestShutdownTimeoutNamesWhatWasCut(t *testing.T) {
 		t.Fatalf("the cut connection: %v", err)
 	}
 }
+
+// TestDataDirFilesArePrivate: every file the ledger itself creates in its data dir (the read store and
+// its WAL and shared-memory files, CURRENT, the lock, the admin token hash, NATS seeds) is readable by
+// its owner only, and a read store left group- or world-readable by an older version is made so at the
+// next start. The embedded JetStream's own files are nats-server's (0640 in 0750 directories).
+func TestDataDirFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	check := func() {
+		t.Helper()
+		n := 0
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "jetstream" {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n++
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s is %v, want no access beyond its owner", path, perm)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n < 4 {
+			t.Fatalf("found %d files in the data dir; the walk missed the read store", n)
+		}
+	}
+	m := startMain(t, dir, nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "private")
+	mustCustomer(t, c, live, `{"email":"p@example.com","first_name":"Pat"}`)
+	check()
+	m.Close()
+
+	reads, _ := filepath.Glob(filepath.Join(dir, readDir, "*.db*"))
+	if len(reads) == 0 {
+		t.Fatal("no read store file under read/")
+	}
+	for _, p := range reads {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startMain(t, dir, nil)
+	check()
+}

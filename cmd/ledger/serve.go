@@ -241,8 +241,13 @@ func (m *Main) Run(ctx context.Context) error {
 		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
 			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},
 		WriteHealth: m.events.Health().Err,
+		// A gateway's body follows its headers at once; give it what a client has for its headers.
+		WebhookBodyTimeout: min(cfg.HTTPReadHeaderTimeout, cfg.HTTPReadTimeout),
 	})
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
+	// A client sends its request header right after connecting; one silent for a second (or the
+	// read-header timeout, if shorter) can give its slot up at the cap.
+	conns.Grace = min(cfg.HTTPReadHeaderTimeout, time.Second)
 	m.httpSrv = &http.Server{
 		Handler:           m.inFlight.wrap(api.Handler()),
 		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"sync"
 
@@ -37,8 +38,30 @@ type Option func(*Store)
 // WithFold adds a fold that runs for every event, in the same transaction as the built-in folds.
 func WithFold(f Fold) Option { return func(s *Store) { s.extras = append(s.extras, f) } }
 
+// private creates the store's file readable by its owner only, and makes an existing one (and its WAL
+// and shared-memory files) so: the read store holds customers' personal data. SQLite creates the WAL
+// and shared-memory files with the database file's permissions.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Open opens (creating if needed) the read store at path and brings its schema up to date.
 func Open(path string, opts ...Option) (*Store, error) {
+	if err := private(path); err != nil {
+		return nil, fmt.Errorf("open read store %s: %w", path, err)
+	}
 	dsn := func(txlock string) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(5000)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
