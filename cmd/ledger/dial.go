@@ -62,6 +62,10 @@ func (m *Main) connectTool(ctx context.Context, name string, extra ...nats.Optio
 			nc.Close()
 			return err
 		}
+		if cfg.NATSURL == "" {
+			// As the operator on the embedded listener: the ledger's own consumer names are refused.
+			st.ConsumerPrefix = jetstream.OperatorConsumerPrefix
+		}
 		m.nc, m.events, m.NATSURL = nc, st, redactURL(nc.ConnectedUrl())
 		return nil
 	}

@@ -288,3 +288,85 @@ func TestDataDirFromBeforeAccounts(t *testing.T) {
 	}
 	waitSale(t, c, live, id, func(d map[string]any) bool { return d["status"] == "completed" })
 }
+
+// The ledger's own consumers cannot be named by a reader (their names carry 128 random bits, and nothing
+// the log stores follows nats.go's name counter), and the operator, who may make and delete consumers,
+// cannot change or delete one of them even knowing its name: not the projection's, not the payment
+// processor's, not the key watcher's (a push consumer delivering to the ledger's inbox).
+func TestLedgersConsumersAreOutOfReach(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, func(c *Config) { c.NATSListen = "127.0.0.1:-1" })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "guarded")
+	mustCustomer(t, c, live, `{"email":"g@example.com","first_name":"Gus"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js := m.events.JetStream()
+
+	// Batch ids stored in the log are random, not nuid (a reader who sees two nuids predicts the rest).
+	st, err := js.Stream(ctx, jetstream.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := m.events.LastSequence(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= last; seq++ {
+		msg, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := msg.Header.Get("Nats-Batch-Id"); id != "" && len(id) != 32 {
+			t.Fatalf("event %d has batch id %q, want 32 random hex digits", seq, id)
+		}
+	}
+
+	operator, err := dialLedgerNATS(Config{DataDir: dir, NATSListen: strings.TrimPrefix(m.NATSURL, "nats://")}, "test-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer operator.Close()
+	var own []string
+	for _, stream := range []string{jetstream.StreamName, "KV_" + jetstream.KeysBucket} {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos := s.ListConsumers(ctx)
+		for ci := range infos.Info() {
+			name := ci.Name
+			if stream == jetstream.StreamName && !(strings.HasPrefix(name, jetstream.OwnConsumerPrefix) || strings.HasPrefix(name, jetstream.PaymentsDurable+"_")) {
+				t.Errorf("the ledger's consumer %q of %s is not named by the ledger", name, stream)
+			}
+			if stream == jetstream.StreamName && len(name) < 30 {
+				t.Errorf("the ledger's consumer %q is short enough to guess", name)
+			}
+			own = append(own, stream+" "+name)
+			for what, req := range map[string][2]string{
+				"delete": {"$JS.API.CONSUMER.DELETE." + stream + "." + name, ""},
+				"update": {"$JS.API.CONSUMER.CREATE." + stream + "." + name, fmt.Sprintf(
+					`{"stream_name":%q,"action":"update","config":{"name":%q,"ack_policy":"none","filter_subject":"ledger.nothing.>"}}`, stream, name)},
+			} {
+				r, err := operator.Request(req[0], []byte(req[1]), 10*time.Second)
+				if err != nil {
+					t.Fatalf("%s %s: %v", what, name, err)
+				}
+				if !strings.Contains(string(r.Data), `"code":403`) {
+					t.Errorf("the operator could %s the ledger's consumer %s of %s: %s", what, name, stream, r.Data)
+				}
+			}
+		}
+		if err := infos.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(own) < 3 {
+		t.Fatalf("found only %v: the projection, the payment processor and the key watcher should be there", own)
+	}
+	// Still working: a new customer is projected.
+	cus := mustCustomer(t, c, live, `{"email":"h@example.com","first_name":"Hal"}`)
+	if r := getCustomer(c, live, cus["id"].(string)); r.status != 200 {
+		t.Fatalf("customer after the attempts: %d %s", r.status, r.raw)
+	}
+}

@@ -43,9 +43,11 @@ type Main struct {
 	HTTPAddr string
 	NATSURL  string
 
-	lock    *os.File
-	ns      *server.Server
-	nc      *nats.Conn
+	lock *os.File
+	ns   *server.Server
+	nc   *nats.Conn
+	// gateNC is the consumer gate's connection (embedded server with a listener only).
+	gateNC  *nats.Conn
 	events  *jetstream.Store
 	live    *projections.Live
 	httpSrv *http.Server
@@ -146,9 +148,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.ns != nil && cfg.NATSListen != "off" {
+	if m.gateNC != nil {
 		// The reader roles reach consumers only through the gate (events/jetstream/accounts.go).
-		if _, err := m.events.ServeConsumerGate(m.Log.With("component", "consumer-gate"),
+		if _, err := jetstream.ServeConsumerGate(m.gateNC, m.Log.With("component", "consumer-gate"),
 			map[string]string{jetstream.PaymentsDurable: paymentsName}, jetstream.AnalyticsRole, jetstream.OperatorRole); err != nil {
 			return err
 		}
@@ -325,6 +327,13 @@ func (m *Main) connect(ctx context.Context) error {
 			return fmt.Errorf("connect to the embedded nats-server: %w", err)
 		}
 		m.nc = nc
+		if listen != "" {
+			// The consumer gate answers the listener's readers on a connection of its own.
+			if m.gateNC, err = nats.Connect("", auth.self, nats.InProcessServer(ns), nats.Name("ledger-gate"),
+				nats.CustomInboxPrefix(jetstream.InboxPrefix)); err != nil {
+				return fmt.Errorf("connect to the embedded nats-server: %w", err)
+			}
+		}
 		m.NATSURL = "in-process"
 		if listen != "" {
 			m.NATSURL = ns.ClientURL()
@@ -469,6 +478,9 @@ func (m *Main) Close() error {
 	}
 	if m.stopGroups != nil {
 		m.stopGroups()
+	}
+	if m.gateNC != nil {
+		m.gateNC.Close()
 	}
 	if m.nc != nil {
 		m.nc.Close()

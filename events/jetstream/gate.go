@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ConsumerGate answers the consumer API of the reader roles (Role) on the embedded server: creating,
@@ -31,7 +33,7 @@ import (
 // them as they report the server's own.
 type ConsumerGate struct {
 	nc   *nats.Conn
-	js   *Store
+	js   jetstream.JetStream
 	log  *slog.Logger
 	subs []*nats.Subscription
 	// aliases maps the well-known names of reserved consumers to their real ones.
@@ -42,14 +44,25 @@ type ConsumerGate struct {
 // exactly).
 const gateRequestTimeout = 10 * time.Second
 
-// ServeConsumerGate starts the gate for roles on the store's connection, which must be the ledger's own
-// in LedgerAccount. Close stops it. aliases maps well-known consumer names to real ones (PaymentsDurable to Store.PaymentsConsumer's name),
+// The queue of requests each gate subscription keeps (messages, bytes).
+const (
+	gatePendingMsgs  = 256
+	gatePendingBytes = 8 << 20
+)
+
+// ServeConsumerGate starts the gate for roles on nc, a connection of the ledger's own in LedgerAccount kept
+// for the gate (a reader flooding it then slows only that connection, not the ledger's writes). Close
+// stops it. aliases maps well-known consumer names to real ones (PaymentsDurable to Store.PaymentsConsumer's name),
 // for the roles that may inspect reserved consumers.
-func (s *Store) ServeConsumerGate(log *slog.Logger, aliases map[string]string, roles ...Role) (*ConsumerGate, error) {
+func ServeConsumerGate(nc *nats.Conn, log *slog.Logger, aliases map[string]string, roles ...Role) (*ConsumerGate, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &ConsumerGate{nc: s.nc, js: s, log: log, aliases: aliases}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	g := &ConsumerGate{nc: nc, js: js, log: log, aliases: aliases}
 	for _, r := range roles {
 		var createMu sync.Mutex // creates of one role one at a time, so the count holds
 		create := func(m *nats.Msg) {
@@ -64,15 +77,18 @@ func (s *Store) ServeConsumerGate(log *slog.Logger, aliases map[string]string, r
 			base + "API.CONSUMER.INFO.>":    func(m *nats.Msg) { g.pass(r, m, r.InspectReserved) },
 			base + "API.CONSUMER.DELETE.>":  func(m *nats.Msg) { g.pass(r, m, false) },
 		} {
-			sub, err := s.nc.Subscribe(subj, h)
+			sub, err := nc.Subscribe(subj, h)
 			if err != nil {
 				g.Close()
 				return nil, fmt.Errorf("consumer gate %s: %w", subj, err)
 			}
+			// A flood waits in a short queue and the rest is dropped (the requester times out): the
+			// gate's memory stays bounded whatever a reader sends.
+			_ = sub.SetPendingLimits(gatePendingMsgs, gatePendingBytes)
 			g.subs = append(g.subs, sub)
 		}
 	}
-	if err := s.nc.Flush(); err != nil {
+	if err := nc.Flush(); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -116,7 +132,7 @@ func gateTarget(r Role, subject string) (target, stream, consumer string, ok boo
 
 // allowed says why r may not use the consumer named (nil if it may).
 func (r Role) allowed(stream, consumer string, inspect bool) error {
-	if stream == StreamName && reservedConsumer(consumer) && !inspect {
+	if reservedConsumer(consumer) && !inspect {
 		return fmt.Errorf("consumer %s belongs to the ledger", consumer)
 	}
 	if r.ConsumerPrefix != "" && !strings.HasPrefix(consumer, r.ConsumerPrefix) {
@@ -137,6 +153,12 @@ func (g *ConsumerGate) pass(r Role, m *nats.Msg, inspect bool) {
 	if err := r.allowed(stream, consumer, inspect); err != nil {
 		g.refuse(m, r, err)
 		return
+	}
+	if !inspect {
+		if err := g.notTheirs(r, stream, consumer); err != nil {
+			g.refuse(m, r, err)
+			return
+		}
 	}
 	real, aliased := g.aliases[consumer]
 	if aliased {
@@ -191,6 +213,12 @@ func (g *ConsumerGate) create(r Role, m *nats.Msg) {
 		}
 		return
 	}
+	if consumer != "" {
+		if err := g.notTheirs(r, stream, consumer); err != nil {
+			g.refuse(m, r, err)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), gateRequestTimeout)
 	defer cancel()
 	if r.MaxConsumers > 0 {
@@ -212,10 +240,29 @@ func (g *ConsumerGate) create(r Role, m *nats.Msg) {
 	_ = m.RespondMsg(&nats.Msg{Header: resp.Header, Data: resp.Data})
 }
 
+// notTheirs says why an existing consumer is not the role's to change or delete: a push consumer that
+// delivers outside the role's DeliverPrefix is someone else's (the ledger's bucket watchers deliver to its
+// own inbox), whatever its name. Nil if the consumer is the role's, or does not exist.
+func (g *ConsumerGate) notTheirs(r Role, stream, consumer string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), gateRequestTimeout)
+	defer cancel()
+	c, err := g.js.Consumer(ctx, stream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("cannot look at consumer %s: %v", consumer, err)
+	}
+	ds := c.CachedInfo().Config.DeliverSubject
+	if ds != "" && (r.DeliverPrefix == "" || !strings.HasPrefix(ds, r.DeliverPrefix)) {
+		return fmt.Errorf("consumer %s is not the %s user's", consumer, r.Name)
+	}
+	return nil
+}
+
 // countConsumers counts the stream's consumers whose names begin with prefix, and tells whether name is
 // one of them.
 func (g *ConsumerGate) countConsumers(ctx context.Context, stream, prefix, name string) (int, bool, error) {
-	st, err := g.js.js.Stream(ctx, stream)
+	st, err := g.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, false, err
 	}

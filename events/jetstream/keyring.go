@@ -1,16 +1,19 @@
 package jetstream
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/salesledger/ledger/events"
@@ -30,6 +33,7 @@ const (
 // every replica's cache through a watch on the bucket.
 type Keyring struct {
 	kv jetstream.KeyValue
+	nc *nats.Conn // for reads from the bucket stream's leader (leaderGet)
 
 	mu    sync.RWMutex
 	cache map[string][]byte // subject → key; a nil key is an erased subject
@@ -42,7 +46,7 @@ const maxCachedKeys = 200_000
 var _ events.Keyring = (*Keyring)(nil)
 
 // newKeyring opens the bucket (creating it when create is set) and starts watching it.
-func newKeyring(ctx context.Context, js jetstream.JetStream, create bool, replicas int) (*Keyring, error) {
+func newKeyring(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, create bool, replicas int) (*Keyring, error) {
 	var kv jetstream.KeyValue
 	err := retryAPI(ctx, func(ctx context.Context) (err error) {
 		if create {
@@ -58,7 +62,7 @@ func newKeyring(ctx context.Context, js jetstream.JetStream, create bool, replic
 	if err != nil {
 		return nil, fmt.Errorf("keys bucket: %w", err)
 	}
-	k := &Keyring{kv: kv, cache: make(map[string][]byte)}
+	k := &Keyring{kv: kv, nc: nc, cache: make(map[string][]byte)}
 	var w jetstream.KeyWatcher
 	err = retryAPI(ctx, func(context.Context) (err error) {
 		w, err = kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
@@ -115,9 +119,22 @@ func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte,
 		switch {
 		case err == nil && string(e.Value()) != erasedMark && len(e.Value()) == 32:
 			key = e.Value()
-		case err == nil, errors.Is(err, jetstream.ErrKeyDeleted), errors.Is(err, jetstream.ErrKeyNotFound) && !create:
+		case err == nil, errors.Is(err, jetstream.ErrKeyDeleted):
 			k.forget(subject)
 			return nil, events.ErrErased
+		case errors.Is(err, jetstream.ErrKeyNotFound) && !create:
+			// Opening: the key existed when the data was sealed, so "not found" may be a replica of the
+			// bucket that has not caught up (reads are served by any replica). Only the stream's leader
+			// decides; it says "not found" only for a bucket restored from before the key (read as erased).
+			v, err := k.leaderGet(ctx, subject)
+			switch {
+			case err != nil:
+				return nil, transient(fmt.Errorf("key of %s: %w", subject, err))
+			case v == nil || string(v) == erasedMark || len(v) != 32:
+				k.forget(subject)
+				return nil, events.ErrErased
+			}
+			key = v
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			fresh := make([]byte, 32)
 			if _, err := rand.Read(fresh); err != nil {
@@ -143,6 +160,41 @@ func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte,
 		return key, nil
 	}
 	return nil, fmt.Errorf("key of %s: created and gone concurrently", subject)
+}
+
+// leaderGet reads the subject's key from the leader of the bucket's stream (JetStream's message get, which
+// the leader answers, not a direct get that any replica may): nil when the leader has none or holds a
+// delete marker.
+func (k *Keyring) leaderGet(ctx context.Context, subject string) ([]byte, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + KeysBucket + "." + subject})
+	msg, err := k.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+KeysBucket, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Error *struct {
+			Code    int `json:"code"`
+			ErrCode int `json:"err_code"`
+		} `json:"error"`
+		Message *struct {
+			Data []byte `json:"data"`
+			Hdrs []byte `json:"hdrs"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return nil, nil
+	case resp.Error != nil:
+		return nil, fmt.Errorf("keys bucket: error %d/%d", resp.Error.Code, resp.Error.ErrCode)
+	case resp.Message == nil:
+		return nil, errors.New("keys bucket: empty answer")
+	case bytes.Contains(resp.Message.Hdrs, []byte("KV-Operation")):
+		return nil, nil // DEL or PURGE
+	}
+	return resp.Message.Data, nil
 }
 
 // Seal encrypts plaintext with the subject's key (AES-256-GCM, the subject as additional data).

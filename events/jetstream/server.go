@@ -5,6 +5,8 @@ package jetstream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,12 +59,31 @@ const (
 // processor pulls from; its real name is Store.PaymentsConsumer's.
 const PaymentsDurable = "payments"
 
-// reservedConsumer tells whether a consumer of LEDGER is the ledger's own: the payment processor's
-// (PaymentsDurable and every name that begins so). The ledger's other consumers are ephemeral, with names
-// made at random that only their connection learns. The reader roles pull from and acknowledge for
-// consumers by name (JetStream's cross-account pull path admits no finer rule than "any consumer of
-// LEDGER"), so the payment processor's real name is unguessable too: no reader can name it.
-func reservedConsumer(name string) bool { return strings.HasPrefix(name, PaymentsDurable) }
+// OwnConsumerPrefix begins the names of the ledger's ephemeral consumers (the projections' subscriptions);
+// OperatorConsumerPrefix those of the operator tools' (rebuild).
+const (
+	OwnConsumerPrefix      = "ledger_"
+	OperatorConsumerPrefix = "ops_"
+)
+
+// reservedConsumer tells whether a consumer is the ledger's own: the payment processor's (PaymentsDurable
+// and every name that begins so) and the projections' (OwnConsumerPrefix). No reader role may create,
+// change or delete one, nor read its state unless Role.InspectReserved. The reader roles pull from and
+// acknowledge for consumers by name (JetStream's cross-account pull path admits no finer rule than "any
+// consumer of LEDGER"), so the ledger's consumers are also unguessable: 128 random bits in each name (the
+// payment processor's from a shared secret), never a name the client library derives from its counter.
+func reservedConsumer(name string) bool {
+	return strings.HasPrefix(name, PaymentsDurable) || strings.HasPrefix(name, OwnConsumerPrefix)
+}
+
+// randomToken is 128 random bits in hex, for names and ids no one else may predict.
+func randomToken() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms (Go 1.24+)
+	}
+	return hex.EncodeToString(b)
+}
 
 // StartEmbedded starts a nats-server with JetStream in this process and waits until it is ready for
 // connections. Shut it down with Shutdown and WaitForShutdown.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -55,8 +54,11 @@ type Store struct {
 	AppendTimeout time.Duration
 	// Observe, if set, is told the outcome of every append: the number of events and the error.
 	Observe func(n int, err error)
-	group   atomic.Pointer[grouper] // set by EnableGroupCommit
-	health  *Health
+	// ConsumerPrefix begins the names of the consumers Subscribe makes (default OwnConsumerPrefix, which
+	// only the ledger may use on the embedded server; operator tools use OperatorConsumerPrefix).
+	ConsumerPrefix string
+	group          atomic.Pointer[grouper] // set by EnableGroupCommit
+	health         *Health
 
 	keysMu sync.Mutex
 	keys   *Keyring // seals personal data; opened by EnsureStream, or on first need
@@ -106,7 +108,7 @@ func (s *Store) EnsureStream(ctx context.Context, cfg StreamConfig) error {
 		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
 	}
 	s.stream = stream
-	keys, err := newKeyring(ctx, s.js, true, cfg.Replicas)
+	keys, err := newKeyring(ctx, s.nc, s.js, true, cfg.Replicas)
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func (s *Store) Keys(ctx context.Context) (*Keyring, error) {
 	if s.keys != nil {
 		return s.keys, nil
 	}
-	keys, err := newKeyring(ctx, s.js, false, 0)
+	keys, err := newKeyring(ctx, s.nc, s.js, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +378,7 @@ func message(ctx context.Context, keys events.Keyring, w Write) (*nats.Msg, erro
 // publishAtomic sends msgs as one JetStream atomic batch (nats-server 2.12+, stream allow_atomic).
 // The commit message is a request; its reply is the batch's PubAck.
 func (s *Store) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
-	batchID := nuid.Next()
+	batchID := randomToken() // stored in the log: not nuid, whose sequence would let a reader predict other names
 	for i, m := range msgs {
 		m.Header.Set(hdrBatchID, batchID)
 		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))

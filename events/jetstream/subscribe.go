@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -151,6 +152,9 @@ func (s *Subscription) open(from uint64) error {
 	ctx, cancel := context.WithTimeout(s.ctx, subscribeTry)
 	defer cancel()
 	cfg := jetstream.ConsumerConfig{
+		// Named at random by the ledger, not by the client library (whose names follow from a counter a
+		// reader can observe): a reader that could name it could pull its events away (reservedConsumer).
+		Name:              cmp.Or(s.store.ConsumerPrefix, OwnConsumerPrefix) + randomToken(),
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		AckPolicy:         jetstream.AckNonePolicy,
