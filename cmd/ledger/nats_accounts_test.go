@@ -129,6 +129,12 @@ func TestRepliesNeverLandInTheLedgersStreams(t *testing.T) {
 			}
 		}
 	}
+	// Refused as a push consumer whatever its name (nats sub --stream names its consumers at random).
+	if r, err := analytics.Request("$JS.API.CONSUMER.CREATE.LEDGER.x1Yz", []byte(`{"stream_name":"LEDGER","config":{"name":"x1Yz","deliver_subject":"_INBOX.x","ack_policy":"none"}}`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(string(r.Data), "pull consumers") {
+		t.Errorf("a push consumer's refusal does not say why: %s", r.Data)
+	}
 	// Everything sent above has been answered once each connection's later requests are: JetStream answers
 	// one connection's API requests in order.
 	for nc := range requests {

@@ -201,16 +201,17 @@ func (g *ConsumerGate) create(r Role, m *nats.Msg) {
 			return
 		}
 	}
-	if err := r.allowed(stream, consumer, false); err != nil {
-		g.refuse(m, r, err)
-		return
-	}
+	// The kind of consumer first: a push consumer is refused as one, whatever its name.
 	if ds := req.Config.DeliverSubject; ds != "" && (r.DeliverPrefix == "" || !strings.HasPrefix(ds, r.DeliverPrefix)) {
 		if r.DeliverPrefix == "" {
 			g.refuse(m, r, fmt.Errorf("the %s user's consumers are pull consumers: deliver_subject must be empty", r.Name))
 		} else {
 			g.refuse(m, r, fmt.Errorf("deliver_subject must begin with %s", r.DeliverPrefix))
 		}
+		return
+	}
+	if err := r.allowed(stream, consumer, false); err != nil {
+		g.refuse(m, r, err)
 		return
 	}
 	if consumer != "" {
