@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strconv"
@@ -26,14 +27,28 @@ func withScope(ctx context.Context, s Scope) context.Context {
 	return context.WithValue(ctx, scopeKey{}, s)
 }
 
-// credential extracts the secret from "Authorization: Bearer <secret>" or HTTP Basic with the secret as
-// user name and an empty password.
+// credential extracts the secret from "Authorization: Bearer <secret>" or HTTP Basic (RFC 7617) with the
+// secret as user name and an empty password — "base64(secret:)", as curl -u and Stripe's clients send
+// it, or "base64(secret)" without the colon, as 4Geeks' examples and Django REST Framework clients do
+// (a secret never holds a colon, so the two cannot be confused).
 func credential(r *http.Request) string {
 	h := r.Header.Get("Authorization")
-	if scheme, rest, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		return strings.TrimSpace(rest)
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok {
+		return ""
 	}
-	if user, pass, ok := r.BasicAuth(); ok && pass == "" {
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		return strings.TrimSpace(rest)
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+		if err != nil {
+			return ""
+		}
+		user, pass, hasColon := strings.Cut(string(raw), ":")
+		if hasColon && pass != "" {
+			return ""
+		}
 		return user
 	}
 	return ""

@@ -242,7 +242,7 @@ func (a *API) sign(payload string) string {
 // avatar is GET /v1/avatars/{token}: the photo a signed avatar_url names.
 func (a *API) avatar(w http.ResponseWriter, r *http.Request) {
 	b64, sig, ok := strings.Cut(r.PathValue("avatar_token"), ".")
-	payload, err := base64.RawURLEncoding.DecodeString(b64)
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(b64) // one spelling per link
 	if !ok || err != nil || !hmac.Equal([]byte(sig), []byte(a.sign(string(payload)))) || a.cfg.Photos == nil {
 		writeError(w, r, a.log, errAvatarLink)
 		return

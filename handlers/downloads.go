@@ -51,8 +51,10 @@ func (a *API) downloadURL(storeID, mode, saleID string, f events.IssuedFile) (st
 // not downloads.
 func (a *API) download(w http.ResponseWriter, r *http.Request) {
 	b64, sig64, ok := strings.Cut(r.PathValue("download_token"), ".")
-	payload, err1 := base64.RawURLEncoding.DecodeString(b64)
-	sig, err2 := base64.RawURLEncoding.DecodeString(sig64)
+	// Strict: the unused low bits of the last character must be zero, so each link has one spelling
+	// and one changed character anywhere is a forged link.
+	payload, err1 := base64.RawURLEncoding.Strict().DecodeString(b64)
+	sig, err2 := base64.RawURLEncoding.Strict().DecodeString(sig64)
 	if !ok || err1 != nil || err2 != nil {
 		writeError(w, r, a.log, errLinkForged)
 		return

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"encoding/base64"
+	"testing"
+)
+
+// HTTP Basic as clients send it (RFC 7617): the key as user name with an empty password, with the colon
+// (curl -u, Stripe's libraries) or without it (4Geeks' examples, Django REST Framework clients).
+func TestBasicAuthAsClientsSendIt(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "basic")
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tc := range []struct {
+		name, header string
+		want         int
+	}{
+		{"key and colon", "Basic " + b64(live+":"), 200},
+		{"key without colon", "Basic " + b64(live), 200},
+		{"lower-case scheme", "basic " + b64(live), 200},
+		{"key with a password", "Basic " + b64(live+":secret"), 401},
+		{"not base64", "Basic " + live, 401},
+		{"empty", "Basic ", 401},
+		{"another key", "Basic " + b64("sk_live_notakey0000000000000000000000000000"), 401},
+	} {
+		if r := c.do("GET", "/v1/store", tc.header, nil); r.status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.raw, tc.want)
+		}
+	}
+}
