@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -186,10 +187,7 @@ func parseMoneroo(_ http.Header, body []byte) (events.WebhookReceived, error) {
 			Fee      *int64                `json:"fee"`
 			Method   *events.PaymentMethod `json:"method"`
 			Failure  *events.FailureError  `json:"failure_error"`
-			Metadata struct {
-				SaleID  string `json:"sale_id"`
-				StoreID string `json:"store_id"`
-			} `json:"metadata"`
+			Metadata deliveryMetadata      `json:"metadata"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil || in.Data.ID == "" {
@@ -221,14 +219,11 @@ func parseStripe(_ http.Header, body []byte) (events.WebhookReceived, error) {
 		Type string `json:"type"`
 		Data struct {
 			Object struct {
-				ID       string `json:"id"`
-				Amount   *int64 `json:"amount"`
-				Currency string `json:"currency"`
-				Metadata struct {
-					SaleID  string `json:"sale_id"`
-					StoreID string `json:"store_id"`
-				} `json:"metadata"`
-				PaymentMethodTypes []string `json:"payment_method_types"`
+				ID                 string           `json:"id"`
+				Amount             *int64           `json:"amount"`
+				Currency           string           `json:"currency"`
+				Metadata           deliveryMetadata `json:"metadata"`
+				PaymentMethodTypes []string         `json:"payment_method_types"`
 				LastPaymentError   *struct {
 					Code    string `json:"code"`
 					Message string `json:"message"`
@@ -266,20 +261,50 @@ func parseStripe(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	return out, within(fields...)
 }
 
+// deliveryMetadata is the ledger's part of a gateway's free-form metadata: the sale and store a checkout
+// put there. Paystack documents metadata as an object, sends it stringified when it was given as a
+// string to the transaction API, and its own charge.success sample carries "metadata": 0; an empty
+// string, a number, null or no metadata at all are deliveries that name no sale (recorded, then set
+// aside by the payment processor), not malformed ones. An object whose sale_id or store_id is not a
+// string is malformed.
+type deliveryMetadata struct {
+	SaleID  string `json:"sale_id"`
+	StoreID string `json:"store_id"`
+}
+
+// UnmarshalJSON accepts an object, a JSON string holding an object, and anything else as empty.
+func (m *deliveryMetadata) UnmarshalJSON(b []byte) error {
+	type plain deliveryMetadata
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var inner string
+		if err := json.Unmarshal(b, &inner); err != nil {
+			return err
+		}
+		b = bytes.TrimSpace([]byte(inner))
+		if len(b) == 0 || b[0] != '{' {
+			*m = deliveryMetadata{}
+			return nil // a string that holds no object: no metadata of the ledger's
+		}
+	}
+	if len(b) == 0 || b[0] != '{' {
+		*m = deliveryMetadata{}
+		return nil // a number, null, true, an array
+	}
+	return json.Unmarshal(b, (*plain)(m))
+}
+
 func parsePaystack(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	var in struct {
 		Event string `json:"event"`
 		Data  struct {
-			ID        json.Number `json:"id"`
-			Reference string      `json:"reference"`
-			Amount    *int64      `json:"amount"`
-			Currency  string      `json:"currency"`
-			Fees      *int64      `json:"fees"`
-			Channel   string      `json:"channel"`
-			Metadata  struct {
-				SaleID  string `json:"sale_id"`
-				StoreID string `json:"store_id"`
-			} `json:"metadata"`
+			ID        json.Number      `json:"id"`
+			Reference string           `json:"reference"`
+			Amount    *int64           `json:"amount"`
+			Currency  string           `json:"currency"`
+			Fees      *int64           `json:"fees"`
+			Channel   string           `json:"channel"`
+			Metadata  deliveryMetadata `json:"metadata"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil || (in.Data.ID == "" && in.Data.Reference == "") {

@@ -637,6 +637,26 @@ func TestParsePaystack(t *testing.T) {
 		{name: "invalid JSON", gateway: "paystack", body: `{"event":"charge.success","data":`, wantErr: errMalformedDelivery},
 		{name: "missing id and reference", gateway: "paystack", body: `{"event":"charge.success","data":{"amount":20000,"currency":"NGN","metadata":{"sale_id":"sal_1"}}}`, wantErr: errMalformedDelivery},
 		{name: "id not a number", gateway: "paystack", body: `{"event":"charge.success","data":{"id":"abc","reference":"r"}}`, wantErr: errMalformedDelivery},
+		// Paystack's own charge.success sample: metadata 0. It names no sale; it is not malformed.
+		{name: "metadata 0 (Paystack's documented sample)", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":302961,"reference":"qTPrJoy9Bx","amount":10000,"currency":"NGN","metadata":0}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:302961:qTPrJoy9Bx", Kind: "payment.succeeded",
+				TransactionID: "qTPrJoy9Bx", Amount: amt(10000, "NGN")}},
+		{name: "metadata stringified (the transaction API's string form)", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":8,"reference":"ref8","amount":150,"currency":"NGN","metadata":"{\"sale_id\":\"sal_8\",\"store_id\":\"str_8\"}"}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:8:ref8", Kind: "payment.succeeded", SaleID: "sal_8", StoreID: "str_8",
+				TransactionID: "ref8", Amount: amt(150, "NGN")}},
+		{name: "metadata an empty string", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":9,"reference":"ref9","amount":150,"currency":"NGN","metadata":""}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:9:ref9", Kind: "payment.succeeded", TransactionID: "ref9", Amount: amt(150, "NGN")}},
+		{name: "metadata null", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":10,"reference":"ref10","amount":150,"currency":"NGN","metadata":null}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:10:ref10", Kind: "payment.succeeded", TransactionID: "ref10", Amount: amt(150, "NGN")}},
+		{name: "metadata a string that is no object", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":11,"reference":"ref11","amount":150,"currency":"NGN","metadata":"order 11"}}`,
+			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:11:ref11", Kind: "payment.succeeded", TransactionID: "ref11", Amount: amt(150, "NGN")}},
+		{name: "metadata sale_id not a string", gateway: "paystack",
+			body: `{"event":"charge.success","data":{"id":12,"reference":"ref12","metadata":{"sale_id":12}}}`, wantErr: errMalformedDelivery},
 	}
 	runParseCases(t, tests)
 }

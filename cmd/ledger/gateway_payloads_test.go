@@ -1,0 +1,58 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// paystackWebhook posts a Paystack delivery signed as Paystack signs (HMAC-SHA512 of the body with the
+// secret key, hex, in X-Paystack-Signature).
+func (c client) paystackWebhook(secret, body string) response {
+	c.t.Helper()
+	mac := hmac.New(sha512.New, []byte(secret))
+	mac.Write([]byte(body))
+	return c.signedPost("/v1/webhooks/paystack", body, map[string]string{"X-Paystack-Signature": hex.EncodeToString(mac.Sum(nil))})
+}
+
+// Paystack's metadata as Paystack sends it: its own documented charge.success sample carries
+// "metadata": 0 (recorded and answered 2xx, so Paystack stops retrying; it names no sale), and the
+// transaction API takes metadata as a string, which comes back stringified: the sale it names completes.
+func TestPaystackMetadataAsSent(t *testing.T) {
+	const secret = "sk_test_paystack_0123456789abcdef"
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		withGateways(c)
+		c.GatewaySecrets["paystack"] = secret
+	})
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "naira")
+
+	if r := c.paystackWebhook(secret, `{"event":"charge.success","data":{"id":302961,"reference":"qTPrJoy9Bx","amount":10000,"currency":"NGN","metadata":0}}`); r.status/100 != 2 {
+		t.Fatalf("Paystack's documented sample: %d %s", r.status, r.raw)
+	}
+	body := strings.Replace(checkoutBody("ada@example.com", 10000, ""), `"currency":"USD"`, `"currency":"NGN"`, 1)
+	r := c.post("/v1/checkouts", live, "", body)
+	if r.status != 201 {
+		t.Fatalf("checkout: %d %s", r.status, r.raw)
+	}
+	id := field(r.body, "data.id").(string)
+	for i, meta := range []string{`""`, `null`, `"order 1001"`} {
+		d := fmt.Sprintf(`{"event":"charge.success","data":{"id":%d,"reference":"ref_none_%d","amount":10000,"currency":"NGN","metadata":%s}}`, 500+i, i, meta)
+		if r := c.paystackWebhook(secret, d); r.status/100 != 2 {
+			t.Fatalf("metadata %s: %d %s", meta, r.status, r.raw)
+		}
+	}
+	stringified := fmt.Sprintf(`"{\"sale_id\":\"%s\",\"cart_id\":398}"`, id)
+	d := fmt.Sprintf(`{"event":"charge.success","data":{"id":302962,"reference":"ref_%s","amount":10000,"currency":"NGN","channel":"card","metadata":%s}}`, id, stringified)
+	if r := c.paystackWebhook(secret, d); r.status/100 != 2 {
+		t.Fatalf("stringified metadata: %d %s", r.status, r.raw)
+	}
+	sale := waitSaleWithin(t, c, live, id, 30*time.Second, func(d map[string]any) bool { return d["status"] == "completed" })
+	if sale["status"] != "completed" {
+		t.Fatalf("sale: %v", sale["status"])
+	}
+}
