@@ -241,8 +241,12 @@ func parseStripe(_ http.Header, body []byte) (events.WebhookReceived, error) {
 		return events.WebhookReceived{}, errIgnoredKind
 	}
 	o := in.Data.Object
+	amount, err := stripeAmount(o.Amount, o.Currency)
+	if err != nil {
+		return events.WebhookReceived{}, err
+	}
 	out := events.WebhookReceived{DeliveryID: in.ID, Kind: kind, SaleID: o.Metadata.SaleID, StoreID: o.Metadata.StoreID, TransactionID: o.ID,
-		Amount: amountOf(o.Amount, strings.ToUpper(o.Currency))}
+		Amount: amount}
 	if len(o.PaymentMethodTypes) > 0 {
 		out.Method = &events.PaymentMethod{ID: o.PaymentMethodTypes[0]}
 	}

@@ -785,3 +785,35 @@ func FuzzGatewayParse(f *testing.F) {
 		}
 	})
 }
+
+// Stripe's units per currency become ISO minor units (Stripe docs, "Supported currencies").
+func TestStripeAmounts(t *testing.T) {
+	for _, tc := range []struct {
+		stripe   int64
+		currency string
+		want     int64
+		err      bool
+	}{
+		{500000, "isk", 5000, false},   // ISK: ISO 0 decimals, Stripe ×100
+		{500050, "isk", 0, true},       // not a whole krona
+		{1000000, "ugx", 10000, false}, // UGX: ISO 0 decimals, Stripe ×100
+		{150000, "huf", 150000, false}, // HUF: two decimals in both
+		{9900, "twd", 9900, false},     // TWD: two decimals in both
+		{1200, "jpy", 1200, false},     // zero-decimal in both
+		{500, "xof", 500, false},       // zero-decimal in both
+		{12340, "kwd", 12340, false},   // three-decimal in both
+		{9900, "usd", 9900, false},
+	} {
+		n := tc.stripe
+		got, err := stripeAmount(&n, tc.currency)
+		if tc.err {
+			if err == nil {
+				t.Errorf("%d %s: %v, want an error", tc.stripe, tc.currency, got)
+			}
+			continue
+		}
+		if err != nil || got.Amount != tc.want || got.Currency != strings.ToUpper(tc.currency) {
+			t.Errorf("%d %s: %+v %v, want %d", tc.stripe, tc.currency, got, err, tc.want)
+		}
+	}
+}

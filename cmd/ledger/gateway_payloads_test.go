@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
@@ -50,6 +51,43 @@ func TestPaystackMetadataAsSent(t *testing.T) {
 	d := fmt.Sprintf(`{"event":"charge.success","data":{"id":302962,"reference":"ref_%s","amount":10000,"currency":"NGN","channel":"card","metadata":%s}}`, id, stringified)
 	if r := c.paystackWebhook(secret, d); r.status/100 != 2 {
 		t.Fatalf("stringified metadata: %d %s", r.status, r.raw)
+	}
+	sale := waitSaleWithin(t, c, live, id, 30*time.Second, func(d map[string]any) bool { return d["status"] == "completed" })
+	if sale["status"] != "completed" {
+		t.Fatalf("sale: %v", sale["status"])
+	}
+}
+
+// stripeWebhook posts a Stripe event signed as Stripe signs (Stripe-Signature: t=<unix>,v1=<hex
+// HMAC-SHA256 of "t.body">).
+func (c client) stripeWebhook(secret, body string) response {
+	c.t.Helper()
+	ts := fmt.Sprint(time.Now().Unix())
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "." + body))
+	return c.signedPost("/v1/webhooks/stripe", body, map[string]string{"Stripe-Signature": "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))})
+}
+
+// An ISK 5,000 sale paid through Stripe, which writes ISK amounts ×100 (500000), completes.
+func TestStripeISKSaleCompletes(t *testing.T) {
+	const secret = "whsec_stripe_test_0123456789abcdef"
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		withGateways(c)
+		c.GatewaySecrets["stripe"] = secret
+	})
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "krona")
+	body := strings.Replace(checkoutBody("ari@example.com", 5000, ""), `"currency":"USD"`, `"currency":"ISK"`, 1)
+	r := c.post("/v1/checkouts", live, "", body)
+	if r.status != 201 {
+		t.Fatalf("checkout: %d %s", r.status, r.raw)
+	}
+	id := field(r.body, "data.id").(string)
+	ev := fmt.Sprintf(`{"id":"evt_isk_1","object":"event","type":"payment_intent.succeeded","livemode":false,
+		"data":{"object":{"id":"pi_isk_1","object":"payment_intent","amount":500000,"currency":"isk",
+		"metadata":{"sale_id":%q},"payment_method_types":["card"],"status":"succeeded"}}}`, id)
+	if r := c.stripeWebhook(secret, ev); r.status/100 != 2 {
+		t.Fatalf("stripe: %d %s", r.status, r.raw)
 	}
 	sale := waitSaleWithin(t, c, live, id, 30*time.Second, func(d map[string]any) bool { return d["status"] == "completed" })
 	if sale["status"] != "completed" {
