@@ -94,3 +94,22 @@ func TestStripeISKSaleCompletes(t *testing.T) {
 		t.Fatalf("sale: %v", sale["status"])
 	}
 }
+
+// One address typed in two Unicode forms, or with its domain in Punycode, is one customer; addresses no
+// mail system would deliver to are refused.
+func TestEmailFormsAreOneCustomer(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "unicode")
+	mustCustomer(t, c, live, `{"email":"zoë@bücher.example","first_name":"Zoë"}`)
+	for _, email := range []string{"zoe\u0308@bücher.example", "ZOË@xn--bcher-kva.example"} {
+		if r := c.post("/v1/customers", live, "", fmt.Sprintf(`{"email":%q}`, email)); r.status != 409 {
+			t.Errorf("%q: %d %s, want 409 email_taken", email, r.status, r.raw)
+		}
+	}
+	for _, email := range []string{"user@-example.com", "user@[192.0.2.1]"} {
+		if r := c.post("/v1/customers", live, "", fmt.Sprintf(`{"email":%q}`, email)); r.status != 422 {
+			t.Errorf("%q: %d %s, want 422", email, r.status, r.raw)
+		}
+	}
+}
