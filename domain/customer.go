@@ -217,18 +217,19 @@ func compactObject(raw json.RawMessage) (json.RawMessage, bool) {
 	return json.RawMessage(b.Bytes()), true
 }
 
-// normalizePhone parses s (in region when it has no leading +) and returns its E.164 form, or a message
-// saying what is wrong.
+// normalizePhone parses s as libphonenumber does — leading text such as "Tel:" skipped, full-width digits
+// and plus sign, spaces, dashes, dots and brackets accepted, a national number read in region (the
+// customer's country) — and returns its E.164 form, or a message saying what is wrong. A number is
+// accepted when it is possible (its length fits its country's numbering plan), not only when it is
+// assigned: the eComCharge reference's own example, +1-555-555-5555, is a possible number but no assigned
+// one.
 func normalizePhone(s, region string) (string, string) {
-	if !strings.HasPrefix(s, "+") && region == "" {
-		return "", "The phone field must be in international format, starting with + and the country calling code, unless a country is given."
-	}
 	num, err := phonenumbers.Parse(s, region)
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		if region != "" {
-			return "", fmt.Sprintf("The phone field must be a valid phone number for %s or in international format.", region)
+			return "", fmt.Sprintf("The phone field must be a possible phone number for %s or in international format.", region)
 		}
-		return "", "The phone field must be a valid phone number in international format."
+		return "", "The phone field must be in international format, starting with + and the country calling code, unless a country is given."
 	}
 	if num.GetExtension() != "" {
 		return "", "The phone field must not include an extension."
@@ -360,10 +361,17 @@ func Phone(e164 string) (PhoneInfo, bool) {
 	}
 	if c, ok := Country(region); ok {
 		info.Country = c
+	} else if region == "XK" {
+		info.Country = kosovo
 	}
 	info.Country.DialCode = dial
 	return info, true
 }
+
+// kosovo is the country of +383 numbers: libphonenumber's region XK, a code ISO 3166-1 leaves to user
+// assignment (so Country does not take it as a customer's country) but that everyone uses for Kosovo
+// (the European Commission, SWIFT, CLDR); alpha-3 XKX as the EU uses.
+var kosovo = CountryInfo{Name: "Kosovo", Code: "XK", Alpha3Code: "XKX", DialCode: "+383", Currency: "EUR", Flag: flagOf("XK")}
 
 // Country describes an alpha-2 code (case-insensitive); ok=false if unknown.
 func Country(alpha2 string) (CountryInfo, bool) {

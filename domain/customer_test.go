@@ -224,7 +224,7 @@ func TestCustomerApplyInvalidField(t *testing.T) {
 		{"phone national without country", "phone", func(in *domain.CustomerInput) {
 			in.Country, in.Zip, in.State, in.Phone = nil, nil, nil, cs("2025550143")
 		}},
-		{"phone unassigned US number", "phone", func(in *domain.CustomerInput) { in.Phone = cs("+1-555-555-5555") }},
+		{"phone too long to be possible", "phone", func(in *domain.CustomerInput) { in.Phone = cs("+1 202 555 0143 999") }},
 		{"phone letters", "phone", func(in *domain.CustomerInput) { in.Phone = cs("call me") }},
 		{"phone unknown country code", "phone", func(in *domain.CustomerInput) { in.Phone = cs("+999 12345") }},
 		{"phone too short", "phone", func(in *domain.CustomerInput) { in.Phone = cs("+1 202") }},
@@ -304,7 +304,7 @@ func TestCustomerApplyAllAtOnce(t *testing.T) {
 			IP: cs("1.2.3.4.5"), Metadata: json.RawMessage(`[]`),
 		}, []string{"address", "city", "country", "email", "first_name", "ip", "last_name", "metadata", "phone", "state", "zip"}},
 		{"US", domain.CustomerInput{
-			Email: cs(""), FirstName: long(101), LastName: long(101), Phone: cs("+1 555 555 5555"),
+			Email: cs(""), FirstName: long(101), LastName: long(101), Phone: cs("+1 23"),
 			Country: cs("US"), Address: long(201), City: long(101), Zip: cs("ABCDE"), State: cs("ZZ"),
 			IP: cs("::g"), Metadata: json.RawMessage(`"meta"`),
 		}, []string{"address", "city", "email", "first_name", "ip", "last_name", "metadata", "phone", "state", "zip"}},
@@ -441,9 +441,15 @@ func TestCustomerPhoneNormalisation(t *testing.T) {
 		{"8323-6988", "CR", "+50683236988"},
 		{"+44 20 7946 0958", "", "+442079460958"},
 		{"+33 1 23 45 67 89", "", "+33123456789"},
-		{"020 7946 0958", "", ""},   // national, no country
-		{"2025550143", "", ""},      // national, no country
-		{"+1 555 555 5555", "", ""}, // not a valid US number
+		{"020 7946 0958", "", ""},               // national, no country
+		{"2025550143", "", ""},                  // national, no country
+		{"+1 555 555 5555", "", "+15555555555"}, // possible, though not assigned
+		{"+1-555-555-5555", "", "+15555555555"}, // the eComCharge reference's example
+		{"＋64 3 331 6005", "", "+6433316005"},   // full-width plus
+		{"Tel: +64 3 331 6005", "", "+6433316005"},
+		{"03-331 6005", "NZ", "+6433316005"},
+		{"+383 44 123 456", "", "+38344123456"}, // Kosovo
+		{"+1 23", "", ""},                       // too short to be possible
 		{"000000000", "AR", ""},
 		{"+0 123", "", ""},
 		{"+", "", ""},

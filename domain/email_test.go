@@ -34,3 +34,11 @@ func TestEmailForms(t *testing.T) {
 		}
 	}
 }
+
+// A Kosovo number (+383, libphonenumber's region XK) has its country.
+func TestPhoneCountryKosovo(t *testing.T) {
+	info, ok := Phone("+38344123456")
+	if !ok || info.Country.Code != "XK" || info.Country.Name != "Kosovo" || info.Country.DialCode != "+383" {
+		t.Fatalf("Phone(+38344123456) = %+v, %v", info, ok)
+	}
+}
