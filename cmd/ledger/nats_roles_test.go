@@ -63,6 +63,19 @@ func (v *violations) await(t *testing.T, what, subject string) {
 	}
 }
 
+// expectGateRefusal sends a consumer API request as nc and fails the test unless the ledger's consumer gate
+// refuses it (a JetStream error with code 403). who and what describe it for the failure message.
+func expectGateRefusal(t *testing.T, nc *nats.Conn, who, what, subject, body string) {
+	t.Helper()
+	r, err := nc.Request(subject, []byte(body), 10*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !strings.Contains(string(r.Data), `"code":403`) {
+		t.Errorf("%s could %s (%s): %s", who, what, subject, r.Data)
+	}
+}
+
 // The analytics user reads the LEDGER stream and nothing else: it receives no reply of the ledger's (keys and
 // shared secrets travel as replies), cannot subscribe under the ledger's inboxes or to the buckets, and cannot
 // touch the payment processor's consumer, so every webhook answered 200 is applied.
@@ -161,13 +174,7 @@ func TestAnalyticsRoleIsReadOnly(t *testing.T) {
 		"create a consumer of any name":   "$JS.API.CONSUMER.CREATE.LEDGER.reports",
 		"delete a consumer of any name":   "$JS.API.CONSUMER.DELETE.LEDGER.reports",
 	} {
-		r, err := nc.Request(subj, []byte(`{"stream_name":"LEDGER","config":{"ack_policy":"explicit"}}`), 10*time.Second)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if !strings.Contains(string(r.Data), `"code":403`) {
-			t.Errorf("analytics could %s (%s): %s", what, subj, r.Data)
-		}
+		expectGateRefusal(t, nc, "analytics", what, subj, `{"stream_name":"LEDGER","config":{"ack_policy":"explicit"}}`)
 	}
 	// Pulls and acknowledgements name the consumer, and the payment processor's real name is not one a
 	// reader can know: under its well-known name there is nothing.
@@ -266,13 +273,7 @@ func TestOperatorRoleReadsOnly(t *testing.T) {
 		"delete payments":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.PaymentsDurable,
 		"re-create payments": "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + jetstream.PaymentsDurable,
 	} {
-		r, err := nc.Request(subj, []byte(`{"stream_name":"LEDGER","config":{"durable_name":"payments","ack_policy":"explicit"}}`), 10*time.Second)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if !strings.Contains(string(r.Data), `"code":403`) {
-			t.Errorf("the operator could %s (%s): %s", what, subj, r.Data)
-		}
+		expectGateRefusal(t, nc, "the operator", what, subj, `{"stream_name":"LEDGER","config":{"durable_name":"payments","ack_policy":"explicit"}}`)
 	}
 	// Its info shows the backlog under the well-known name, never the real one (which would let the
 	// operator pull and acknowledge).

@@ -265,25 +265,7 @@ func TestRebuildFailsWhenTheLedgerDies(t *testing.T) {
 	seedStores(t, m, 1500)
 	proxy, forwarded, cut := throttledProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
 
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "2s"}, env(nil), &stderr, &stderr)
-	}()
-	// The rebuild is under way once a good part of the events went through (1,500 events take seconds
-	// through the proxy).
-	deadline := time.Now().Add(60 * time.Second)
-	for forwarded.Load() < 32<<10 {
-		select {
-		case err := <-done:
-			t.Fatalf("the rebuild ended before the ledger died: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	done, stderr := rebuildUnderWay(t, dir, proxy, "2s", forwarded, "the ledger died")
 	cut.Store(true)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -303,6 +285,32 @@ func TestRebuildFailsWhenTheLedgerDies(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, readDir, "*.building*")); len(left) != 0 {
 		t.Fatalf("left behind: %v", left)
 	}
+}
+
+// rebuildUnderWay starts `ledger rebuild` of dir through proxy with the stall timeout given, and returns
+// once a good part of the events went through the proxy (1,500 events take seconds through it): its
+// outcome, and its output. before names the event the test is about to cause, for the failure message
+// if the rebuild ended first.
+func rebuildUnderWay(t *testing.T, dir, proxy, stall string, forwarded *atomic.Int64, before string) (<-chan error, *syncBuffer) {
+	t.Helper()
+	stderr := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", stall}, env(nil), stderr, stderr)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for forwarded.Load() < 32<<10 {
+		select {
+		case err := <-done:
+			t.Fatalf("the rebuild ended before %s: %v\n%s", before, err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return done, stderr
 }
 
 // seedCustomers appends n customer_registered events of store to the log: personal data, sealed with a
@@ -340,23 +348,7 @@ func TestRebuildNamesTheLostConnection(t *testing.T) {
 	}
 	proxy, forwarded, cut := throttledProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
 
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "20s"}, env(nil), &stderr, &stderr)
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for forwarded.Load() < 32<<10 {
-		select {
-		case err := <-done:
-			t.Fatalf("the rebuild ended before the ledger went away: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	done, stderr := rebuildUnderWay(t, dir, proxy, "20s", forwarded, "the ledger went away")
 	cut.Store(true)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -411,23 +403,7 @@ func TestRebuildStallTimeout(t *testing.T) {
 	seedStores(t, m, 1500)
 	proxy, forwarded, _, frozen := freezableProxy(t, strings.TrimPrefix(m.NATSURL, "nats://"), 100<<10)
 
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", proxy, "--stall-timeout", "1s"}, env(nil), &stderr, &stderr)
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for forwarded.Load() < 32<<10 {
-		select {
-		case err := <-done:
-			t.Fatalf("the rebuild ended before its source hung: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rebuild did not get going:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	done, stderr := rebuildUnderWay(t, dir, proxy, "1s", forwarded, "its source hung")
 	frozen.Store(true)
 	select {
 	case err := <-done:

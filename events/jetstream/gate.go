@@ -160,9 +160,9 @@ func (g *ConsumerGate) pass(r Role, m *nats.Msg, inspect bool) {
 			return
 		}
 	}
-	real, aliased := g.aliases[consumer]
+	actual, aliased := g.aliases[consumer]
 	if aliased {
-		target = strings.TrimSuffix(target, consumer) + real
+		target = strings.TrimSuffix(target, consumer) + actual
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), gateRequestTimeout)
 	defer cancel()
@@ -173,7 +173,7 @@ func (g *ConsumerGate) pass(r Role, m *nats.Msg, inspect bool) {
 	}
 	data := resp.Data
 	if aliased {
-		data = bytes.ReplaceAll(data, []byte(`"`+real+`"`), []byte(`"`+consumer+`"`))
+		data = bytes.ReplaceAll(data, []byte(`"`+actual+`"`), []byte(`"`+consumer+`"`))
 	}
 	_ = m.RespondMsg(&nats.Msg{Header: resp.Header, Data: data})
 }
