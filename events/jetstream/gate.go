@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -247,13 +246,30 @@ func (g *ConsumerGate) create(r Role, m *nats.Msg) {
 func (g *ConsumerGate) notTheirs(r Role, stream, consumer string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), gateRequestTimeout)
 	defer cancel()
-	c, err := g.js.Consumer(ctx, stream, consumer)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil
-	} else if err != nil {
+	// The API's own info request: nats.go's Consumer refuses push consumers, which are the ones to look at.
+	msg, err := g.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.INFO."+stream+"."+consumer, nil)
+	if err != nil {
 		return fmt.Errorf("cannot look at consumer %s: %v", consumer, err)
 	}
-	ds := c.CachedInfo().Config.DeliverSubject
+	var info struct {
+		Error *struct {
+			Code    int `json:"code"`
+			ErrCode int `json:"err_code"`
+		} `json:"error"`
+		Config struct {
+			DeliverSubject string `json:"deliver_subject"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		return fmt.Errorf("cannot look at consumer %s: %v", consumer, err)
+	}
+	if info.Error != nil {
+		if info.Error.Code == 404 {
+			return nil
+		}
+		return fmt.Errorf("cannot look at consumer %s: error %d/%d", consumer, info.Error.Code, info.Error.ErrCode)
+	}
+	ds := info.Config.DeliverSubject
 	if ds != "" && (r.DeliverPrefix == "" || !strings.HasPrefix(ds, r.DeliverPrefix)) {
 		return fmt.Errorf("consumer %s is not the %s user's", consumer, r.Name)
 	}
