@@ -58,10 +58,13 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	case len(p.Price.Currency) > 3:
 		v.Add("product.price.currency", "The price currency must be a three-letter ISO 4217 code.")
 	case priceErr != nil:
-		v.Add("product.price.currency", fmt.Sprintf("The currency %q is not a known ISO 4217 code.", p.Price.Currency))
+		v.Add("product.price.currency", fmt.Sprintf("The currency %q is not an active ISO 4217 code (withdrawn codes such as MRO or HRK, and codes without a minor unit such as XAU, are refused).", p.Price.Currency))
 	}
-	if p.Price.Amount < 0 {
+	switch {
+	case p.Price.Amount < 0:
 		v.Add("product.price.amount", "The price amount may not be negative.")
+	case p.Price.Amount > MaxAmount:
+		v.Add("product.price.amount", fmt.Sprintf("The price amount may be at most %d minor units.", MaxAmount))
 	}
 	if len(p.Files) > maxFiles {
 		// Only the count: one message per file of a body full of them would make the answer as large.
@@ -108,7 +111,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	}
 	// The discount's own fields are checked whatever the price; its amount only against a valid price.
 	discount := Money{Amount: 0, Currency: price.Currency}
-	priceOK := priceErr == nil && p.Price.Amount >= 0
+	priceOK := priceErr == nil && p.Price.Amount >= 0 && p.Price.Amount <= MaxAmount
 	if d := c.Discount; d != nil {
 		if strings.TrimSpace(d.Code) == "" {
 			v.Add("discount.code", "The discount code is required.")

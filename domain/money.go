@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	isocurrency "github.com/bojanz/currency"
 	"github.com/cockroachdb/apd/v3"
 	"golang.org/x/text/currency"
 	"golang.org/x/text/language"
@@ -90,12 +91,39 @@ type Money struct {
 	Currency string
 }
 
-// normCurrency upper-cases an ASCII three-letter code and checks that
-// x/text/currency knows it. It returns the canonical code, the x/text unit
-// and the minor-unit exponent.
-func normCurrency(code string) (string, currency.Unit, int, error) {
+// MaxAmount is the largest amount, in minor units, that the ledger accepts for a price or a payment:
+// 10^15. It is larger than any real price (at 10^8 minor units to the US dollar, the rial's rate in
+// 2026, it is ten million dollars) and leaves room for 9,223 such amounts in an int64; totals of many
+// amounts are summed exactly (Total), never in an int64. An amount above it is rejected with an error
+// wrapping ErrAmountTooLarge.
+const MaxAmount int64 = 1_000_000_000_000_000
+
+// ErrAmountTooLarge: an amount exceeds MaxAmount minor units.
+var ErrAmountTooLarge = errors.New("amount exceeds the largest amount the ledger accepts")
+
+// currencyDef is what the ledger knows of one currency code.
+type currencyDef struct {
+	code   string // upper case
+	digits int    // minor-unit exponent
+	symbol string // English display symbol
+	// active: in ISO 4217's list of current codes, so new checkouts and payments may use it. A code
+	// that is not active is one ISO has withdrawn (MRO, VEF, HRK) or a fund or metal without a minor
+	// unit (XAU, XXX); sales recorded in it before are still read, formatted and summed.
+	active bool
+}
+
+// currencies caches upper-case code -> currencyDef.
+var currencies sync.Map
+
+// normCurrency upper-cases an ASCII three-letter code and looks it up: first in ISO 4217's current
+// list (github.com/bojanz/currency, generated from ISO's list_one.xml and CLDR; exponent = ISO's
+// CcyMnrUnts), then, for codes ISO has withdrawn or gives no minor unit, in golang.org/x/text/currency,
+// the source the ledger used before, so that sales recorded in such a code keep the meaning they had
+// (see docs/decisions.md, "Currencies from ISO 4217's current list"). A malformed or wholly unknown code
+// is an error wrapping ErrUnknownCurrency.
+func normCurrency(code string) (currencyDef, error) {
 	if len(code) != 3 {
-		return "", currency.Unit{}, 0, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
+		return currencyDef{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
 	}
 	var b [3]byte
 	for i := 0; i < 3; i++ {
@@ -105,58 +133,110 @@ func normCurrency(code string) (string, currency.Unit, int, error) {
 		case 'a' <= c && c <= 'z':
 			c -= 'a' - 'A'
 		default:
-			return "", currency.Unit{}, 0, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
+			return currencyDef{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
 		}
 		b[i] = c
 	}
 	upper := string(b[:])
-	unit, err := currency.ParseISO(upper)
-	if err != nil {
-		return "", currency.Unit{}, 0, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
+	if d, ok := currencies.Load(upper); ok {
+		return d.(currencyDef), nil
 	}
-	scale, _ := currency.Standard.Rounding(unit)
-	return upper, unit, scale, nil
+	def := currencyDef{code: upper}
+	if digits, ok := isocurrency.GetDigits(upper); ok {
+		def.digits, def.active = int(digits), true
+		def.symbol, _ = isocurrency.GetSymbol(upper, english)
+	} else if unit, err := currency.ParseISO(upper); err == nil {
+		def.digits, _ = currency.Standard.Rounding(unit)
+		def.symbol = message.NewPrinter(language.English).Sprint(currency.Symbol(unit))
+	} else {
+		return currencyDef{}, fmt.Errorf("%w: %q", ErrUnknownCurrency, code)
+	}
+	if def.symbol == "" {
+		def.symbol = upper
+	}
+	currencies.Store(upper, def)
+	return def, nil
 }
 
-// CurrencyExponent returns the number of minor-unit decimal digits of the
-// currency with the given three-letter code (case-insensitive): USD 2,
-// EUR 2, JPY 0, XOF 0, KWD 3, BHD 3.
+var english = isocurrency.NewLocale("en")
+
+// activeCurrency is normCurrency for new input: the code must be in ISO 4217's current list.
+func activeCurrency(code string) (currencyDef, error) {
+	def, err := normCurrency(code)
+	if err != nil {
+		return currencyDef{}, err
+	}
+	if !def.active {
+		return currencyDef{}, fmt.Errorf("%w: %q is not an active ISO 4217 code", ErrUnknownCurrency, def.code)
+	}
+	return def, nil
+}
+
+// CurrencyExponent returns the number of minor-unit decimal digits of an active ISO 4217 currency
+// (case-insensitive): USD 2, EUR 2, JPY 0, XOF 0, ISK 0, KWD 3, BHD 3, IQD 3, IDR 2, CLF 4.
 //
-// Source: the standard (non-cash) rounding scale reported by
-// golang.org/x/text/currency (currency.Standard.Rounding), which is CLDR's
-// "digits" value. There is no hand-written table in this package. CLDR
-// agrees with the ISO 4217 minor unit for most currencies but not all: with
-// the x/text version in go.mod it reports e.g. IQD 0 (ISO: 3) and IDR, COP,
-// RSD, LBP 0 (ISO: 2), and a default of 2 for codes ISO gives no minor unit
-// (XAU, XXX). Cash rounding (e.g. CHF in steps of 0.05) is deliberately not
-// used. Stored amounts are interpreted with this exponent, so upgrading
-// golang.org/x/text can change it; the tests pin the values relied on.
+// Source: ISO 4217's list of current codes and their minor units (CcyMnrUnts), as shipped by
+// github.com/bojanz/currency (regenerated with each CLDR release; there is no hand-written table in
+// this package). Gateways with other conventions convert in their adapters (Stripe's ISK and UGX).
 //
-// A malformed or unknown code (including codes newer than the x/text
-// tables, such as MRU or VES) yields an error wrapping ErrUnknownCurrency.
+// A malformed code, an unknown one, one ISO has withdrawn (MRO, VEF, SLL, ZWL, HRK) or one without a
+// minor unit (XAU, XXX) yields an error wrapping ErrUnknownCurrency.
 func CurrencyExponent(code string) (int, error) {
-	_, _, scale, err := normCurrency(code)
+	def, err := activeCurrency(code)
 	if err != nil {
 		return 0, err
 	}
-	return scale, nil
+	return def.digits, nil
 }
 
-// NewMoney returns amount minor units of currency. The code must be three
-// ASCII letters known to CurrencyExponent; lower case is normalised to upper
-// case ("usd" -> "USD"). Otherwise the error wraps ErrUnknownCurrency.
+// ActiveCurrency reports whether code (case-insensitive) is in ISO 4217's list of current codes with a
+// minor unit, i.e. whether a new price or payment may use it.
+func ActiveCurrency(code string) bool {
+	_, err := activeCurrency(code)
+	return err == nil
+}
+
+// CheckAmount reports whether a new price or payment amount is within 0..MaxAmount minor units; the
+// error wraps ErrInvalidAmount (negative) or ErrAmountTooLarge.
+func CheckAmount(minor int64) error {
+	switch {
+	case minor < 0:
+		return fmt.Errorf("%w: %d is negative", ErrInvalidAmount, minor)
+	case minor > MaxAmount:
+		return fmt.Errorf("%w: %d minor units is more than %d", ErrAmountTooLarge, minor, MaxAmount)
+	}
+	return nil
+}
+
+// NewMoney returns amount minor units of currency, for new input (a price, a
+// payment). The code must be an active ISO 4217 code (see CurrencyExponent);
+// lower case is normalised to upper case ("usd" -> "USD"). Otherwise the
+// error wraps ErrUnknownCurrency. The amount is not bounded here; see
+// CheckAmount.
 func NewMoney(amount int64, currency string) (Money, error) {
-	code, _, _, err := normCurrency(currency)
+	def, err := activeCurrency(currency)
 	if err != nil {
 		return Money{}, err
 	}
-	return Money{Amount: amount, Currency: code}, nil
+	return Money{Amount: amount, Currency: def.code}, nil
 }
 
-// Validate reports whether m has a known currency (error wraps
+// StoredMoney returns amount minor units of currency as recorded earlier:
+// like NewMoney, but a code ISO has withdrawn since (MRO, VEF, HRK) is still
+// accepted, with the exponent the ledger used when it was recorded. Only a
+// code the ledger never knew is an error (wrapping ErrUnknownCurrency).
+func StoredMoney(amount int64, currency string) (Money, error) {
+	def, err := normCurrency(currency)
+	if err != nil {
+		return Money{}, err
+	}
+	return Money{Amount: amount, Currency: def.code}, nil
+}
+
+// Validate reports whether m has an active ISO 4217 currency (error wraps
 // ErrUnknownCurrency otherwise). Every int64 amount is valid.
 func (m Money) Validate() error {
-	_, _, _, err := normCurrency(m.Currency)
+	_, err := activeCurrency(m.Currency)
 	return err
 }
 
@@ -173,14 +253,15 @@ func (m Money) Sub(o Money) (Money, error) {
 }
 
 func (m Money) addSub(op string, o Money, sub bool) (Money, error) {
-	code, _, _, err := normCurrency(m.Currency)
+	def, err := normCurrency(m.Currency)
 	if err != nil {
 		return Money{}, err
 	}
-	ocode, _, _, err := normCurrency(o.Currency)
+	odef, err := normCurrency(o.Currency)
 	if err != nil {
 		return Money{}, err
 	}
+	code, ocode := def.code, odef.code
 	if code != ocode {
 		return Money{}, fmt.Errorf("%w: cannot %s %s and %s", ErrCurrencyMismatch, op, code, ocode)
 	}
@@ -244,10 +325,11 @@ func checkPercent(p *apd.Decimal) error {
 // be finite and 0 <= p <= 100 (ErrInvalidPercent otherwise); p is not
 // modified. The currency must be known (ErrUnknownCurrency).
 func (m Money) Percent(p *apd.Decimal) (Money, error) {
-	code, _, _, err := normCurrency(m.Currency)
+	def, err := normCurrency(m.Currency)
 	if err != nil {
 		return Money{}, err
 	}
+	code := def.code
 	if err := checkPercent(p); err != nil {
 		return Money{}, err
 	}
@@ -308,59 +390,47 @@ func allDigits(s string) bool {
 	return true
 }
 
-// symbols caches currency code -> display symbol.
-var symbols sync.Map
-
-// symbol returns the English (CLDR "en") symbol x/text/currency has for unit:
-// "$" for USD, "€" for EUR, "¥" for JPY, "CFA" for XOF, "KWD" for KWD.
-func symbol(code string, unit currency.Unit) string {
-	if s, ok := symbols.Load(code); ok {
-		return s.(string)
-	}
-	s := message.NewPrinter(language.English).Sprint(currency.Symbol(unit))
-	if s == "" {
-		s = code
-	}
-	symbols.Store(code, s)
-	return s
-}
-
 // Formatted returns m for display, e.g. "$79.20", "$0.05", "-$1.00",
-// "$1,234,567.89", "€12.34", "¥1,000", "CFA 1,000", "KWD 1.234".
+// "$1,234,567.89", "€12.34", "¥1,000", "F CFA 1,000", "KWD 1.234".
 //
-// Rule: an optional "-", then the English currency symbol from
-// golang.org/x/text/currency, then the number. The symbol is directly
-// followed by the number unless its last character is a letter (symbols
-// such as "CFA", "KWD", "CHF"), in which case a single space separates
-// them. The number always shows exactly CurrencyExponent(m.Currency)
-// fraction digits after a ".", and its integer part is grouped in threes
-// with ",". The digits are produced from the integer minor units with
-// integer arithmetic; no floating point is involved.
+// Rule: an optional "-", then the currency's English (CLDR "en") symbol,
+// then the number. The symbol is directly followed by the number unless its
+// last character is a letter (symbols such as "F CFA", "KWD", "CHF"), in
+// which case a single space separates them. The number always shows exactly
+// the currency's exponent in fraction digits after a ".", and its integer
+// part is grouped in threes with ",". The digits are produced from the
+// integer minor units with integer arithmetic; no floating point is involved.
+// A withdrawn code (a sale recorded before ISO withdrew it) is formatted with
+// the exponent and symbol it had.
 //
 // If the currency is unknown, Formatted returns the raw minor units and
 // code flagged as invalid, e.g. "7920 minor units of invalid currency \"ZZZ\"".
 func (m Money) Formatted() string {
-	code, unit, exp, err := normCurrency(m.Currency)
+	def, err := normCurrency(m.Currency)
 	if err != nil {
 		return fmt.Sprintf("%d minor units of invalid currency %q", m.Amount, m.Currency)
 	}
-	sym := symbol(code, unit)
-
 	// Magnitude as uint64 (correct for math.MinInt64 too).
 	mag := uint64(m.Amount)
 	if m.Amount < 0 {
 		mag = -mag
 	}
-	digits := strconv.FormatUint(mag, 10)
+	return formatMinor(def, m.Amount < 0, strconv.FormatUint(mag, 10))
+}
+
+// formatMinor formats a magnitude given as decimal digits of minor units (see Formatted).
+func formatMinor(def currencyDef, negative bool, digits string) string {
+	exp := def.digits
 	if len(digits) <= exp { // left-pad so there is at least one integer digit
 		digits = strings.Repeat("0", exp-len(digits)+1) + digits
 	}
 	intPart, fracPart := digits[:len(digits)-exp], digits[len(digits)-exp:]
 
 	var b strings.Builder
-	if m.Amount < 0 {
+	if negative {
 		b.WriteByte('-')
 	}
+	sym := strings.ReplaceAll(def.symbol, "\u202f", " ") // CLDR's narrow no-break space: "F\u202fCFA"
 	b.WriteString(sym)
 	if r, _ := utf8.DecodeLastRuneInString(sym); unicode.IsLetter(r) {
 		b.WriteByte(' ')
@@ -390,11 +460,11 @@ type moneyJSON struct {
 // currency is unknown, including the zero Money, since such a value could
 // not be decoded again.
 func (m Money) MarshalJSON() ([]byte, error) {
-	code, _, _, err := normCurrency(m.Currency)
+	def, err := normCurrency(m.Currency)
 	if err != nil {
 		return nil, fmt.Errorf("domain: marshal money: %w", err)
 	}
-	return json.Marshal(moneyJSON{Amount: m.Amount, Currency: code, Formatted: m.Formatted()})
+	return json.Marshal(moneyJSON{Amount: m.Amount, Currency: def.code, Formatted: m.Formatted()})
 }
 
 // UnmarshalJSON decodes {"amount":7920,"currency":"USD"}; a "formatted"
@@ -435,12 +505,12 @@ func (m *Money) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(raw.Currency, &cur); err != nil {
 		return fmt.Errorf("domain: decode money: %w: currency must be a string, got %s", ErrUnknownCurrency, raw.Currency)
 	}
-	code, _, _, err := normCurrency(cur)
+	def, err := normCurrency(cur)
 	if err != nil {
 		return fmt.Errorf("domain: decode money: %w", err)
 	}
 
-	*m = Money{Amount: amount, Currency: code}
+	*m = Money{Amount: amount, Currency: def.code}
 	return nil
 }
 
@@ -463,4 +533,76 @@ func parseAmount(raw json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("%w: %w: amount %s", ErrInvalidAmount, ErrOverflow, s)
 	}
 	return v, nil
+}
+
+// Total is an exact sum of amounts of one currency in minor units: a customer's spending, a store's
+// revenue. Unlike Money it is not bounded by int64 (a sum of 10,000 sales at MaxAmount exceeds it), so
+// it is held as an apd integer and shown exactly.
+//
+// JSON form (MarshalJSON), the same shape as Money:
+//
+//	{"amount":123456789012345678901,"currency":"USD","formatted":"$1,234,567,890,123,456,789.01"}
+//
+// amount is a JSON integer literal of any size: exact in JSON, but beyond 2^53 a JavaScript number
+// loses digits, so such clients read it with a big-number parser or use formatted.
+type Total struct {
+	Currency string
+	amount   apd.Decimal // an integer; zero value is 0
+}
+
+// ParseTotal reads a total's minor units from a decimal integer literal (as AmountText writes it),
+// e.g. "123456789012345678901". The error wraps ErrInvalidAmount.
+func ParseTotal(currency, minor string) (Total, error) {
+	t := Total{Currency: currency}
+	if !allDigits(strings.TrimPrefix(minor, "-")) {
+		return Total{}, fmt.Errorf("%w: total %q is not an integer", ErrInvalidAmount, minor)
+	}
+	if _, _, err := t.amount.SetString(minor); err != nil {
+		return Total{}, fmt.Errorf("%w: total %q: %w", ErrInvalidAmount, minor, err)
+	}
+	return t, nil
+}
+
+// Add adds minor units to t exactly. The error wraps apd's (only for a sum beyond DecimalPrecision =
+// 34 digits, which no ledger reaches).
+func (t *Total) Add(minor int64) error {
+	cond, err := decCtx.Add(&t.amount, &t.amount, apd.New(minor, 0))
+	return checkCond("add", cond, err, false)
+}
+
+// AmountText is the total's minor units as a decimal integer literal, e.g. "12300".
+func (t Total) AmountText() string {
+	return t.amount.Text('f')
+}
+
+// Formatted is the total for display, by the rule of Money.Formatted.
+func (t Total) Formatted() string {
+	def, err := normCurrency(t.Currency)
+	txt := t.AmountText()
+	if err != nil {
+		return fmt.Sprintf("%s minor units of invalid currency %q", txt, t.Currency)
+	}
+	neg := strings.HasPrefix(txt, "-")
+	return formatMinor(def, neg, strings.TrimPrefix(txt, "-"))
+}
+
+// MarshalJSON encodes t as {"amount":<integer literal>,"currency":"USD","formatted":"$123.00"}; an
+// unknown currency is an error wrapping ErrUnknownCurrency.
+func (t Total) MarshalJSON() ([]byte, error) {
+	def, err := normCurrency(t.Currency)
+	if err != nil {
+		return nil, fmt.Errorf("domain: marshal total: %w", err)
+	}
+	return json.Marshal(struct {
+		Amount    json.Number `json:"amount"`
+		Currency  string      `json:"currency"`
+		Formatted string      `json:"formatted"`
+	}{json.Number(t.AmountText()), def.code, t.Formatted()})
+}
+
+// StoredCurrency reports whether code (case-insensitive) is a currency the ledger ever accepted, active
+// or since withdrawn: the codes a recorded sale may carry.
+func StoredCurrency(code string) bool {
+	_, err := normCurrency(code)
+	return err == nil
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/apd/v3"
-	"golang.org/x/text/currency"
 
 	"github.com/salesledger/ledger/domain"
 )
@@ -47,11 +46,27 @@ func TestCurrencyExponent(t *testing.T) {
 		{"CLF", 4},
 		{"usd", 2}, // case-insensitive
 		{"Kwd", 3},
-		// Pinned x/text (CLDR) values that differ from ISO 4217; if a
-		// golang.org/x/text upgrade changes them, stored amounts change
-		// meaning, so this must fail loudly.
-		{"IQD", 0}, // ISO 4217: 3
-		{"IDR", 0}, // ISO 4217: 2
+		// ISO 4217's minor units where CLDR's "digits" (which golang.org/x/text
+		// reports, and the ledger used before) say 0.
+		{"IQD", 3},
+		{"IDR", 2},
+		{"COP", 2},
+		{"RSD", 2},
+		{"LBP", 2},
+		// Codes ISO 4217 added since x/text's tables were made.
+		{"MRU", 2},
+		{"VES", 2},
+		{"VED", 2},
+		{"SLE", 2},
+		{"ZWG", 2},
+		{"XCG", 2},
+		{"UYW", 4},
+		// Gateways' own conventions are not ISO's: Stripe sends ISK and UGX
+		// ×100 and converts in its adapter.
+		{"ISK", 0},
+		{"UGX", 0},
+		{"HUF", 2},
+		{"TWD", 2},
 	}
 	for _, tt := range tests {
 		got, err := domain.CurrencyExponent(tt.code)
@@ -61,40 +76,106 @@ func TestCurrencyExponent(t *testing.T) {
 	}
 }
 
-// TestExponentSourceIsStandardRounding proves what x/text reports for the
-// currencies we rely on, including that cash and standard scales agree for
-// them while CHF differs only in its cash increment.
-func TestExponentSourceIsStandardRounding(t *testing.T) {
+// TestWithdrawnCurrenciesAreStillRead: codes ISO 4217 has withdrawn, and
+// funds and metals without a minor unit, are refused for new prices
+// (CurrencyExponent, NewMoney) but a sale recorded in one before is still
+// read, summed and formatted with the exponent the ledger used then.
+func TestWithdrawnCurrenciesAreStillRead(t *testing.T) {
 	tests := []struct {
-		code                string
-		scale, cashScale    int
-		increment, cashIncr int
+		code      string
+		formatted string // of 123456 minor units
 	}{
-		{"USD", 2, 2, 1, 1},
-		{"EUR", 2, 2, 1, 1},
-		{"XOF", 0, 0, 1, 1},
-		{"JPY", 0, 0, 1, 1},
-		{"KWD", 3, 3, 1, 1},
-		{"BHD", 3, 3, 1, 1},
-		{"CHF", 2, 2, 1, 5},
+		{"MRO", "MRO 123,456"},
+		{"VEF", "VEF 1,234.56"},
+		{"SLL", "SLL 123,456"},
+		{"ZWL", "ZWL 1,234.56"},
+		{"HRK", "HRK 1,234.56"},
+		{"XAU", "XAU 1,234.56"},
 	}
 	for _, tt := range tests {
-		u := currency.MustParseISO(tt.code)
-		s, inc := currency.Standard.Rounding(u)
-		cs, cinc := currency.Cash.Rounding(u)
-		if s != tt.scale || inc != tt.increment || cs != tt.cashScale || cinc != tt.cashIncr {
-			t.Errorf("%s: standard (%d,%d) cash (%d,%d); want (%d,%d) (%d,%d)",
-				tt.code, s, inc, cs, cinc, tt.scale, tt.increment, tt.cashScale, tt.cashIncr)
+		if _, err := domain.CurrencyExponent(tt.code); !errors.Is(err, domain.ErrUnknownCurrency) {
+			t.Errorf("CurrencyExponent(%q) error = %v; want ErrUnknownCurrency", tt.code, err)
 		}
-		got, err := domain.CurrencyExponent(tt.code)
-		if err != nil || got != s {
-			t.Errorf("CurrencyExponent(%q) = %d, %v; want standard scale %d", tt.code, got, err, s)
+		if _, err := domain.NewMoney(1, tt.code); !errors.Is(err, domain.ErrUnknownCurrency) {
+			t.Errorf("NewMoney(1, %q) error = %v; want ErrUnknownCurrency", tt.code, err)
+		}
+		if domain.ActiveCurrency(tt.code) || !domain.StoredCurrency(tt.code) {
+			t.Errorf("%s: active %v stored %v; want withdrawn", tt.code, domain.ActiveCurrency(tt.code), domain.StoredCurrency(tt.code))
+		}
+		m, err := domain.StoredMoney(123456, strings.ToLower(tt.code))
+		if err != nil {
+			t.Errorf("StoredMoney(%q) error = %v", tt.code, err)
+			continue
+		}
+		if got := m.Formatted(); got != tt.formatted {
+			t.Errorf("Formatted(123456 %s) = %q; want %q", tt.code, got, tt.formatted)
+		}
+		if sum, err := m.Add(m); err != nil || sum.Amount != 246912 {
+			t.Errorf("%s: Add = %v, %v", tt.code, sum, err)
 		}
 	}
 }
 
+func TestCheckAmount(t *testing.T) {
+	tests := []struct {
+		minor int64
+		want  error
+	}{
+		{0, nil},
+		{1, nil},
+		{domain.MaxAmount, nil},
+		{domain.MaxAmount + 1, domain.ErrAmountTooLarge},
+		{math.MaxInt64, domain.ErrAmountTooLarge},
+		{-1, domain.ErrInvalidAmount},
+	}
+	for _, tt := range tests {
+		if err := domain.CheckAmount(tt.minor); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("CheckAmount(%d) = %v; want %v", tt.minor, err, tt.want)
+		}
+	}
+}
+
+// TestTotalIsExact: totals beyond int64 are summed and shown exactly.
+func TestTotalIsExact(t *testing.T) {
+	tot := domain.Total{Currency: "USD"}
+	for i := 0; i < 20000; i++ {
+		if err := tot.Add(domain.MaxAmount); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tot.Add(1); err != nil {
+		t.Fatal(err)
+	}
+	const want = "20000000000000000001" // 2*10^19 + 1 > MaxInt64
+	if got := tot.AmountText(); got != want {
+		t.Fatalf("total = %s; want %s", got, want)
+	}
+	if got, wantF := tot.Formatted(), "$200,000,000,000,000,000.01"; got != wantF {
+		t.Errorf("Formatted = %q; want %q", got, wantF)
+	}
+	b, err := json.Marshal(tot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != `{"amount":20000000000000000001,"currency":"USD","formatted":"$200,000,000,000,000,000.01"}` {
+		t.Errorf("JSON = %s", got)
+	}
+	back, err := domain.ParseTotal("USD", tot.AmountText())
+	if err != nil || back.AmountText() != want {
+		t.Errorf("ParseTotal round trip = %v, %v", back.AmountText(), err)
+	}
+	if _, err := domain.ParseTotal("USD", "1e3"); !errors.Is(err, domain.ErrInvalidAmount) {
+		t.Errorf("ParseTotal(1e3) error = %v; want ErrInvalidAmount", err)
+	}
+	var zero domain.Total
+	zero.Currency = "JPY"
+	if zero.AmountText() != "0" || zero.Formatted() != "¥0" {
+		t.Errorf("zero total = %q %q", zero.AmountText(), zero.Formatted())
+	}
+}
+
 func TestCurrencyExponentUnknown(t *testing.T) {
-	for _, code := range []string{"", "US", "USDX", "ZZZ", "12A", "U$D", " USD", "ÜSD", "MRU"} {
+	for _, code := range []string{"", "US", "USDX", "ZZZ", "12A", "U$D", " USD", "ÜSD", "MRO", "VEF", "XXX"} {
 		_, err := domain.CurrencyExponent(code)
 		if !errors.Is(err, domain.ErrUnknownCurrency) {
 			t.Errorf("CurrencyExponent(%q) error = %v; want ErrUnknownCurrency", code, err)
@@ -362,9 +443,9 @@ func TestFormatted(t *testing.T) {
 		{math.MinInt64, "USD", "-$92,233,720,368,547,758.08"},
 		{1234, "EUR", "€12.34"},
 		{1000, "JPY", "¥1,000"},
-		{1000, "XOF", "CFA 1,000"},
-		{-1050, "XOF", "-CFA 1,050"},
-		{0, "XOF", "CFA 0"},
+		{1000, "XOF", "F CFA 1,000"},
+		{-1050, "XOF", "-F CFA 1,050"},
+		{0, "XOF", "F CFA 0"},
 		{1234, "KWD", "KWD 1.234"},
 		{1, "KWD", "KWD 0.001"},
 		{1234567, "BHD", "BHD 1,234.567"},
@@ -389,7 +470,7 @@ func TestMarshalJSON(t *testing.T) {
 		want string
 	}{
 		{domain.Money{Amount: 7920, Currency: "USD"}, `{"amount":7920,"currency":"USD","formatted":"$79.20"}`},
-		{domain.Money{Amount: 1050, Currency: "xof"}, `{"amount":1050,"currency":"XOF","formatted":"CFA 1,050"}`},
+		{domain.Money{Amount: 1050, Currency: "xof"}, `{"amount":1050,"currency":"XOF","formatted":"F CFA 1,050"}`},
 		{domain.Money{Amount: -1234, Currency: "KWD"}, `{"amount":-1234,"currency":"KWD","formatted":"-KWD 1.234"}`},
 		{domain.Money{Amount: 1234, Currency: "EUR"}, `{"amount":1234,"currency":"EUR","formatted":"€12.34"}`},
 	}

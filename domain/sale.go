@@ -183,7 +183,7 @@ func (s Sale) RecordPayment(r PaymentReport, g Grants, now time.Time) ([]events.
 }
 
 func (s Sale) complete(g Grants, now time.Time) (events.SaleCompleted, error) {
-	amount, err := NewMoney(s.Started.Amount.Amount, s.Started.Amount.Currency)
+	amount, err := StoredMoney(s.Started.Amount.Amount, s.Started.Amount.Currency)
 	if err != nil {
 		return events.SaleCompleted{}, err
 	}

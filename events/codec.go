@@ -135,16 +135,23 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[StoreCreated](data)
 	case eventType == TypeSlugReserved && version == 1:
 		return decodeInto[SlugReserved](data)
-	case eventType == TypeSaleStarted && version == 1:
+	case eventType == TypeSaleStarted && version == 2:
 		return decodeInto[SaleStarted](data)
-	case isPaymentType(eventType) && version == 1:
+	case eventType == TypeSaleStarted && version == 1:
+		return decodeV1(data, upcastSaleStarted)
+	case isPaymentType(eventType) && (version == 1 || version == 2):
 		p, err := decodeInto[PaymentRecorded](data)
+		if err == nil && version == 1 {
+			p, err = upcastPayment(p.(PaymentRecorded))
+		}
 		if err == nil && p.EventType() != eventType {
 			return nil, fmt.Errorf("%w: %s carries payment status %q", ErrMalformed, eventType, p.(PaymentRecorded).Status)
 		}
 		return p, err
-	case eventType == TypeSaleCompleted && version == 1:
+	case eventType == TypeSaleCompleted && version == 2:
 		return decodeInto[SaleCompleted](data)
+	case eventType == TypeSaleCompleted && version == 1:
+		return decodeV1(data, upcastSaleCompleted)
 	case eventType == TypeSaleAbandoned && version == 1:
 		return decodeInto[SaleAbandoned](data)
 	case eventType == TypeSaleSettled && version == 1:
@@ -173,8 +180,10 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[CustomerErased](data)
 	case eventType == TypeIdempotencyKey && version == 1:
 		return decodeInto[IdempotencyKeyRecorded](data)
-	case eventType == TypeWebhookReceived && version == 1:
+	case eventType == TypeWebhookReceived && version == 2:
 		return decodeInto[WebhookReceived](data)
+	case eventType == TypeWebhookReceived && version == 1:
+		return decodeV1(data, upcastWebhookReceived)
 	case eventType == TypeWebhookRejected && version == 1:
 		return decodeInto[WebhookRejected](data)
 	case eventType == TypeLicenceIssued && version == 1:

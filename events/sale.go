@@ -32,7 +32,8 @@ const (
 	TypeIdempotencyKey   = "idempotency_key_recorded"
 )
 
-// Amount is money on the wire: integer minor units of an ISO 4217 currency.
+// Amount is money on the wire: integer minor units of an ISO 4217 currency, in ISO 4217's own exponent
+// (list_one.xml CcyMnrUnts) from event version 2 on; version 1 events are upcast when read.
 type Amount struct {
 	Amount   int64  `json:"amount"`
 	Currency string `json:"currency"`
@@ -118,7 +119,7 @@ type SaleContext struct {
 	Locale     string   `json:"locale,omitempty"`
 }
 
-// SaleStarted (v1) opens a sale in awaiting_payment: everything the checkout decided, including the
+// SaleStarted (v2; v1 is upcast, see legacyMinorUnitShift) opens a sale in awaiting_payment: everything the checkout decided, including the
 // amounts and the store's terms at that moment, so later rules changes never rewrite history.
 //
 // The buyer's details, the shipping address and the checkout context (IP address) are personal data,
@@ -145,7 +146,7 @@ type SaleStarted struct {
 }
 
 func (SaleStarted) EventType() string { return TypeSaleStarted }
-func (SaleStarted) EventVersion() int { return 1 }
+func (SaleStarted) EventVersion() int { return 2 }
 
 func (s SaleStarted) DataSubject() string { return s.CustomerID }
 
@@ -170,7 +171,7 @@ type FailureError struct {
 	Message string `json:"message"`
 }
 
-// PaymentRecorded (v1) is one payment status reported by a gateway. Its event type follows its status:
+// PaymentRecorded (v2; v1 is upcast, see legacyMinorUnitShift) is one payment status reported by a gateway. Its event type follows its status:
 // payment_initiated, payment_pending, payment_succeeded, payment_failed, payment_cancelled.
 type PaymentRecorded struct {
 	Status        string         `json:"status"` // initiated, pending, success, failed, cancelled
@@ -194,7 +195,7 @@ var PaymentTypes = map[string]string{
 }
 
 func (p PaymentRecorded) EventType() string { return PaymentTypes[p.Status] }
-func (PaymentRecorded) EventVersion() int   { return 1 }
+func (PaymentRecorded) EventVersion() int   { return 2 }
 
 // IssuedFile is a file the buyer gets access to.
 type IssuedFile struct {
@@ -206,7 +207,7 @@ type IssuedFile struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// SaleCompleted (v1) grants access after a successful payment and schedules the settlement.
+// SaleCompleted (v2; v1 is upcast, see legacyMinorUnitShift) grants access after a successful payment and schedules the settlement.
 type SaleCompleted struct {
 	Files           []IssuedFile `json:"files,omitempty"`
 	LicenceIDs      []string     `json:"licence_ids,omitempty"`
@@ -217,7 +218,7 @@ type SaleCompleted struct {
 }
 
 func (SaleCompleted) EventType() string { return TypeSaleCompleted }
-func (SaleCompleted) EventVersion() int { return 1 }
+func (SaleCompleted) EventVersion() int { return 2 }
 
 // SaleAbandoned (v1): no payment arrived before the store's abandon deadline.
 type SaleAbandoned struct{}

@@ -8,7 +8,7 @@ const (
 	TypeWebhookRejected = "webhook_rejected"
 )
 
-// WebhookReceived (v1) is a verified gateway delivery, normalised. Kind is payment.initiated,
+// WebhookReceived (v2; v1 is upcast, see legacyMinorUnitShift) is a verified gateway delivery, normalised. Kind is payment.initiated,
 // payment.pending, payment.succeeded, payment.failed, payment.cancelled or settlement.done, whatever the
 // gateway's own name for it. The body itself is not kept (it carries the buyer's personal data, which
 // must be erasable with the customer); BodySHA256 is its digest.
@@ -27,7 +27,7 @@ type WebhookReceived struct {
 }
 
 func (WebhookReceived) EventType() string { return TypeWebhookReceived }
-func (WebhookReceived) EventVersion() int { return 1 }
+func (WebhookReceived) EventVersion() int { return 2 }
 
 // WebhookRejected (v1) routes a delivery that can never apply to the poison queue: it stays in the log
 // for an operator, and is never applied to any sale.

@@ -78,7 +78,7 @@ type storeRefJSON struct {
 
 type statsJSON struct {
 	CompletedSales  int            `json:"completed_sales"`
-	TotalSpent      []domain.Money `json:"total_spent"`
+	TotalSpent      []domain.Total `json:"total_spent"`
 	FirstPurchaseAt *string        `json:"first_purchase_at"`
 	LastPurchaseAt  *string        `json:"last_purchase_at"`
 }
@@ -91,7 +91,7 @@ func (a *API) customerObject(ctx context.Context, row sqlite.CustomerRow) (custo
 		Zip: optString(c.Fields.Zip), State: optString(c.Fields.State), IP: optString(c.Fields.IP), Metadata: c.Fields.Metadata,
 		Addresses: []addressJSON{}, Livemode: row.Mode == events.ModeLive, Test: row.Mode == events.ModeTest,
 		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt),
-		Stats: statsJSON{CompletedSales: row.CompletedSales, TotalSpent: []domain.Money{},
+		Stats: statsJSON{CompletedSales: row.CompletedSales, TotalSpent: []domain.Total{},
 			FirstPurchaseAt: optTime(row.FirstPurchaseAt), LastPurchaseAt: optTime(row.LastPurchaseAt)},
 	}
 	if len(out.Metadata) == 0 {
@@ -120,7 +120,7 @@ func (a *API) customerObject(ctx context.Context, row sqlite.CustomerRow) (custo
 	}
 	sort.Strings(currencies)
 	for _, cur := range currencies {
-		out.Stats.TotalSpent = append(out.Stats.TotalSpent, domain.Money{Amount: row.Spent[cur], Currency: cur})
+		out.Stats.TotalSpent = append(out.Stats.TotalSpent, row.Spent[cur])
 	}
 	st, err := a.cfg.Projection.Reads().Store(ctx, row.StoreID)
 	if err != nil {

@@ -164,12 +164,23 @@ func foldPurchase(b *batchTx, s domain.Sale) error {
 	case err != nil:
 		return err
 	}
-	spent := map[string]int64{}
-	if err := json.Unmarshal([]byte(raw), &spent); err != nil {
+	spent, err := decodeSpent(raw)
+	if err != nil {
+		return fmt.Errorf("customer %s: %w", customerID, err)
+	}
+	cur := s.Started.Amount.Currency
+	t, ok := spent[cur]
+	if !ok {
+		t = domain.Total{Currency: cur}
+	}
+	if err := t.Add(s.Started.Amount.Amount); err != nil {
 		return fmt.Errorf("customer %s: spent: %w", customerID, err)
 	}
-	spent[s.Started.Amount.Currency] += s.Started.Amount.Amount
-	out, _ := json.Marshal(spent)
+	spent[cur] = t
+	out, err := encodeSpent(spent)
+	if err != nil {
+		return fmt.Errorf("customer %s: %w", customerID, err)
+	}
 	at := s.CompletedAt.UTC().UnixMicro()
 	return b.exec(sqlUpdatePurchases, string(out), at, at, at, at, customerID)
 }
@@ -218,7 +229,7 @@ type CustomerRow struct {
 	StoreID, Mode   string
 	Seq             int64
 	CompletedSales  int
-	Spent           map[string]int64 // minor units by currency
+	Spent           map[string]domain.Total // exact totals by currency
 	FirstPurchaseAt time.Time
 	LastPurchaseAt  time.Time
 }
@@ -231,13 +242,14 @@ func scanCustomer(scan func(...any) error) (CustomerRow, error) {
 		doc, spent  string
 		first, last sql.NullInt64
 	)
-	if err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc, &r.CompletedSales, &spent, &first, &last); err != nil {
+	err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc, &r.CompletedSales, &spent, &first, &last)
+	if err != nil {
 		return r, err
 	}
 	if err := json.Unmarshal([]byte(doc), &r.Customer); err != nil {
 		return r, err
 	}
-	if err := json.Unmarshal([]byte(spent), &r.Spent); err != nil {
+	if r.Spent, err = decodeSpent(spent); err != nil {
 		return r, err
 	}
 	if first.Valid {
@@ -303,4 +315,32 @@ func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter) ([]Customer
 		}
 	}
 	return out, more, nil
+}
+
+// decodeSpent reads the spent column: {"USD": 12300, ...}, minor units by currency as JSON integer
+// literals of any size (a total is exact, not an int64).
+func decodeSpent(raw string) (map[string]domain.Total, error) {
+	var m map[string]json.Number
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("spent: %w", err)
+	}
+	out := make(map[string]domain.Total, len(m))
+	for cur, n := range m {
+		t, err := domain.ParseTotal(cur, n.String())
+		if err != nil {
+			return nil, fmt.Errorf("spent: %w", err)
+		}
+		out[cur] = t
+	}
+	return out, nil
+}
+
+// encodeSpent writes the spent column (see decodeSpent).
+func encodeSpent(spent map[string]domain.Total) (string, error) {
+	m := make(map[string]json.Number, len(spent))
+	for cur, t := range spent {
+		m[cur] = json.Number(t.AmountText())
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
 }
