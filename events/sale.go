@@ -124,26 +124,31 @@ type SaleContext struct {
 // SaleStarted (v1) opens a sale in awaiting_payment: everything the checkout decided, including the
 // amounts and the store's terms at that moment, so later rules changes never rewrite history.
 //
-// The buyer's details, the shipping address and the checkout context (IP address) are personal data,
-// sealed with the customer's key on the wire (see Personal).
+// The buyer's details, the shipping address, the checkout context (IP address) and the metadata (free
+// form: it may name the buyer) are personal data, sealed with the customer's key on the wire (see
+// Personal).
 type SaleStarted struct {
-	SaleID              string       `json:"sale_id"`
-	Store               StoreRef     `json:"store"`
-	Product             Product      `json:"product"`
-	CustomerID          string       `json:"customer_id"`
-	Customer            CustomerRef  `json:"customer"`
-	Discount            *Discount    `json:"discount,omitempty"`
-	Campaign            *Campaign    `json:"campaign,omitempty"`
-	Channel             string       `json:"channel"`
-	Shipping            *Shipping    `json:"shipping,omitempty"`
-	Context             *SaleContext `json:"context,omitempty"`
-	OriginalAmount      Amount       `json:"original_amount"`
-	DiscountAmount      Amount       `json:"discount_amount"`
-	Amount              Amount       `json:"amount"`
-	ServiceFeePercent   string       `json:"service_fee_percent"`
-	SettlementDelayDays int          `json:"settlement_delay_days"`
-	AbandonAt           time.Time    `json:"abandon_at"`
-	// PersonalErased: the customer was erased; Customer (but its id), Shipping and Context are gone.
+	SaleID     string       `json:"sale_id"`
+	Store      StoreRef     `json:"store"`
+	Product    Product      `json:"product"`
+	CustomerID string       `json:"customer_id"`
+	Customer   CustomerRef  `json:"customer"`
+	Discount   *Discount    `json:"discount,omitempty"`
+	Campaign   *Campaign    `json:"campaign,omitempty"`
+	Channel    string       `json:"channel"`
+	Shipping   *Shipping    `json:"shipping,omitempty"`
+	Context    *SaleContext `json:"context,omitempty"`
+	// Metadata is the store's own JSON object (at most 10 KB), absent when none was given and in
+	// events written before checkouts took metadata.
+	Metadata            json.RawMessage `json:"metadata,omitempty"`
+	OriginalAmount      Amount          `json:"original_amount"`
+	DiscountAmount      Amount          `json:"discount_amount"`
+	Amount              Amount          `json:"amount"`
+	ServiceFeePercent   string          `json:"service_fee_percent"`
+	SettlementDelayDays int             `json:"settlement_delay_days"`
+	AbandonAt           time.Time       `json:"abandon_at"`
+	// PersonalErased: the customer was erased; Customer (but its id), Shipping, Context and Metadata
+	// are gone.
 	PersonalErased bool `json:"personal_erased,omitempty"`
 }
 
@@ -159,7 +164,9 @@ func (s SaleStarted) BuyerID() string {
 	}
 	return s.Customer.ID
 }
-func (SaleStarted) PersonalMembers() []string { return []string{"customer", "shipping", "context"} }
+func (SaleStarted) PersonalMembers() []string {
+	return []string{"customer", "shipping", "context", "metadata"}
+}
 
 // PaymentMethod as the gateway names it.
 type PaymentMethod struct {

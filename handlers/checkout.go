@@ -24,6 +24,7 @@ type checkoutRequest struct {
 	Channel  string              `json:"channel"`
 	Shipping *events.Shipping    `json:"shipping"`
 	Context  *events.SaleContext `json:"context"`
+	Metadata json.RawMessage     `json:"metadata"`
 }
 
 type productIn struct {
@@ -77,7 +78,7 @@ func (req checkoutRequest) command() (domain.Checkout, *domain.ValidationError) 
 		val, _ := percentText(d.Value)
 		c.Discount = &events.Discount{Code: d.Code, Type: d.Type, Value: val}
 	}
-	c.Campaign, c.Channel, c.Shipping, c.Context = req.Campaign, req.Channel, req.Shipping, req.Context
+	c.Campaign, c.Channel, c.Shipping, c.Context, c.Metadata = req.Campaign, req.Channel, req.Shipping, req.Context, req.Metadata
 	return c, &v
 }
 
