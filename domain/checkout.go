@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -22,6 +23,8 @@ type Checkout struct {
 	Channel  string
 	Shipping *events.Shipping
 	Context  *events.SaleContext
+	// Metadata is the store's own JSON object for the sale (nil: none); see Metadata.
+	Metadata json.RawMessage
 }
 
 // StoreTerms are the store's settings a sale is started under.
@@ -102,6 +105,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	case !ValidEmail(email):
 		v.Add("customer.email", "The customer email must be a valid email address.")
 	}
+	metadata := Metadata(&v, "metadata", c.Metadata)
 	channel := c.Channel
 	if channel == "" {
 		channel = "api"
@@ -172,6 +176,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 		Channel:             channel,
 		Shipping:            c.Shipping,
 		Context:             c.Context,
+		Metadata:            metadata,
 		OriginalAmount:      events.Amount{Amount: price.Amount, Currency: price.Currency},
 		DiscountAmount:      events.Amount{Amount: discount.Amount, Currency: price.Currency},
 		Amount:              events.Amount{Amount: amount.Amount, Currency: price.Currency},

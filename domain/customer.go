@@ -165,11 +165,7 @@ func (cur CustomerFields) Apply(in CustomerInput, create bool) (CustomerFields, 
 
 	// metadata
 	if in.Metadata != nil {
-		if m, ok := compactObject(in.Metadata); ok {
-			out.Metadata = m
-		} else {
-			v.Add("metadata", fmt.Sprintf("The metadata field must be a JSON object of at most %d KB.", maxMetadataSize/1024))
-		}
+		out.Metadata = Metadata(&v, "metadata", in.Metadata)
 	}
 
 	if err := v.Err(); err != nil {
@@ -198,6 +194,20 @@ func requireText(v *ValidationError, field string, in *string, limit int, dst *s
 		return
 	}
 	setText(v, field, in, limit, dst)
+}
+
+// Metadata is the one rule for the metadata a store attaches to what it creates (a customer, a
+// checkout's sale): a JSON object of at most 10 KB once compacted. It returns the object compacted; JSON
+// null, or nothing, is no metadata (nil). Anything else is reported on v under field, and nil returned.
+func Metadata(v *ValidationError, field string, raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	m, ok := compactObject(raw)
+	if !ok {
+		v.Add(field, fmt.Sprintf("The %s field must be a JSON object of at most %d KB.", field, maxMetadataSize/1024))
+	}
+	return m
 }
 
 // compactObject returns raw compacted if it is JSON null (nil: clear) or a JSON object of at most

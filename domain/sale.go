@@ -96,11 +96,11 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 }
 
 // ErasePersonal is a sale's opening without its customer's personal data: the buyer's details, the
-// shipping address and the checkout context, as a sale of an erased customer reads.
+// shipping address, the checkout context and the metadata, as a sale of an erased customer reads.
 func ErasePersonal(p events.SaleStarted) events.SaleStarted {
 	p.CustomerID = p.BuyerID()
 	p.Customer = events.CustomerRef{ID: p.CustomerID}
-	p.Shipping, p.Context, p.PersonalErased = nil, nil, true
+	p.Shipping, p.Context, p.Metadata, p.PersonalErased = nil, nil, nil, true
 	return p
 }
 

@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Aggregates of the sale side.
 const (
@@ -122,26 +125,31 @@ type SaleContext struct {
 // SaleStarted (v2; v1 is upcast, see legacyMinorUnitShift) opens a sale in awaiting_payment: everything the checkout decided, including the
 // amounts and the store's terms at that moment, so later rules changes never rewrite history.
 //
-// The buyer's details, the shipping address and the checkout context (IP address) are personal data,
-// sealed with the customer's key on the wire (see Personal).
+// The buyer's details, the shipping address, the checkout context (IP address) and the metadata (free
+// form: it may name the buyer) are personal data, sealed with the customer's key on the wire (see
+// Personal).
 type SaleStarted struct {
-	SaleID              string       `json:"sale_id"`
-	Store               StoreRef     `json:"store"`
-	Product             Product      `json:"product"`
-	CustomerID          string       `json:"customer_id"`
-	Customer            CustomerRef  `json:"customer"`
-	Discount            *Discount    `json:"discount,omitempty"`
-	Campaign            *Campaign    `json:"campaign,omitempty"`
-	Channel             string       `json:"channel"`
-	Shipping            *Shipping    `json:"shipping,omitempty"`
-	Context             *SaleContext `json:"context,omitempty"`
-	OriginalAmount      Amount       `json:"original_amount"`
-	DiscountAmount      Amount       `json:"discount_amount"`
-	Amount              Amount       `json:"amount"`
-	ServiceFeePercent   string       `json:"service_fee_percent"`
-	SettlementDelayDays int          `json:"settlement_delay_days"`
-	AbandonAt           time.Time    `json:"abandon_at"`
-	// PersonalErased: the customer was erased; Customer (but its id), Shipping and Context are gone.
+	SaleID     string       `json:"sale_id"`
+	Store      StoreRef     `json:"store"`
+	Product    Product      `json:"product"`
+	CustomerID string       `json:"customer_id"`
+	Customer   CustomerRef  `json:"customer"`
+	Discount   *Discount    `json:"discount,omitempty"`
+	Campaign   *Campaign    `json:"campaign,omitempty"`
+	Channel    string       `json:"channel"`
+	Shipping   *Shipping    `json:"shipping,omitempty"`
+	Context    *SaleContext `json:"context,omitempty"`
+	// Metadata is the store's own JSON object (at most 10 KB), absent when none was given and in
+	// events written before checkouts took metadata.
+	Metadata            json.RawMessage `json:"metadata,omitempty"`
+	OriginalAmount      Amount          `json:"original_amount"`
+	DiscountAmount      Amount          `json:"discount_amount"`
+	Amount              Amount          `json:"amount"`
+	ServiceFeePercent   string          `json:"service_fee_percent"`
+	SettlementDelayDays int             `json:"settlement_delay_days"`
+	AbandonAt           time.Time       `json:"abandon_at"`
+	// PersonalErased: the customer was erased; Customer (but its id), Shipping, Context and Metadata
+	// are gone.
 	PersonalErased bool `json:"personal_erased,omitempty"`
 }
 
@@ -157,7 +165,9 @@ func (s SaleStarted) BuyerID() string {
 	}
 	return s.Customer.ID
 }
-func (SaleStarted) PersonalMembers() []string { return []string{"customer", "shipping", "context"} }
+func (SaleStarted) PersonalMembers() []string {
+	return []string{"customer", "shipping", "context", "metadata"}
+}
 
 // PaymentMethod as the gateway names it.
 type PaymentMethod struct {
@@ -269,12 +279,34 @@ type EmailReleased struct {
 func (EmailReleased) EventType() string { return TypeEmailReleased }
 func (EmailReleased) EventVersion() int { return 1 }
 
-// IdempotencyKeyRecorded (v1) binds an Idempotency-Key to the request it first came with (by hash) and
-// the resource that request created.
+// IdempotencyKeyRecorded (v1) binds an Idempotency-Key to the request it first came with (endpoint and
+// body hash) and the resource that request created.
+//
+// Secrets, when present, is what the first answer showed only once (a new store's API keys), so that a
+// replay can show it again; it is sealed on the wire with the resource's own key (see Personal).
 type IdempotencyKeyRecorded struct {
 	RequestHash string `json:"request_hash"`
 	ResourceID  string `json:"resource_id"`
+	// Endpoint is the method and path the key was first sent to ("POST /v1/customers"); absent in
+	// records written before keys were honoured beyond checkouts, which were all "POST /v1/checkouts".
+	Endpoint       string          `json:"endpoint,omitempty"`
+	Secrets        json.RawMessage `json:"secrets,omitempty"`
+	PersonalErased bool            `json:"personal_erased,omitempty"`
 }
 
 func (IdempotencyKeyRecorded) EventType() string { return TypeIdempotencyKey }
 func (IdempotencyKeyRecorded) EventVersion() int { return 1 }
+
+// DataSubject is the created resource: its key seals the record's secrets.
+func (r IdempotencyKeyRecorded) DataSubject() string { return r.ResourceID }
+
+// PersonalMembers are the members sealed on the wire.
+func (IdempotencyKeyRecorded) PersonalMembers() []string { return []string{"secrets"} }
+
+// UsedOn is the endpoint the key was first sent to, for old records too.
+func (r IdempotencyKeyRecorded) UsedOn() string {
+	if r.Endpoint == "" {
+		return "POST /v1/checkouts"
+	}
+	return r.Endpoint
+}

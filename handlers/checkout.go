@@ -24,6 +24,7 @@ type checkoutRequest struct {
 	Channel  string              `json:"channel"`
 	Shipping *events.Shipping    `json:"shipping"`
 	Context  *events.SaleContext `json:"context"`
+	Metadata json.RawMessage     `json:"metadata"`
 }
 
 type productIn struct {
@@ -46,10 +47,6 @@ type discountIn struct {
 	Type  string          `json:"type"`
 	Value json.RawMessage `json:"value"`
 }
-
-// errIdempotencyReused is a second request with a key already used for a different request.
-var errIdempotencyReused = &requestError{http.StatusConflict, "idempotency_key_reused",
-	"This Idempotency-Key was already used with a different request body."}
 
 // command turns the request into the domain command, collecting the problems only the wire format can
 // have (missing objects, amounts that are not integers).
@@ -81,7 +78,7 @@ func (req checkoutRequest) command() (domain.Checkout, *domain.ValidationError) 
 		val, _ := percentText(d.Value)
 		c.Discount = &events.Discount{Code: d.Code, Type: d.Type, Value: val}
 	}
-	c.Campaign, c.Channel, c.Shipping, c.Context = req.Campaign, req.Channel, req.Shipping, req.Context
+	c.Campaign, c.Channel, c.Shipping, c.Context, c.Metadata = req.Campaign, req.Channel, req.Shipping, req.Context, req.Metadata
 	return c, &v
 }
 
@@ -109,52 +106,44 @@ func (a *API) checkout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd, v := req.command()
-	idemKey := r.Header.Get("Idempotency-Key")
-	if len(idemKey) > 255 {
-		writeError(w, r, a.log, badRequest("The Idempotency-Key header may not be longer than 255 characters."))
+	idem, err := storeIdempotency(r, raw)
+	if err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
-	reqHash := sha256.Sum256(raw)
-	for attempt := 0; ; attempt++ {
-		sale, seq, replayed, err := a.startSale(r.Context(), sc, cmd, v, idemKey, hex.EncodeToString(reqHash[:]), requestID(r.Context()))
-		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
-			continue // a concurrent first purchase or the same key in flight: decide again on what won
+	var (
+		sale     domain.Sale
+		seq      uint64
+		replayed bool
+	)
+	// A conflict is a concurrent first purchase by the same email or the same key in flight: decide again
+	// on what won.
+	err = a.idempotent(r.Context(), idem, 3, func(prev *events.IdempotencyKeyRecorded) (err error) {
+		if prev != nil {
+			replayed = true
+			sale, seq, err = a.loadSale(r.Context(), sc, prev.ResourceID)
+			return err
 		}
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		if replayed {
-			w.Header().Set("Idempotent-Replayed", "true")
-		}
-		a.awaitProjection(r.Context(), seq)
-		positioned(w, seq, http.StatusCreated, data{saleObject(sale, sc.Mode)})
+		sale, seq, err = a.startSale(r.Context(), sc, cmd, v, idem, requestID(r.Context()))
+		return err
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
+	if replayed {
+		markReplayed(w)
+	}
+	a.awaitProjection(r.Context(), seq)
+	positioned(w, seq, http.StatusCreated, data{saleObject(sale, sc.Mode)})
 }
 
-// startSale makes one attempt. It returns the sale, the stream position to wait for, and whether the
-// answer replays an earlier request with the same Idempotency-Key.
-func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *domain.ValidationError, idemKey, reqHash, corr string) (domain.Sale, uint64, bool, error) {
-	var idemAgg events.Aggregate
-	if idemKey != "" {
-		idemAgg = events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateIdempotency, ID: hashID(idemKey)}
-		prev, found, err := a.cfg.Events.Last(ctx, idemAgg.Filter())
-		if err != nil {
-			return domain.Sale{}, 0, false, err
-		}
-		if found {
-			rec := prev.Payload.(events.IdempotencyKeyRecorded)
-			if rec.RequestHash != reqHash {
-				return domain.Sale{}, 0, false, errIdempotencyReused
-			}
-			sale, seq, err := a.loadSale(ctx, sc, rec.ResourceID)
-			return sale, seq, true, err
-		}
-	}
+// startSale makes one attempt at a new sale, with the Idempotency-Key's record (if any) in its batch.
+// It returns the sale and the stream position to wait for.
+func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *domain.ValidationError, idem *idempotency, corr string) (domain.Sale, uint64, error) {
 	store, err := a.cfg.Projection.Reads().Store(ctx, sc.StoreID)
 	if err != nil {
-		return domain.Sale{}, 0, false, err
+		return domain.Sale{}, 0, err
 	}
 	now := a.cfg.Now().UTC()
 	saleID := domain.NewID(domain.PrefixSale)
@@ -174,21 +163,18 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 			}
 		}
 	} else if err != nil {
-		return domain.Sale{}, 0, false, err
+		return domain.Sale{}, 0, err
 	}
 	if err := v.Err(); err != nil {
-		return domain.Sale{}, 0, false, err
+		return domain.Sale{}, 0, err
 	}
-	var writes []events.Write
 	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
 		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: corr, Payload: p}
 	}
-	if idemKey != "" {
-		writes = append(writes, events.Write{Event: envelope(idemAgg, events.IdempotencyKeyRecorded{RequestHash: reqHash, ResourceID: saleID}), Expect: 0})
-	}
+	writes := idem.writes(envelope, saleID, nil)
 	claimAgg, customerID, claimSeq, err := a.emailClaim(ctx, sc, started.Customer.Email)
 	if err != nil {
-		return domain.Sale{}, 0, false, err
+		return domain.Sale{}, 0, err
 	}
 	register := func() {
 		writes = append(writes, events.Write{Event: envelope(events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateCustomer, ID: customerID},
@@ -203,7 +189,7 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 		// A claim whose registration never followed (see createCustomer) is adopted here.
 		exists, err := a.customerExists(ctx, sc, customerID)
 		if err != nil {
-			return domain.Sale{}, 0, false, err
+			return domain.Sale{}, 0, err
 		}
 		if !exists {
 			register()
@@ -214,10 +200,10 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	writes = append(writes, events.Write{Event: saleEv, Expect: 0})
 	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
 	if err != nil {
-		return domain.Sale{}, 0, false, err
+		return domain.Sale{}, 0, err
 	}
 	saleEv.Sequence = seq
-	return domain.FoldSale([]events.Envelope{saleEv}), seq, false, nil
+	return domain.FoldSale([]events.Envelope{saleEv}), seq, nil
 }
 
 // registration is what a checkout tells about a new customer, under the customer API's rules: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,11 +37,19 @@ type storeJSON struct {
 
 // createStore is POST /v1/admin/stores. It appends the slug reservation and the store as one atomic batch;
 // the reservation's expected sequence of zero on every store's copy of the slug makes the slug unique.
-// The keys are in the response and nowhere else: only their hashes are stored. The response waits
-// (bounded) for the local projection, so the keys authenticate as soon as the caller has them.
+// The keys are in the response and, hashed, in the store; with an Idempotency-Key (the admin API's own
+// namespace) they are also kept sealed in the key's record, in the same batch, so that a replay — the
+// first answer was lost — can show them again. The response waits (bounded) for the local projection,
+// so the keys authenticate as soon as the caller has them.
 func (a *API) createStore(w http.ResponseWriter, r *http.Request) {
 	var req createStoreRequest
-	if _, err := decodeBody(r, &req); err != nil {
+	raw, err := decodeBody(r, &req)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	idem, err := idempotencyOf(r, events.ModePlatform, adminScope, raw)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -48,33 +57,25 @@ func (a *API) createStore(w http.ResponseWriter, r *http.Request) {
 	if fee, ok := percentText(req.ServiceFeePercent); ok {
 		cmd.ServiceFeePercent = &fee
 	}
-	id := domain.NewID(domain.PrefixStore)
-	keys := domain.NewStoreKeys()
-	slug, store, err := cmd.Decide(id, keys)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	now := a.cfg.Now().UTC()
-	corr := requestID(r.Context())
-	slugEv := events.Envelope{
-		ID:            domain.NewID(domain.PrefixEvent),
-		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateSlug, ID: slug.Slug},
-		Time:          now,
-		CorrelationID: corr,
-		Payload:       slug,
-	}
-	storeEv := events.Envelope{
-		ID:            domain.NewID(domain.PrefixEvent),
-		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateStore, ID: id},
-		Time:          now,
-		CorrelationID: corr,
-		Payload:       store,
-	}
-	seq, err := a.cfg.Events.AppendWrites(r.Context(),
-		events.Write{Event: slugEv, Expect: 0, ExpectFilter: "ledger.platform.*.slug." + slug.Slug + ".*"},
-		events.Write{Event: storeEv, Expect: 0},
+	var (
+		body     data
+		seq      uint64
+		replayed bool
 	)
+	// One more attempt after a conflict: it was the slug, or the same key in flight (then replayed).
+	retries := 0
+	if idem != nil {
+		retries = 1
+	}
+	err = a.idempotent(r.Context(), idem, retries, func(prev *events.IdempotencyKeyRecorded) (err error) {
+		if prev != nil {
+			replayed = true
+			body, seq, err = a.replayStore(r.Context(), *prev)
+			return err
+		}
+		body, seq, err = a.newStore(r.Context(), cmd, idem)
+		return err
+	})
 	if errors.Is(err, domain.ErrConflict) {
 		err = domain.ErrSlugTaken // the store id is new, so only the slug can have been there first
 	}
@@ -85,13 +86,78 @@ func (a *API) createStore(w http.ResponseWriter, r *http.Request) {
 	wctx, cancel := context.WithTimeout(r.Context(), a.cfg.PositionWait)
 	defer cancel()
 	if err := a.cfg.Projection.WaitFor(wctx, seq); err != nil {
-		a.log.WarnContext(r.Context(), "store created but not yet projected; its keys work once the projection catches up", "store_id", id, "position", seq)
+		a.log.WarnContext(r.Context(), "store created but not yet projected; its keys work once the projection catches up", "position", seq)
 	}
-	body := data{map[string]any{
-		"store": storeObject(store, "", now),
-		"keys":  map[string]string{"live": keys.Live, "test": keys.Test},
-	}}
+	if replayed {
+		markReplayed(w)
+	}
 	positioned(w, seq, http.StatusCreated, body)
+}
+
+// storeKeysJSON are a new store's keys as the create answer shows them (and the idempotency record keeps
+// them, sealed).
+type storeKeysJSON struct {
+	Live string `json:"live"`
+	Test string `json:"test"`
+}
+
+// newStore decides and appends a new store, with the Idempotency-Key's record (if any) in its batch.
+func (a *API) newStore(ctx context.Context, cmd domain.CreateStore, idem *idempotency) (data, uint64, error) {
+	id := domain.NewID(domain.PrefixStore)
+	keys := domain.NewStoreKeys()
+	slug, store, err := cmd.Decide(id, keys)
+	if err != nil {
+		return data{}, 0, err
+	}
+	now := a.cfg.Now().UTC()
+	corr := requestID(ctx)
+	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
+		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: corr, Payload: p}
+	}
+	shown := storeKeysJSON{Live: keys.Live, Test: keys.Test}
+	secrets, err := json.Marshal(shown)
+	if err != nil {
+		return data{}, 0, err
+	}
+	writes := idem.writes(envelope, id, secrets)
+	writes = append(writes,
+		events.Write{Event: envelope(events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateSlug, ID: slug.Slug}, slug),
+			Expect: 0, ExpectFilter: "ledger.platform.*.slug." + slug.Slug + ".*"},
+		events.Write{Event: envelope(events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateStore, ID: id}, store), Expect: 0},
+	)
+	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+	if err != nil {
+		return data{}, 0, err
+	}
+	return storeAnswer(store, now, &shown), seq, nil
+}
+
+// replayStore answers an earlier create with the same Idempotency-Key: the store from the log, and the
+// keys the record kept sealed (null if they can no longer be opened).
+func (a *API) replayStore(ctx context.Context, prev events.IdempotencyKeyRecorded) (data, uint64, error) {
+	evs, last, err := a.cfg.Events.Load(ctx, events.Aggregate{Mode: events.ModePlatform, StoreID: prev.ResourceID, Type: events.AggregateStore, ID: prev.ResourceID})
+	if err != nil {
+		return data{}, 0, err
+	}
+	if len(evs) == 0 {
+		return data{}, 0, fmt.Errorf("idempotency record names store %s, which the log does not hold", prev.ResourceID)
+	}
+	created, ok := evs[0].Payload.(events.StoreCreated)
+	if !ok {
+		return data{}, 0, fmt.Errorf("store %s begins with %s", prev.ResourceID, evs[0].Payload.EventType())
+	}
+	var keys *storeKeysJSON
+	if len(prev.Secrets) > 0 {
+		keys = new(storeKeysJSON)
+		if err := json.Unmarshal(prev.Secrets, keys); err != nil {
+			return data{}, 0, fmt.Errorf("idempotency record of store %s: %w", prev.ResourceID, err)
+		}
+	}
+	return storeAnswer(created, evs[0].Time, keys), last, nil
+}
+
+func storeAnswer(s events.StoreCreated, created time.Time, keys *storeKeysJSON) data {
+	return data{map[string]any{"store": storeObject(s, "", created), "keys": keys}}
 }
 
 // percentText accepts a percentage as a JSON number (5, 2.5) or a string ("5"); the literal text is kept

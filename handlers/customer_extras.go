@@ -33,22 +33,40 @@ type PhotoStore interface {
 }
 
 // addAddress is POST /v1/customers/{id}/addresses. The fourth address is 409; concurrent adds are
-// decided one after another on the customer's version, so they can never exceed the limit.
+// decided one after another on the customer's version, so they can never exceed the limit. With an
+// Idempotency-Key the key's record is in the address's batch, and a replay answers the address as it is
+// now (404 once it was removed).
 func (a *API) addAddress(w http.ResponseWriter, r *http.Request) {
 	var in domain.AddressInput
-	if _, err := decodeBody(r, &in); err != nil {
+	raw, err := decodeBody(r, &in)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	idem, err := storeIdempotency(r, raw)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
 	id, addressID := r.PathValue("customer_id"), domain.NewID(domain.PrefixAddress)
+	replayed := false
 	seq, err := a.changeCustomer(ctx, id, func(c domain.Customer) ([]events.Write, error) {
+		// Looked at on every attempt: a conflict may be a concurrent request with the same key.
+		prev, found, err := idem.previous(ctx, a.cfg.Events)
+		if err != nil || found {
+			replayed, addressID = found, prev.ResourceID
+			return nil, err
+		}
 		p, err := c.AddAddress(addressID, in)
 		if err != nil {
 			return nil, err
 		}
-		return []events.Write{own(c, p)}, nil
+		env := func(agg events.Aggregate, p events.Payload) events.Envelope {
+			return events.Envelope{Aggregate: agg, Payload: p}
+		}
+		return append([]events.Write{own(c, p)}, idem.writes(env, addressID, nil)...), nil
 	})
 	if errors.Is(err, domain.ErrTooManyAddresses) {
 		err = errTooManyAddresses
@@ -57,12 +75,15 @@ func (a *API) addAddress(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.respondAddresses(w, r, sc, id, seq, http.StatusCreated, addressID)
+	if replayed {
+		markReplayed(w)
+	}
+	a.respondAddresses(w, r, sc, id, seq, http.StatusCreated, addressID, replayed)
 }
 
 // listAddresses is GET /v1/customers/{id}/addresses.
 func (a *API) listAddresses(w http.ResponseWriter, r *http.Request) {
-	a.respondAddresses(w, r, scopeFrom(r.Context()), r.PathValue("customer_id"), 0, http.StatusOK, "")
+	a.respondAddresses(w, r, scopeFrom(r.Context()), r.PathValue("customer_id"), 0, http.StatusOK, "", false)
 }
 
 // deleteAddress is DELETE /v1/customers/{id}/addresses/{address_id}.
@@ -95,11 +116,12 @@ func (a *API) addressCommand(w http.ResponseWriter, r *http.Request, decide func
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.respondAddresses(w, r, sc, id, seq, http.StatusOK, "")
+	a.respondAddresses(w, r, sc, id, seq, http.StatusOK, "", false)
 }
 
-// respondAddresses answers with the customer's addresses, or with the one just added.
-func (a *API) respondAddresses(w http.ResponseWriter, r *http.Request, sc Scope, id string, seq uint64, status int, added string) {
+// respondAddresses answers with the customer's addresses, or with the one just added (or, replayed,
+// added by an earlier request with the same Idempotency-Key).
+func (a *API) respondAddresses(w http.ResponseWriter, r *http.Request, sc Scope, id string, seq uint64, status int, added string, replayed bool) {
 	if seq > 0 {
 		a.awaitProjection(r.Context(), seq)
 	}
@@ -115,6 +137,10 @@ func (a *API) respondAddresses(w http.ResponseWriter, r *http.Request, sc Scope,
 			return
 		}
 		out = append(out, addressObject(ad))
+	}
+	if added != "" && replayed {
+		writeError(w, r, a.log, errAddressNotFound) // removed since
+		return
 	}
 	if added != "" {
 		// Written but not yet in the read model: answer from what was decided.

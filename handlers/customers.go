@@ -136,62 +136,100 @@ func addressObject(ad domain.Address) addressJSON {
 }
 
 // createCustomer is POST /v1/customers. The email is claimed (expected sequence on the claim's subject)
-// and the customer registered in one atomic append, so of concurrent creates with one email exactly one
-// succeeds; the others are 409.
+// and the customer registered, so of concurrent creates with one email exactly one succeeds; the others
+// are 409. With an Idempotency-Key the key's record, the claim and the registration are one atomic batch,
+// and a replay answers the customer as it is now.
 func (a *API) createCustomer(w http.ResponseWriter, r *http.Request) {
 	var in domain.CustomerInput
-	if _, err := decodeBody(r, &in); err != nil {
+	raw, err := decodeBody(r, &in)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
-	fields, err := domain.CustomerFields{}.Apply(in, true)
+	idem, err := storeIdempotency(r, raw)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
-	claimAgg, holder, claimSeq, err := a.emailClaim(ctx, sc, fields.Email)
+	var (
+		id       string
+		seq      uint64
+		replayed bool
+	)
+	err = a.idempotent(ctx, idem, 3, func(prev *events.IdempotencyKeyRecorded) (err error) {
+		if prev != nil {
+			replayed, id = true, prev.ResourceID
+			_, seq, err = a.cfg.Events.Load(ctx, customerAgg(sc, id))
+			return err
+		}
+		fields, err := domain.CustomerFields{}.Apply(in, true)
+		if err != nil {
+			return err
+		}
+		id, seq, err = a.registerCustomer(ctx, sc, fields, idem)
+		return err
+	})
+	if errors.Is(err, domain.ErrConflict) {
+		err = errEmailTaken
+	}
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
+	}
+	if replayed {
+		markReplayed(w)
+	}
+	a.respondCustomer(w, r, sc, id, seq, http.StatusCreated)
+}
+
+// registerCustomer claims fields.Email and registers a new customer with them. Without an
+// Idempotency-Key the claim goes first, alone, then the registration: two single appends cost less than
+// one atomic batch (which nats-server stages on disk). A claim whose registration never followed (a
+// crash in between) names a customer that does not exist; the next create or checkout of the email
+// adopts it. With a key, the key's record must commit with the registration, so all three are one batch,
+// and a conflict (the same key or email in flight) is domain.ErrConflict, for idempotent to decide again.
+func (a *API) registerCustomer(ctx context.Context, sc Scope, fields domain.CustomerFields, idem *idempotency) (string, uint64, error) {
+	claimAgg, holder, claimSeq, err := a.emailClaim(ctx, sc, fields.Email)
+	if err != nil {
+		return "", 0, err
 	}
 	now := a.cfg.Now().UTC()
 	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
 		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 	}
-	// The claim goes first, alone, then the registration: two single appends cost less than one atomic
-	// batch (which nats-server stages on disk). A claim whose registration never followed (a crash in
-	// between) names a customer that does not exist; the next create or checkout of the email adopts it.
 	id := holder
+	var writes []events.Write
 	switch {
 	case holder == "":
 		id = domain.NewID(domain.PrefixCustomer)
-		if _, err := a.cfg.Events.Append(ctx, claimSeq, envelope(claimAgg, events.EmailClaimed{CustomerID: id})); err != nil {
+		claim := envelope(claimAgg, events.EmailClaimed{CustomerID: id})
+		if idem != nil {
+			writes = append(writes, events.Write{Event: claim, Expect: claimSeq})
+			break
+		}
+		if _, err := a.cfg.Events.Append(ctx, claimSeq, claim); err != nil {
 			if errors.Is(err, domain.ErrConflict) {
 				err = errEmailTaken // claimed meanwhile
 			}
-			writeError(w, r, a.log, err)
-			return
+			return "", 0, err
 		}
 	default:
 		if registered, err := a.customerExists(ctx, sc, holder); err != nil || registered {
 			if err == nil {
 				err = errEmailTaken
 			}
-			writeError(w, r, a.log, err)
-			return
+			return "", 0, err
 		}
 	}
-	seq, err := a.cfg.Events.Append(ctx, 0, envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}))
-	if errors.Is(err, domain.ErrConflict) {
+	writes = append(writes, idem.writes(envelope, id, nil)...)
+	writes = append(writes, events.Write{Event: envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}), Expect: 0})
+	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+	if errors.Is(err, domain.ErrConflict) && idem == nil {
 		err = errEmailTaken // a concurrent create adopted the same dangling claim
 	}
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	a.respondCustomer(w, r, sc, id, seq, http.StatusCreated)
+	return id, seq, err
 }
 
 // customerExists tells, from the log, whether a customer was ever registered.

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type saleJSON struct {
 	Discount       *discountJSON       `json:"discount"`
 	Rate           *rateJSON           `json:"rate"`
 	Campaign       *events.Campaign    `json:"campaign"`
+	Metadata       json.RawMessage     `json:"metadata"`
 	PostPurchase   *postPurchaseJSON   `json:"post_purchase"`
 	Livemode       bool                `json:"livemode"`
 	CreatedAt      string              `json:"created_at"`
@@ -158,9 +160,13 @@ func saleObject(s domain.Sale, mode string) saleJSON {
 		Product:        productRefJSON{ID: st.Product.ID, Name: st.Product.Name, Type: st.Product.Type},
 		Customer:       customerRefJSON{ID: st.Customer.ID, Email: optString(st.Customer.Email), Name: optString(strings.TrimSpace(st.Customer.FirstName + " " + st.Customer.LastName))},
 		Campaign:       st.Campaign,
+		Metadata:       st.Metadata,
 		Livemode:       mode == events.ModeLive,
 		CreatedAt:      rfc3339(s.CreatedAt),
 		CompletedAt:    optTime(s.CompletedAt),
+	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = json.RawMessage("null") // as on customers
 	}
 	if d := st.Discount; d != nil {
 		out.Discount = &discountJSON{ID: optString(d.ID), Code: d.Code, Type: d.Type}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -265,4 +267,81 @@ func TestListSales(t *testing.T) {
 			t.Errorf("foreign key read a sale: %d %s", r.status, r.raw)
 		}
 	}
+}
+
+func TestCheckoutMetadata(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "meta")
+	tests := []struct {
+		name     string
+		metadata string // "" leaves the field out
+		status   int
+		want     string // the sale's metadata, compact JSON
+	}{
+		{"absent", "", 201, "null"},
+		{"null", "null", 201, "null"},
+		{"empty object", "{}", 201, "{}"},
+		{"object", `{ "order_id": "ord_1001", "tags": ["a", 1], "nested": {"x": true} }`, 201, `{"order_id":"ord_1001","tags":["a",1],"nested":{"x":true}}`},
+		{"10 KB exactly", metadataOf(10240), 201, metadataOf(10240)},
+		{"over 10 KB", metadataOf(10241), 422, ""},
+		{"string", `"ord_1001"`, 422, ""},
+		{"array", `[{"order_id":"ord_1001"}]`, 422, ""},
+		{"number", `42`, 422, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := ""
+			if tt.metadata != "" {
+				extra = `,"metadata":` + tt.metadata
+			}
+			r := c.post("/v1/checkouts", live, "", checkoutBody("meta@example.com", 500, extra))
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.raw)
+			}
+			if tt.status != 201 {
+				if got := errorFields(r); len(got) != 1 || got[0] != "metadata" {
+					t.Fatalf("error fields %v, want [metadata]: %s", got, r.raw)
+				}
+				return
+			}
+			id := field(r.body, "data.id").(string)
+			for _, got := range []response{r, c.do("GET", "/v1/sales/"+id, "Bearer "+live, nil)} {
+				b, _ := json.Marshal(field(got.body, "data.metadata"))
+				if !jsonEqual(t, string(b), tt.want) {
+					t.Errorf("metadata %s, want %s", b, tt.want)
+				}
+			}
+		})
+	}
+
+	// Like the customer's metadata it is personal (it may name the buyer): sealed in the log, erased with
+	// the customer.
+	r := c.post("/v1/checkouts", live, "", checkoutBody("erase-meta@example.com", 500, `,"metadata":{"note":"zq-secret-note-7"}`))
+	if r.status != 201 {
+		t.Fatalf("checkout: %d %s", r.status, r.raw)
+	}
+	if hits, _ := scanLedger(t, m, "zq-secret-note-7"); len(hits) > 0 {
+		t.Errorf("sale metadata in the log in the clear: %v", hits)
+	}
+	saleID, customerID := field(r.body, "data.id").(string), field(r.body, "data.customer.id").(string)
+	if d := c.do("DELETE", "/v1/customers/"+customerID, "Bearer "+live, nil); d.status != 200 {
+		t.Fatalf("erase: %d %s", d.status, d.raw)
+	}
+	if g := c.do("GET", "/v1/sales/"+saleID, "Bearer "+live, nil); g.status != 200 || field(g.body, "data.metadata") != nil || !strings.Contains(g.raw, `"metadata":null`) {
+		t.Errorf("sale of an erased customer: %d %s, want metadata null", g.status, g.raw)
+	}
+}
+
+// jsonEqual tells whether two JSON texts hold the same value.
+func jsonEqual(t *testing.T, a, b string) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal([]byte(a), &va); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal([]byte(b), &vb); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
 }
