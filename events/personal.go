@@ -119,12 +119,9 @@ func open(ctx context.Context, keys Keyring, data []byte) ([]byte, error) {
 }
 
 // subjectOf finds the data subject in a payload's clear members: every personal payload carries its
-// customer's id as customer_id, but for idempotency_key_recorded, whose subject is its resource_id.
+// customer's id as customer_id.
 func subjectOf(members map[string]json.RawMessage) string {
 	var id string
 	_ = json.Unmarshal(members["customer_id"], &id)
-	if id == "" {
-		_ = json.Unmarshal(members["resource_id"], &id)
-	}
 	return id
 }

@@ -281,27 +281,16 @@ func (EmailReleased) EventVersion() int { return 1 }
 
 // IdempotencyKeyRecorded (v1) binds an Idempotency-Key to the request it first came with (endpoint and
 // body hash) and the resource that request created.
-//
-// Secrets, when present, is what the first answer showed only once (a new store's API keys), so that a
-// replay can show it again; it is sealed on the wire with the resource's own key (see Personal).
 type IdempotencyKeyRecorded struct {
 	RequestHash string `json:"request_hash"`
 	ResourceID  string `json:"resource_id"`
 	// Endpoint is the method and path the key was first sent to ("POST /v1/customers"); absent in
 	// records written before keys were honoured beyond checkouts, which were all "POST /v1/checkouts".
-	Endpoint       string          `json:"endpoint,omitempty"`
-	Secrets        json.RawMessage `json:"secrets,omitempty"`
-	PersonalErased bool            `json:"personal_erased,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 func (IdempotencyKeyRecorded) EventType() string { return TypeIdempotencyKey }
 func (IdempotencyKeyRecorded) EventVersion() int { return 1 }
-
-// DataSubject is the created resource: its key seals the record's secrets.
-func (r IdempotencyKeyRecorded) DataSubject() string { return r.ResourceID }
-
-// PersonalMembers are the members sealed on the wire.
-func (IdempotencyKeyRecorded) PersonalMembers() []string { return []string{"secrets"} }
 
 // UsedOn is the endpoint the key was first sent to, for old records too.
 func (r IdempotencyKeyRecorded) UsedOn() string {

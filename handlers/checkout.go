@@ -171,7 +171,7 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 	envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
 		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: corr, Payload: p}
 	}
-	writes := idem.writes(envelope, saleID, nil)
+	writes := idem.writes(envelope, saleID)
 	claimAgg, customerID, claimSeq, err := a.emailClaim(ctx, sc, started.Customer.Email)
 	if err != nil {
 		return domain.Sale{}, 0, err

@@ -37,10 +37,10 @@ type storeJSON struct {
 
 // createStore is POST /v1/admin/stores. It appends the slug reservation and the store as one atomic batch;
 // the reservation's expected sequence of zero on every store's copy of the slug makes the slug unique.
-// The keys are in the response and, hashed, in the store; with an Idempotency-Key (the admin API's own
-// namespace) they are also kept sealed in the key's record, in the same batch, so that a replay — the
-// first answer was lost — can show them again. The response waits (bounded) for the local projection,
-// so the keys authenticate as soon as the caller has them.
+// The keys are in the response only; the log and the read store keep their SHA-256 hashes. With an
+// Idempotency-Key (the admin API's own namespace) a replay answers the same store with "keys": null,
+// since nothing could show them again. The response waits (bounded) for the local projection, so the
+// keys authenticate as soon as the caller has them.
 func (a *API) createStore(w http.ResponseWriter, r *http.Request) {
 	var req createStoreRequest
 	raw, err := decodeBody(r, &req)
@@ -94,8 +94,7 @@ func (a *API) createStore(w http.ResponseWriter, r *http.Request) {
 	positioned(w, seq, http.StatusCreated, body)
 }
 
-// storeKeysJSON are a new store's keys as the create answer shows them (and the idempotency record keeps
-// them, sealed).
+// storeKeysJSON are a new store's keys as the create answer shows them, once.
 type storeKeysJSON struct {
 	Live string `json:"live"`
 	Test string `json:"test"`
@@ -115,11 +114,7 @@ func (a *API) newStore(ctx context.Context, cmd domain.CreateStore, idem *idempo
 		return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: corr, Payload: p}
 	}
 	shown := storeKeysJSON{Live: keys.Live, Test: keys.Test}
-	secrets, err := json.Marshal(shown)
-	if err != nil {
-		return data{}, 0, err
-	}
-	writes := idem.writes(envelope, id, secrets)
+	writes := idem.writes(envelope, id)
 	writes = append(writes,
 		events.Write{Event: envelope(events.Aggregate{Mode: events.ModePlatform, StoreID: id, Type: events.AggregateSlug, ID: slug.Slug}, slug),
 			Expect: 0, ExpectFilter: "ledger.platform.*.slug." + slug.Slug + ".*"},
@@ -132,8 +127,8 @@ func (a *API) newStore(ctx context.Context, cmd domain.CreateStore, idem *idempo
 	return storeAnswer(store, now, &shown), seq, nil
 }
 
-// replayStore answers an earlier create with the same Idempotency-Key: the store from the log, and the
-// keys the record kept sealed (null if they can no longer be opened).
+// replayStore answers an earlier create with the same Idempotency-Key: the store from the log, without
+// its keys (only their hashes were kept).
 func (a *API) replayStore(ctx context.Context, prev events.IdempotencyKeyRecorded) (data, uint64, error) {
 	evs, last, err := a.cfg.Events.Load(ctx, events.Aggregate{Mode: events.ModePlatform, StoreID: prev.ResourceID, Type: events.AggregateStore, ID: prev.ResourceID})
 	if err != nil {
@@ -146,14 +141,7 @@ func (a *API) replayStore(ctx context.Context, prev events.IdempotencyKeyRecorde
 	if !ok {
 		return data{}, 0, fmt.Errorf("store %s begins with %s", prev.ResourceID, evs[0].Payload.EventType())
 	}
-	var keys *storeKeysJSON
-	if len(prev.Secrets) > 0 {
-		keys = new(storeKeysJSON)
-		if err := json.Unmarshal(prev.Secrets, keys); err != nil {
-			return data{}, 0, fmt.Errorf("idempotency record of store %s: %w", prev.ResourceID, err)
-		}
-	}
-	return storeAnswer(created, evs[0].Time, keys), last, nil
+	return storeAnswer(created, evs[0].Time, nil), last, nil
 }
 
 func storeAnswer(s events.StoreCreated, created time.Time, keys *storeKeysJSON) data {

@@ -66,10 +66,18 @@ func (a *API) addAddress(w http.ResponseWriter, r *http.Request) {
 		env := func(agg events.Aggregate, p events.Payload) events.Envelope {
 			return events.Envelope{Aggregate: agg, Payload: p}
 		}
-		return append([]events.Write{own(c, p)}, idem.writes(env, addressID, nil)...), nil
+		return append([]events.Write{own(c, p)}, idem.writes(env, addressID)...), nil
 	})
 	if errors.Is(err, domain.ErrTooManyAddresses) {
 		err = errTooManyAddresses
+	}
+	if err == nil && replayed {
+		// The version the replay was decided on came from the read store, which may not have folded the
+		// first request's batch yet: answer once it holds the customer as the log has it now.
+		var last events.Envelope
+		if last, _, err = a.cfg.Events.Last(ctx, customerAgg(sc, id).Filter()); err == nil && last.Sequence > seq {
+			seq = last.Sequence
+		}
 	}
 	if err != nil {
 		writeError(w, r, a.log, err)

@@ -223,7 +223,7 @@ func (a *API) registerCustomer(ctx context.Context, sc Scope, fields domain.Cust
 			return "", 0, err
 		}
 	}
-	writes = append(writes, idem.writes(envelope, id, nil)...)
+	writes = append(writes, idem.writes(envelope, id)...)
 	writes = append(writes, events.Write{Event: envelope(customerAgg(sc, id), events.CustomerRegistered{CustomerID: id, CustomerData: events.CustomerData(fields), Source: "api"}), Expect: 0})
 	seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
 	if errors.Is(err, domain.ErrConflict) && idem == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -94,11 +93,11 @@ func (k *idempotency) previous(ctx context.Context, log EventStore) (rec events.
 // writes is what binds the key to resourceID, for the resource's own atomic batch: nothing without a
 // key. secrets, if not nil, is what the first answer showed only once (a new store's keys): it is kept
 // sealed in the record, so that a replay can show it again.
-func (k *idempotency) writes(env func(events.Aggregate, events.Payload) events.Envelope, resourceID string, secrets json.RawMessage) []events.Write {
+func (k *idempotency) writes(env func(events.Aggregate, events.Payload) events.Envelope, resourceID string) []events.Write {
 	if k == nil {
 		return nil
 	}
-	rec := events.IdempotencyKeyRecorded{RequestHash: k.hash, ResourceID: resourceID, Endpoint: k.endpoint, Secrets: secrets}
+	rec := events.IdempotencyKeyRecorded{RequestHash: k.hash, ResourceID: resourceID, Endpoint: k.endpoint}
 	return []events.Write{{Event: env(k.agg, rec), Expect: 0}}
 }
 
@@ -117,6 +116,13 @@ func (a *API) idempotent(ctx context.Context, k *idempotency, retries int, run f
 		err = run(nil)
 		if errors.Is(err, domain.ErrConflict) && attempt < retries {
 			continue
+		}
+		if err != nil && k != nil {
+			// Whatever the refusal (a conflict, or "email taken" read from what a racer with this very
+			// key committed a moment ago), a request with the same key that won meanwhile is the answer.
+			if prev, found, perr := k.previous(ctx, a.cfg.Events); perr == nil && found {
+				return run(&prev)
+			}
 		}
 		return err
 	}

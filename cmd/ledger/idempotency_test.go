@@ -96,18 +96,25 @@ func TestIdempotencyOnEveryCreate(t *testing.T) {
 		})
 	}
 
-	// The store replay shows the keys again (the first answer may have been lost), and they work.
-	first := c.postAuth("/v1/admin/stores", "Bearer "+adminToken, "stores-1", `{"name":"Idem Shop","slug":"idem-shop"}`)
+	// The store replay answers the same store but cannot show its keys again: only their hashes are
+	// kept, in the log or anywhere else.
+	first := c.postAuth("/v1/admin/stores", "Bearer "+adminToken, "stores-key", `{"name":"Idem Shop","slug":"idem-keys"}`)
 	keys, _ := field(first.body, "data.keys").(map[string]any)
-	if keys == nil || !strings.HasPrefix(keys["live"].(string), "sk_live_") {
-		t.Fatalf("store replay keys: %s", first.raw)
+	if first.status != http.StatusCreated || keys == nil || !strings.HasPrefix(keys["live"].(string), "sk_live_") {
+		t.Fatalf("store create: %s", first.raw)
 	}
-	if r := c.do("GET", "/v1/store", "Bearer "+keys["live"].(string), nil); r.status != http.StatusOK || field(r.body, "data.slug") != "idem-shop" {
-		t.Errorf("replayed live key: %d %s", r.status, r.raw)
+	again := c.postAuth("/v1/admin/stores", "Bearer "+adminToken, "stores-key", `{"name":"Idem Shop","slug":"idem-keys"}`)
+	if again.status != http.StatusCreated || field(again.body, "data.store.id") != field(first.body, "data.store.id") ||
+		field(again.body, "data.keys") != nil || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("store replay: %d %s", again.status, again.raw)
 	}
-	// ...but the log holds them sealed only.
-	if hits, _ := scanLedger(t, m, keys["live"].(string)); len(hits) > 0 {
-		t.Errorf("a store key is in the log in the clear: %v", hits)
+	if r := c.do("GET", "/v1/store", "Bearer "+keys["live"].(string), nil); r.status != http.StatusOK || field(r.body, "data.slug") != "idem-keys" {
+		t.Errorf("live key after the replay: %d %s", r.status, r.raw)
+	}
+	for _, k := range []string{keys["live"].(string), keys["test"].(string), keys["live"].(string)[len("sk_live_"):]} {
+		if hits, _ := scanLedger(t, m, k); len(hits) > 0 {
+			t.Errorf("a store key is in the log: %v", hits)
+		}
 	}
 }
 
