@@ -246,13 +246,19 @@ type customerPagination struct {
 	PageSize   *int    `json:"page_size,omitempty"`
 }
 
+// customerCursor is the opaque cursor of the customer list: a registration seq and a direction. Cursors
+// issued before "e" existed decode as exclusive, which is what they meant.
 type customerCursor struct {
 	S int64  `json:"s"`
-	D string `json:"d"` // "n": older; "p": newer
+	D string `json:"d"`           // "n": older; "p": newer
+	E bool   `json:"e,omitempty"` // the seq itself included (an empty page's turn)
 }
 
-func encodeCustomerCursor(seq int64, dir string) *string {
-	b, _ := json.Marshal(customerCursor{S: seq, D: dir})
+func encodeCustomerCursor(c *sqlite.Cursor[int64]) *string {
+	if c == nil {
+		return nil
+	}
+	b, _ := json.Marshal(customerCursor{S: c.At, D: direction(c.Back), E: c.Inclusive})
 	s := base64.RawURLEncoding.EncodeToString(b)
 	return &s
 }
@@ -297,28 +303,22 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	switch {
-	case pageMode:
+	if pageMode {
 		pg.HasMore = more
-	case len(rows) == 0:
-		if f.After > 0 {
-			pg.PrevCursor = encodeCustomerCursor(f.After, "p")
+	} else {
+		var cur *sqlite.Cursor[int64]
+		switch {
+		case f.After > 0:
+			cur = &sqlite.Cursor[int64]{At: f.After, Inclusive: f.Inclusive}
+		case f.Before > 0:
+			cur = &sqlite.Cursor[int64]{At: f.Before, Back: true, Inclusive: f.Inclusive}
 		}
-		if f.Before > 0 {
-			pg.NextCursor = encodeCustomerCursor(f.Before, "n")
+		seqs := make([]int64, len(rows))
+		for i, row := range rows {
+			seqs[i] = row.Seq
 		}
-	case f.Before > 0:
-		pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
-		if more {
-			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
-		}
-	default:
-		if more {
-			pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
-		}
-		if f.After > 0 {
-			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
-		}
+		l := sqlite.PageLinks(cur, seqs, more)
+		pg.NextCursor, pg.PrevCursor, pg.HasMore = encodeCustomerCursor(l.Next), encodeCustomerCursor(l.Prev), l.HasMore
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Data       []customerJSON     `json:"data"`
@@ -361,13 +361,14 @@ func parseCustomerPage(q url.Values, f *sqlite.CustomerFilter, pg *customerPagin
 		raw, err := base64.RawURLEncoding.DecodeString(s)
 		var c customerCursor
 		if err != nil || json.Unmarshal(raw, &c) != nil || c.S < 1 || (c.D != "n" && c.D != "p") {
-			return badRequest("The cursor parameter is not a cursor this API returned.")
+			return errBadCursor
 		}
 		if c.D == "n" {
 			f.After = c.S
 		} else {
 			f.Before = c.S
 		}
+		f.Inclusive = c.E
 	}
 	return nil
 }
