@@ -263,8 +263,12 @@ func encodeCustomerCursor(c *sqlite.Cursor[int64]) *string {
 	return &s
 }
 
+// maxEmailParam bounds the email filter as the email field is bounded (RFC 5321's 254 characters).
+const maxEmailParam = 254
+
 // listCustomers is GET /v1/customers: newest first; per_page and cursor, or page and page_size; search
-// on name, email and phone; start_date and end_date inclusive.
+// on name, email and phone; email, an exact match on the canonical form (domain.NormalizeEmail), so
+// that it finds the customer however the address is typed; start_date and end_date inclusive.
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 	sc := scopeFrom(r.Context())
 	q := r.URL.Query()
@@ -285,6 +289,18 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.Search = q.Get("search")
+	}
+	if q.Has("email") {
+		e := domain.NormalizeEmail(q.Get("email"))
+		switch {
+		case e == "":
+			writeError(w, r, a.log, badRequest("The email parameter cannot be empty."))
+			return
+		case len(e) > maxEmailParam || !domain.ValidEmail(e):
+			writeError(w, r, a.log, badRequest("The email parameter must be an email address, e.g. customer@example.com."))
+			return
+		}
+		f.Email = e
 	}
 	var err error
 	if f.From, f.To, err = parseDateRange(q); err != nil {
