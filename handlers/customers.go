@@ -284,19 +284,29 @@ type customerPagination struct {
 	PageSize   *int    `json:"page_size,omitempty"`
 }
 
+// customerCursor is the opaque cursor of the customer list: a registration seq and a direction. Cursors
+// issued before "e" existed decode as exclusive, which is what they meant.
 type customerCursor struct {
 	S int64  `json:"s"`
-	D string `json:"d"` // "n": older; "p": newer
+	D string `json:"d"`           // "n": older; "p": newer
+	E bool   `json:"e,omitempty"` // the seq itself included (an empty page's turn)
 }
 
-func encodeCustomerCursor(seq int64, dir string) *string {
-	b, _ := json.Marshal(customerCursor{S: seq, D: dir})
+func encodeCustomerCursor(c *sqlite.Cursor[int64]) *string {
+	if c == nil {
+		return nil
+	}
+	b, _ := json.Marshal(customerCursor{S: c.At, D: direction(c.Back), E: c.Inclusive})
 	s := base64.RawURLEncoding.EncodeToString(b)
 	return &s
 }
 
+// maxEmailParam bounds the email filter as the email field is bounded (RFC 5321's 254 characters).
+const maxEmailParam = 254
+
 // listCustomers is GET /v1/customers: newest first; per_page and cursor, or page and page_size; search
-// on name, email and phone; start_date and end_date inclusive.
+// on name, email and phone; email, an exact match on the canonical form (domain.NormalizeEmail), so
+// that it finds the customer however the address is typed; start_date and end_date inclusive.
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 	sc := scopeFrom(r.Context())
 	q := r.URL.Query()
@@ -318,6 +328,18 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Search = q.Get("search")
 	}
+	if q.Has("email") {
+		e := domain.NormalizeEmail(q.Get("email"))
+		switch {
+		case e == "":
+			writeError(w, r, a.log, badRequest("The email parameter cannot be empty."))
+			return
+		case len(e) > maxEmailParam || !domain.ValidEmail(e):
+			writeError(w, r, a.log, badRequest("The email parameter must be an email address, e.g. customer@example.com."))
+			return
+		}
+		f.Email = e
+	}
 	var err error
 	if f.From, f.To, err = parseDateRange(q); err != nil {
 		writeError(w, r, a.log, err)
@@ -335,28 +357,22 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	switch {
-	case pageMode:
+	if pageMode {
 		pg.HasMore = more
-	case len(rows) == 0:
-		if f.After > 0 {
-			pg.PrevCursor = encodeCustomerCursor(f.After, "p")
+	} else {
+		var cur *sqlite.Cursor[int64]
+		switch {
+		case f.After > 0:
+			cur = &sqlite.Cursor[int64]{At: f.After, Inclusive: f.Inclusive}
+		case f.Before > 0:
+			cur = &sqlite.Cursor[int64]{At: f.Before, Back: true, Inclusive: f.Inclusive}
 		}
-		if f.Before > 0 {
-			pg.NextCursor = encodeCustomerCursor(f.Before, "n")
+		seqs := make([]int64, len(rows))
+		for i, row := range rows {
+			seqs[i] = row.Seq
 		}
-	case f.Before > 0:
-		pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
-		if more {
-			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
-		}
-	default:
-		if more {
-			pg.NextCursor, pg.HasMore = encodeCustomerCursor(rows[len(rows)-1].Seq, "n"), true
-		}
-		if f.After > 0 {
-			pg.PrevCursor = encodeCustomerCursor(rows[0].Seq, "p")
-		}
+		l := sqlite.PageLinks(cur, seqs, more)
+		pg.NextCursor, pg.PrevCursor, pg.HasMore = encodeCustomerCursor(l.Next), encodeCustomerCursor(l.Prev), l.HasMore
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Data       []customerJSON     `json:"data"`
@@ -399,13 +415,14 @@ func parseCustomerPage(q url.Values, f *sqlite.CustomerFilter, pg *customerPagin
 		raw, err := base64.RawURLEncoding.DecodeString(s)
 		var c customerCursor
 		if err != nil || json.Unmarshal(raw, &c) != nil || c.S < 1 || (c.D != "n" && c.D != "p") {
-			return badRequest("The cursor parameter is not a cursor this API returned.")
+			return errBadCursor
 		}
 		if c.D == "n" {
 			f.After = c.S
 		} else {
 			f.Before = c.S
 		}
+		f.Inclusive = c.E
 	}
 	return nil
 }

@@ -61,7 +61,7 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	f.Limit, f.After, f.Before = page.limit, page.after, page.before
+	page.filter(&f)
 	if s := q.Get("status"); s != "" {
 		if !saleStatuses[s] {
 			writeError(w, r, a.log, badRequest("The status parameter must be one of awaiting_payment, completed, failed, abandoned, settled."))
@@ -102,21 +102,47 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 }
 
 type pageRequest struct {
-	limit         int
-	after, before *sqlite.Position
+	limit  int
+	cursor *sqlite.Cursor[sqlite.Position] // nil: the top of the list
 }
 
-// cursorJSON is the opaque cursor: a position and a direction, base64url-encoded JSON.
+// filter sets f's paging from the request.
+func (p pageRequest) filter(f *sqlite.SaleFilter) {
+	f.Limit = p.limit
+	if c := p.cursor; c != nil {
+		pos := c.At
+		if c.Back {
+			f.Before = &pos
+		} else {
+			f.After = &pos
+		}
+		f.Inclusive = c.Inclusive
+	}
+}
+
+// cursorJSON is the opaque cursor: a position and a direction, base64url-encoded JSON. Cursors issued
+// before "e" existed decode as exclusive, which is what they meant.
 type cursorJSON struct {
 	T int64  `json:"t"`
 	I string `json:"i"`
-	D string `json:"d"` // "n": older than the position; "p": newer
+	D string `json:"d"`           // "n": older than the position; "p": newer
+	E bool   `json:"e,omitempty"` // the position itself included (an empty page's turn)
 }
 
-func encodeCursor(p sqlite.Position, dir string) *string {
-	b, _ := json.Marshal(cursorJSON{T: p.CreatedAt, I: p.ID, D: dir})
+func encodeCursor(c *sqlite.Cursor[sqlite.Position]) *string {
+	if c == nil {
+		return nil
+	}
+	b, _ := json.Marshal(cursorJSON{T: c.At.CreatedAt, I: c.At.ID, D: direction(c.Back), E: c.Inclusive})
 	s := base64.RawURLEncoding.EncodeToString(b)
 	return &s
+}
+
+func direction(back bool) string {
+	if back {
+		return "p"
+	}
+	return "n"
 }
 
 func parsePage(q url.Values) (pageRequest, error) {
@@ -132,48 +158,23 @@ func parsePage(q url.Values) (pageRequest, error) {
 		raw, err := base64.RawURLEncoding.DecodeString(s)
 		var c cursorJSON
 		if err != nil || json.Unmarshal(raw, &c) != nil || c.I == "" || (c.D != "n" && c.D != "p") {
-			return p, badRequest("The cursor parameter is not a cursor this API returned.")
+			return p, errBadCursor
 		}
-		pos := &sqlite.Position{CreatedAt: c.T, ID: c.I}
-		if c.D == "n" {
-			p.after = pos
-		} else {
-			p.before = pos
-		}
+		p.cursor = &sqlite.Cursor[sqlite.Position]{At: sqlite.Position{CreatedAt: c.T, ID: c.I}, Back: c.D == "p", Inclusive: c.E}
 	}
 	return p, nil
 }
 
-// links builds the pagination of a page: next_cursor continues to older items, prev_cursor back to
-// newer ones; has_more says whether older items follow this page.
+var errBadCursor = badRequest("The cursor parameter is not a cursor this API returned.")
+
+// links builds the pagination of a page of sales (sqlite.PageLinks).
 func (p pageRequest) links(sales []domain.Sale, more bool) pagination {
-	var out pagination
-	if len(sales) == 0 {
-		if p.after != nil {
-			out.PrevCursor = encodeCursor(*p.after, "p")
-		}
-		if p.before != nil {
-			out.NextCursor = encodeCursor(*p.before, "n")
-		}
-		return out
+	pos := make([]sqlite.Position, len(sales))
+	for i, s := range sales {
+		pos[i] = sqlite.Position{CreatedAt: s.CreatedAt.UTC().UnixMicro(), ID: s.ID}
 	}
-	first := sqlite.Position{CreatedAt: sales[0].CreatedAt.UTC().UnixMicro(), ID: sales[0].ID}
-	last := sqlite.Position{CreatedAt: sales[len(sales)-1].CreatedAt.UTC().UnixMicro(), ID: sales[len(sales)-1].ID}
-	switch {
-	case p.before != nil: // walking back: there are older items (we came from them); newer ones if more
-		out.NextCursor, out.HasMore = encodeCursor(last, "n"), true
-		if more {
-			out.PrevCursor = encodeCursor(first, "p")
-		}
-	default:
-		if more {
-			out.NextCursor, out.HasMore = encodeCursor(last, "n"), true
-		}
-		if p.after != nil {
-			out.PrevCursor = encodeCursor(first, "p")
-		}
-	}
-	return out
+	l := sqlite.PageLinks(p.cursor, pos, more)
+	return pagination{NextCursor: encodeCursor(l.Next), PrevCursor: encodeCursor(l.Prev), HasMore: l.HasMore}
 }
 
 // parseDateRange reads start_date and end_date (Y-m-d, UTC, both inclusive).

@@ -59,8 +59,9 @@ func isBase64URL(s string) bool {
 var wildcard = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 // wellFormed checks what a route receives before anything else reads it: every path wildcard against
-// its shape (pathParams), and the query string (parseable; every value UTF-8 text without control
-// characters: a NUL in a search used to match every customer).
+// its shape (pathParams), the query string (parseable; every value UTF-8 text without control
+// characters: a NUL in a search used to match every customer), and, on a GET route, every query
+// parameter's name against the route's own (queryParams).
 func (a *API) wellFormed(pattern string, next http.Handler) http.Handler {
 	var names []string
 	for _, m := range wildcard.FindAllStringSubmatch(pattern, -1) {
@@ -68,6 +69,10 @@ func (a *API) wellFormed(pattern string, next http.Handler) http.Handler {
 			panic(fmt.Sprintf("route %q: wildcard {%s} has no shape in pathParams", pattern, m[1]))
 		}
 		names = append(names, m[1])
+	}
+	allowed, checkNames := queryParams[pattern]
+	if strings.HasPrefix(pattern, http.MethodGet+" ") && !checkNames {
+		panic(fmt.Sprintf("route %q: no entry in queryParams", pattern))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, name := range names {
@@ -79,6 +84,12 @@ func (a *API) wellFormed(pattern string, next http.Handler) http.Handler {
 		if err := checkQuery(r.URL.RawQuery); err != nil {
 			writeError(w, r, a.log, err)
 			return
+		}
+		if checkNames {
+			if err := checkQueryNames(pattern, allowed, r.URL.Query()); err != nil {
+				writeError(w, r, a.log, err)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS customers (
 	id                TEXT NOT NULL UNIQUE,
 	store_id          TEXT NOT NULL,
 	mode              TEXT NOT NULL,
-	email             TEXT NOT NULL,
+	email             TEXT NOT NULL, -- canonical (domain.NormalizeEmail), whatever form older events kept
 	created_at        INTEGER NOT NULL, -- unix microseconds, UTC
 	doc               TEXT NOT NULL,
 	version           INTEGER NOT NULL,
@@ -89,7 +89,7 @@ func foldCustomer(b *batchTx, e events.Envelope) error {
 		return err
 	}
 	if rowSeq == 0 {
-		res, err := b.execResult(sqlInsertCustomer, c.ID, e.Aggregate.StoreID, e.Aggregate.Mode, c.Fields.Email,
+		res, err := b.execResult(sqlInsertCustomer, c.ID, e.Aggregate.StoreID, e.Aggregate.Mode, domain.NormalizeEmail(c.Fields.Email),
 			e.Time.UTC().UnixMicro(), string(out), c.Version)
 		if err != nil {
 			return err
@@ -98,7 +98,7 @@ func foldCustomer(b *batchTx, e events.Envelope) error {
 			return err
 		}
 	} else {
-		if err := b.exec(sqlUpdateCustomer, c.Fields.Email, string(out), c.Version, c.ID); err != nil {
+		if err := b.exec(sqlUpdateCustomer, domain.NormalizeEmail(c.Fields.Email), string(out), c.Version, c.ID); err != nil {
 			return err
 		}
 		if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
@@ -210,12 +210,19 @@ func listCustomersQuery(f CustomerFilter) (string, []any) {
 	if !f.To.IsZero() {
 		add("c.created_at <= ?", f.To.UTC().UnixMicro())
 	}
+	if f.Email != "" {
+		add("c.email = ?", f.Email)
+	}
 	order := key + " DESC"
+	lt, gt := " < ?", " > ?"
+	if f.Inclusive {
+		lt, gt = " <= ?", " >= ?"
+	}
 	switch {
 	case f.After > 0:
-		add(key+" < ?", f.After)
+		add(key+lt, f.After)
 	case f.Before > 0:
-		add(key+" > ?", f.Before)
+		add(key+gt, f.Before)
 		order = key + " ASC"
 	}
 	q := `SELECT c.seq, c.store_id, c.mode, c.doc, c.completed_sales, c.spent, c.first_purchase_at, c.last_purchase_at FROM ` +
@@ -280,8 +287,12 @@ type CustomerFilter struct {
 	From, To time.Time
 	// After continues after this seq (older customers), Before goes back (newer); Offset skips (page mode).
 	After, Before int64
-	Offset        int
-	Limit         int
+	// Inclusive makes After and Before include that seq itself (see PageLinks).
+	Inclusive bool
+	// Email is an exact match on the stored (canonical) email.
+	Email  string
+	Offset int
+	Limit  int
 }
 
 // ListCustomers returns up to Limit customers, newest first, and whether more exist beyond them in the

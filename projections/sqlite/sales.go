@@ -139,7 +139,10 @@ type SaleFilter struct {
 	From, To time.Time
 	// After continues the list after this position (older items); Before goes back (newer items).
 	After, Before *Position
-	Limit         int
+	// Inclusive makes After and Before include the position itself: the cursor an empty page hands
+	// out, whose anchor may still exist (see PageLinks).
+	Inclusive bool
+	Limit     int
 }
 
 // ListSales returns up to Limit sales, newest first, and whether more exist beyond them in the
@@ -240,11 +243,15 @@ func (s *Store) listQuery(ctx context.Context, f SaleFilter) (string, []any, err
 		add("created_at <= ?", to)
 	}
 	order := "created_at DESC, id DESC"
+	lt, gt := "<", ">"
+	if f.Inclusive {
+		lt, gt = "<=", ">="
+	}
 	switch {
 	case f.After != nil:
-		add("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
+		add("(created_at, id) "+lt+" (?, ?)", f.After.CreatedAt, f.After.ID)
 	case f.Before != nil:
-		add("(created_at, id) > (?, ?)", f.Before.CreatedAt, f.Before.ID)
+		add("(created_at, id) "+gt+" (?, ?)", f.Before.CreatedAt, f.Before.ID)
 		order = "created_at ASC, id ASC"
 	}
 	args = append(args, f.Limit+1)

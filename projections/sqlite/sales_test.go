@@ -77,6 +77,7 @@ type lmFixture struct {
 	st        *sqlite.Store
 	customers []lmCustomer
 	sales     []lmSale // every scope, newest first
+	seq       uint64   // the last stream sequence folded
 }
 
 func lmID(r *rand.Rand, prefix string) string {
@@ -164,6 +165,7 @@ func lmBuild(t testing.TB, nMain, nOther int, pinned []int64) *lmFixture {
 	for i := range log {
 		log[i].Sequence = uint64(i + 1)
 	}
+	fx.seq = uint64(len(log))
 	for i := 0; i < len(log); i += lmBatch {
 		if err := fx.st.Apply(ctx, log[i:min(i+lmBatch, len(log))]); err != nil {
 			t.Fatal(err)
@@ -224,18 +226,18 @@ func (fx *lmFixture) match(f sqlite.SaleFilter) []lmSale {
 // lmPage is the model's page of list (match's result for f) at f's cursor.
 func lmPage(list []lmSale, f sqlite.SaleFilter) (page []lmSale, more bool) {
 	switch {
-	case f.After != nil: // list[i:] is older than the position
+	case f.After != nil: // list[i:] is older than the position (or at it, when Inclusive)
 		i, _ := slices.BinarySearchFunc(list, *f.After, func(s lmSale, p sqlite.Position) int {
-			if lmCmp(s, p) < 0 {
+			if c := lmCmp(s, p); c < 0 || c == 0 && f.Inclusive {
 				return 1
 			}
 			return -1
 		})
 		rest := list[i:]
 		return rest[:min(len(rest), f.Limit)], len(rest) > f.Limit
-	case f.Before != nil: // list[:j] is newer than the position
+	case f.Before != nil: // list[:j] is newer than the position (or at it, when Inclusive)
 		j, _ := slices.BinarySearchFunc(list, *f.Before, func(s lmSale, p sqlite.Position) int {
-			if lmCmp(s, p) <= 0 {
+			if c := lmCmp(s, p); c < 0 || c == 0 && !f.Inclusive {
 				return 1
 			}
 			return -1
@@ -270,6 +272,9 @@ func lmString(f sqlite.SaleFilter) string {
 	}
 	if f.Before != nil {
 		fmt.Fprintf(&b, " before=%d/%s", f.Before.CreatedAt, f.Before.ID)
+	}
+	if f.Inclusive {
+		b.WriteString(" inclusive")
 	}
 	fmt.Fprintf(&b, " limit=%d}", f.Limit)
 	return b.String()
@@ -562,7 +567,7 @@ func TestListSalesMatchesModel(t *testing.T) {
 
 // lmCheckShape walks f's shape at f.Limit: forward from the top through every page, every page the
 // model's and every sale seen once, in order; at 15 a page, back from the oldest sale to the top (for
-// lists of up to 600 sales) and a page either way from each of lmCursors.
+// lists of up to 600 sales) and a page either way from each of lmCursors, without and with the position itself.
 func lmCheckShape(t *testing.T, fx *lmFixture, f sqlite.SaleFilter, list, all []lmSale) {
 	seen, ok := fx.walk(t, f, list, 0)
 	if !ok {
@@ -586,13 +591,16 @@ func lmCheckShape(t *testing.T, fx *lmFixture, f sqlite.SaleFilter, list, all []
 		}
 	}
 	for _, p := range lmCursors(all, list, f) {
-		a, b := f, f
-		a.After, b.Before = p, p
-		if _, ok := fx.walk(t, a, list, 1); !ok {
-			return
-		}
-		if _, ok := fx.walk(t, b, list, 1); !ok {
-			return
+		for _, inclusive := range []bool{false, true} {
+			a, b := f, f
+			a.After, b.Before = p, p
+			a.Inclusive, b.Inclusive = inclusive, inclusive
+			if _, ok := fx.walk(t, a, list, 1); !ok {
+				return
+			}
+			if _, ok := fx.walk(t, b, list, 1); !ok {
+				return
+			}
 		}
 	}
 }

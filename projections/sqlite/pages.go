@@ -1,0 +1,60 @@
+package sqlite
+
+// Cursor is a page boundary as a client sends it back: the items after At (older, further down the
+// newest-first list) or, with Back, before it (newer); At itself too when Inclusive. P is the list's
+// position type: Position for sales, the registration seq for customers.
+type Cursor[P any] struct {
+	At        P
+	Back      bool
+	Inclusive bool
+}
+
+// Links are a page's ways on: Next to older items, Prev back to newer ones (nil: none), and HasMore,
+// whether older items follow the page.
+type Links[P any] struct {
+	Next, Prev *Cursor[P]
+	HasMore    bool
+}
+
+// PageLinks is the pagination of a page: page holds the positions of its items, newest first, as the
+// list returned them at cur (nil: the top of the list), and more whether items exist beyond them in the
+// direction of travel.
+//
+// A cursor is a position, not an item, so it stays valid when the item it was taken from is erased or
+// leaves the filter (a sale paid out of status=awaiting_payment). Cursors from a non-empty page exclude
+// the item they are taken from, which the page showed. An empty page has no item of its own to anchor
+// on: it turns round at the position it was asked for, and includes it, because the item there (the
+// last of the page the client came from) may still be in the list — excluding it would make going back
+// from the empty page skip an item that exists.
+func PageLinks[P any](cur *Cursor[P], page []P, more bool) Links[P] {
+	var l Links[P]
+	if len(page) == 0 {
+		if cur == nil {
+			return l
+		}
+		turn := &Cursor[P]{At: cur.At, Back: !cur.Back, Inclusive: true}
+		if cur.Back {
+			// Nothing newer than where the client came from; that page's items are older.
+			l.Next, l.HasMore = turn, true
+		} else {
+			l.Prev = turn
+		}
+		return l
+	}
+	first, last := page[0], page[len(page)-1]
+	if cur != nil && cur.Back {
+		// Walking back: older items follow (the client came from them); newer ones if more.
+		l.Next, l.HasMore = &Cursor[P]{At: last}, true
+		if more {
+			l.Prev = &Cursor[P]{At: first, Back: true}
+		}
+		return l
+	}
+	if more {
+		l.Next, l.HasMore = &Cursor[P]{At: last}, true
+	}
+	if cur != nil {
+		l.Prev = &Cursor[P]{At: first, Back: true}
+	}
+	return l
+}
