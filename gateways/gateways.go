@@ -80,6 +80,27 @@ var (
 	ErrIgnored        = errors.New("the gateway event is not one the ledger acts on")
 )
 
+// eventName reads the top-level member key (the gateway's event name) of a JSON object body, "" when it
+// is absent. The name is read before the rest, so that an event the ledger does not act on is ignored
+// whatever its data holds: gateways send many kinds of events with data of their own shapes, and
+// answering one of them 400 would only make the gateway retry it. A body that is not a JSON object, or
+// whose key is not a string, is ErrMalformed.
+func eventName(body []byte, key string) (string, error) {
+	var head map[string]json.RawMessage
+	if err := json.Unmarshal(body, &head); err != nil || head == nil {
+		return "", ErrMalformed
+	}
+	raw, ok := head[key]
+	if !ok {
+		return "", nil
+	}
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return "", ErrMalformed
+	}
+	return name, nil
+}
+
 // verifyHexHMAC checks that header holds the hex HMAC of the raw body keyed with secret (Moneroo:
 // SHA-256; Paystack: SHA-512). Surrounding blanks are trimmed and hex digits of either case accepted.
 func verifyHexHMAC(header string, h func() hash.Hash, secret string, hd http.Header, body []byte) error {

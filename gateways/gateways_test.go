@@ -608,6 +608,8 @@ func TestParseStripe(t *testing.T) {
 			want: events.WebhookReceived{DeliveryID: "evt_2", Kind: "payment.succeeded", TransactionID: "pi_2", Amount: amt(100, "EUR")}},
 		{name: "charge event ignored", gateway: "stripe", body: body("charge.succeeded", ""), wantErr: ErrIgnored},
 		{name: "payment_intent.created ignored", gateway: "stripe", body: body("payment_intent.created", ""), wantErr: ErrIgnored},
+		{name: "ignored event with data of another shape", gateway: "stripe",
+			body: `{"id":"evt_9","type":"charge.dispute.created","data":{"object":{"id":"du_1","amount":"1000","metadata":[]}}}`, wantErr: ErrIgnored},
 		{name: "invalid JSON", gateway: "stripe", body: `{"id":`, wantErr: ErrMalformed},
 		{name: "missing event id", gateway: "stripe", body: `{"type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"sale_id":"sal_1"}}}}`, wantErr: ErrMalformed},
 		{name: "metadata value not a string", gateway: "stripe", body: `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"metadata":{"sale_id":7}}}}`, wantErr: ErrMalformed},
@@ -634,6 +636,13 @@ func TestParsePaystack(t *testing.T) {
 				TransactionID: "ref7", Amount: amt(150, "GHS")}},
 		{name: "transfer event ignored", gateway: "paystack", body: body("transfer.success"), wantErr: ErrIgnored},
 		{name: "charge.dispute.create ignored", gateway: "paystack", body: body("charge.dispute.create"), wantErr: ErrIgnored},
+		// Other events are ignored whatever their data: refund.processed names the transaction by
+		// data.transaction_reference and has no data.id; bank.transfer.rejected writes its amount as a string.
+		{name: "refund.processed without data.id or data.reference ignored", gateway: "paystack",
+			body: `{"event":"refund.processed","data":{"status":"processed","transaction_reference":"T1","refund_reference":"R1","amount":10000,"currency":"NGN"}}`, wantErr: ErrIgnored},
+		{name: "event with data of another shape ignored", gateway: "paystack",
+			body: `{"event":"bank.transfer.rejected","data":{"bank_transfer":{"amount":"1000"},"amount":"1000","metadata":{"sale_id":5}}}`, wantErr: ErrIgnored},
+		{name: "event not a string", gateway: "paystack", body: `{"event":7,"data":{"id":1,"reference":"r"}}`, wantErr: ErrMalformed},
 		{name: "invalid JSON", gateway: "paystack", body: `{"event":"charge.success","data":`, wantErr: ErrMalformed},
 		{name: "missing id and reference", gateway: "paystack", body: `{"event":"charge.success","data":{"amount":20000,"currency":"NGN","metadata":{"sale_id":"sal_1"}}}`, wantErr: ErrMalformed},
 		{name: "id not a number", gateway: "paystack", body: `{"event":"charge.success","data":{"id":"abc","reference":"r"}}`, wantErr: ErrMalformed},

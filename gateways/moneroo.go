@@ -41,14 +41,18 @@ func (Moneroo) Parse(_ http.Header, body []byte) (events.WebhookReceived, error)
 			Metadata metadata              `json:"metadata"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil || in.Data.ID == "" {
-		return events.WebhookReceived{}, ErrMalformed
+	event, err := eventName(body, "event")
+	if err != nil {
+		return events.WebhookReceived{}, err
 	}
 	kinds := map[string]string{"payment.initiated": "payment.initiated", "payment.success": "payment.succeeded",
 		"payment.failed": "payment.failed", "payment.cancelled": "payment.cancelled"}
-	kind, ok := kinds[in.Event]
+	kind, ok := kinds[event]
 	if !ok {
 		return events.WebhookReceived{}, ErrIgnored
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.Data.ID == "" {
+		return events.WebhookReceived{}, ErrMalformed
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: "moneroo:" + in.Event + ":" + d.ID, Kind: kind, SaleID: d.Metadata.SaleID, StoreID: d.Metadata.StoreID,

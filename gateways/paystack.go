@@ -42,11 +42,18 @@ func (Paystack) Parse(_ http.Header, body []byte) (events.WebhookReceived, error
 			Metadata  metadata    `json:"metadata"`
 		} `json:"data"`
 	}
+	// The event decides first: Paystack's other events carry other data (refund.processed and
+	// bank.transfer.rejected have neither data.id nor data.reference; bank.transfer.rejected writes its
+	// amount as a string), and each is answered 2xx, ignored, not refused as malformed.
+	event, err := eventName(body, "event")
+	if err != nil {
+		return events.WebhookReceived{}, err
+	}
+	if event != "charge.success" {
+		return events.WebhookReceived{}, ErrIgnored
+	}
 	if err := json.Unmarshal(body, &in); err != nil || (in.Data.ID == "" && in.Data.Reference == "") {
 		return events.WebhookReceived{}, ErrMalformed
-	}
-	if in.Event != "charge.success" {
-		return events.WebhookReceived{}, ErrIgnored
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: "paystack:" + in.Event + ":" + d.ID.String() + ":" + d.Reference, Kind: "payment.succeeded",

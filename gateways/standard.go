@@ -73,13 +73,17 @@ func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error
 			FailureError  *events.FailureError  `json:"failure_error"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
-		return events.WebhookReceived{}, ErrMalformed
+	typ, err := eventName(body, "type")
+	if err != nil {
+		return events.WebhookReceived{}, err
 	}
-	switch in.Type {
+	switch typ {
 	case "payment.initiated", "payment.pending", "payment.succeeded", "payment.failed", "payment.cancelled", "settlement.done":
 	default:
 		return events.WebhookReceived{}, ErrIgnored
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return events.WebhookReceived{}, ErrMalformed
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: h.Get("webhook-id"), Kind: in.Type, SaleID: d.SaleID, StoreID: d.StoreID, TransactionID: d.TransactionID,

@@ -79,14 +79,18 @@ func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) 
 			} `json:"object"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil || in.ID == "" {
-		return events.WebhookReceived{}, ErrMalformed
+	typ, err := eventName(body, "type")
+	if err != nil {
+		return events.WebhookReceived{}, err
 	}
 	kinds := map[string]string{"payment_intent.processing": "payment.pending", "payment_intent.succeeded": "payment.succeeded",
 		"payment_intent.payment_failed": "payment.failed", "payment_intent.canceled": "payment.cancelled"}
-	kind, ok := kinds[in.Type]
+	kind, ok := kinds[typ]
 	if !ok {
 		return events.WebhookReceived{}, ErrIgnored
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.ID == "" {
+		return events.WebhookReceived{}, ErrMalformed
 	}
 	o := in.Data.Object
 	amount, err := stripeAmount(o.Amount, o.Currency)
