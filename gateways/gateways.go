@@ -18,7 +18,6 @@ import (
 	"hash"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,9 +34,9 @@ import (
 // gateway cannot use.
 //
 // Parse normalises a verified body into a delivery, without Gateway and BodySHA256 (the caller's).
-// Amounts come out in ISO 4217 minor units. It returns ErrIgnored for a well-formed event the ledger does
-// not act on, ErrMalformed for a body that is not a delivery of this gateway, and a FieldTooLongError for
-// a value over its limit.
+// Amounts come out in ISO 4217 minor units. The gateway's event name is read first: an event the ledger
+// does not act on is ErrIgnored whatever the rest of its body holds. Otherwise it returns ErrMalformed for
+// a body that is not a delivery of this gateway, and a FieldTooLongError for a value over its limit.
 type Adapter interface {
 	Verify(secret string, h http.Header, body []byte, now time.Time) error
 	Parse(h http.Header, body []byte) (events.WebhookReceived, error)
@@ -56,16 +55,6 @@ var adapters = map[string]Adapter{
 func Lookup(name string) (Adapter, bool) {
 	a, ok := adapters[name]
 	return a, ok
-}
-
-// Names lists the gateways Lookup knows, sorted.
-func Names() []string {
-	names := make([]string, 0, len(adapters))
-	for n := range adapters {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // SignatureTolerance is how far a signed timestamp may be from now (Standard Webhooks and Stripe).
