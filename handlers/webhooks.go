@@ -10,6 +10,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/gateways"
 )
 
 var (
@@ -26,7 +27,7 @@ var (
 // in the payment processor.
 func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("gateway")
-	gw, known := gateways[name]
+	gw, known := gateways.Lookup(name)
 	secret, configured := a.cfg.GatewaySecrets[name]
 	if !known || !configured {
 		writeError(w, r, a.log, errUnknownGateway)
@@ -42,11 +43,11 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	switch err := gw.verify(secret, r.Header, body, a.cfg.Now()); {
-	case errors.Is(err, errStaleTimestamp):
+	switch err := gw.Verify(secret, r.Header, body, a.cfg.Now()); {
+	case errors.Is(err, gateways.ErrStaleTimestamp):
 		writeError(w, r, a.log, errStale)
 		return
-	case errors.Is(err, errBadSignature):
+	case errors.Is(err, gateways.ErrBadSignature):
 		writeError(w, r, a.log, errSignature)
 		return
 	case err != nil:
@@ -61,10 +62,10 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errDelivery) // json.Unmarshal would read null as an empty delivery
 		return
 	}
-	d, err := gw.parse(r.Header, body)
-	var long errFieldTooLong
+	d, err := gw.Parse(r.Header, body)
+	var long gateways.FieldTooLongError
 	switch {
-	case errors.Is(err, errIgnoredKind):
+	case errors.Is(err, gateways.ErrIgnored):
 		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": true})
 		return
 	case errors.As(err, &long):

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/gateways"
 )
 
 // pathParam is the shape a route wildcard's value must have, and what a value of another shape is
@@ -30,7 +31,7 @@ var pathParams = map[string]pathParam{
 	"licence_key":    {domain.ValidLicenceKey, domain.ErrNotFound},
 	"download_token": {validLinkToken, errLinkForged},
 	"avatar_token":   {validLinkToken, errAvatarLink},
-	"gateway":        {func(s string) bool { _, ok := gateways[s]; return ok }, errUnknownGateway},
+	"gateway":        {func(s string) bool { _, ok := gateways.Lookup(s); return ok }, errUnknownGateway},
 }
 
 func idOf(prefix string) func(string) bool {

@@ -1,6 +1,6 @@
-package handlers
+package gateways
 
-// Tests for the per-gateway webhook verification and parsing in gateways.go (DESIGN.md §5 "Gateway
+// Tests for the per-gateway webhook verification and parsing in this package (DESIGN.md §5 "Gateway
 // webhooks in"). Every expected signature is computed here, independently of the code under test,
 // with crypto/hmac.
 //
@@ -122,37 +122,37 @@ func TestVerifyStandard(t *testing.T) {
 			r := good()
 			r.sig += "!!!!"
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"good MAC then more base64", func() req {
 			r := good()
 			r.sig += "AAAA"
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"v2 entry with the right MAC is ignored", func() req {
 			r := good()
 			r.sig = "v2," + strings.TrimPrefix(r.sig, "v1,")
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"v1a entry with the right MAC is ignored", func() req {
 			r := good()
 			r.sig = "v1a," + strings.TrimPrefix(r.sig, "v1,")
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"upper-case V1 entry is ignored", func() req {
 			r := good()
 			r.sig = "V1," + strings.TrimPrefix(r.sig, "v1,")
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"v1 entry with no comma is ignored", func() req {
 			r := good()
 			r.sig = "v1" + strings.TrimPrefix(r.sig, "v1,")
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"wrong secret", func() req {
 			r := good()
 			r.secret = otherSecret
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"secret without whsec_ prefix still decodes", func() req {
 			r := good()
 			r.secret = base64.StdEncoding.EncodeToString(key)
@@ -162,72 +162,72 @@ func TestVerifyStandard(t *testing.T) {
 			r := good()
 			r.body = []byte(strings.Replace(string(body), "7920", "7921", 1))
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"body with one byte appended", func() req {
 			r := good()
 			r.body = append(append([]byte(nil), body...), ' ')
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"webhook-id changed", func() req {
 			r := good()
 			r.id = id + "x"
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"webhook-timestamp changed (signed for another second)", func() req {
 			r := good()
 			r.ts = unixAt(time.Second)
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"missing webhook-id", func() req {
 			r := good()
 			r.noID = true
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"missing webhook-id, signature computed over an empty id", func() req {
 			r := good()
 			r.noID = true
 			r.sig = "v1," + standardSig(key, "", r.ts, body)
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"missing webhook-timestamp", func() req {
 			r := good()
 			r.noTS = true
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"missing webhook-signature", func() req {
 			r := good()
 			r.noSig = true
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"empty webhook-signature value", func() req {
 			r := good()
 			r.sig = ""
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"4m59s old is valid", func() req { return at(-(4*time.Minute + 59*time.Second)) }, nil},
 		{"exactly 5m old is valid", func() req { return at(-5 * time.Minute) }, nil},
 		{"4m59s in the future is valid", func() req { return at(4*time.Minute + 59*time.Second) }, nil},
-		{"5m01s old is stale", func() req { return at(-(5*time.Minute + time.Second)) }, errStaleTimestamp},
-		{"5m01s in the future is stale", func() req { return at(5*time.Minute + time.Second) }, errStaleTimestamp},
-		{"a year old is stale", func() req { return at(-365 * 24 * time.Hour) }, errStaleTimestamp},
+		{"5m01s old is stale", func() req { return at(-(5*time.Minute + time.Second)) }, ErrStaleTimestamp},
+		{"5m01s in the future is stale", func() req { return at(5*time.Minute + time.Second) }, ErrStaleTimestamp},
+		{"a year old is stale", func() req { return at(-365 * 24 * time.Hour) }, ErrStaleTimestamp},
 		{"timestamp far beyond int64 time range is stale", func() req {
 			r := good()
 			r.ts = strconv.FormatInt(1<<62, 10)
 			r.sig = "v1," + standardSig(key, id, r.ts, body)
 			return r
-		}, errStaleTimestamp},
+		}, ErrStaleTimestamp},
 		{"non-numeric timestamp", func() req {
 			r := good()
 			r.ts = "yesterday"
 			r.sig = "v1," + standardSig(key, id, r.ts, body)
 			return r
-		}, errBadSignature},
+		}, ErrBadSignature},
 		{"timestamp in milliseconds is stale", func() req {
 			r := good()
 			r.ts = strconv.FormatInt(testNow.UnixMilli(), 10)
 			r.sig = "v1," + standardSig(key, id, r.ts, body)
 			return r
-		}, errStaleTimestamp},
+		}, ErrStaleTimestamp},
 		{"secret that is not base64", func() req {
 			r := good()
 			r.secret = "whsec_not*base64!"
@@ -247,10 +247,10 @@ func TestVerifyStandard(t *testing.T) {
 			if !r.noSig {
 				h.Set("webhook-signature", r.sig)
 			}
-			err := verifyStandard(r.secret, h, r.body, testNow)
+			err := Standard{}.Verify(r.secret, h, r.body, testNow)
 			checkErr(t, err, tt.want)
-			if tt.want == errAny && errors.Is(err, errBadSignature) {
-				t.Logf("note: a secret that is not base64 answers errBadSignature (401), not a configuration error")
+			if tt.want == errAny && errors.Is(err, ErrBadSignature) {
+				t.Logf("note: a secret that is not base64 answers ErrBadSignature (401), not a configuration error")
 			}
 		})
 	}
@@ -277,23 +277,23 @@ func TestVerifyStripe(t *testing.T) {
 		{"v0 and two v1, good one first", "t=" + ts + ",v0=deadbeef,v1=" + good + ",v1=" + wrong, false, body, nil},
 		{"uppercase hex", "t=" + ts + ",v1=" + strings.ToUpper(good), false, body, nil},
 		{"spaces after commas", "t=" + ts + ", v1=" + wrong + ", v1=" + good, false, body, nil},
-		{"right MAC only under v0", "t=" + ts + ",v0=" + good, false, body, errBadSignature},
-		{"wrong signature", "t=" + ts + ",v1=" + wrong, false, body, errBadSignature},
-		{"signature not hex", "t=" + ts + ",v1=zz" + good[2:], false, body, errBadSignature},
-		{"truncated signature", "t=" + ts + ",v1=" + good[:62], false, body, errBadSignature},
-		{"good MAC then one more hex digit", "t=" + ts + ",v1=" + good + "0", false, body, errBadSignature},
-		{"good MAC then non-hex", "t=" + ts + ",v1=" + good + "zz", false, body, errBadSignature},
-		{"body changed by one byte", "t=" + ts + ",v1=" + good, false, []byte(strings.Replace(string(body), "7920", "7921", 1)), errBadSignature},
-		{"signed t differs from header t", "t=" + unixAt(time.Second) + ",v1=" + good, false, body, errBadSignature},
-		{"missing t", "v1=" + good, false, body, errBadSignature},
-		{"empty t", "t=,v1=" + good, false, body, errBadSignature},
-		{"missing v1", "t=" + ts, false, body, errBadSignature},
-		{"empty header", "", false, body, errBadSignature},
-		{"no header", "", true, body, errBadSignature},
-		{"non-numeric t", "t=abc,v1=" + stripeSig(secret, "abc", body), false, body, errBadSignature},
-		{"stale t (5m01s old)", "t=" + unixAt(-(5*time.Minute + time.Second)) + ",v1=" + stripeSig(secret, unixAt(-(5*time.Minute+time.Second)), body), false, body, errStaleTimestamp},
+		{"right MAC only under v0", "t=" + ts + ",v0=" + good, false, body, ErrBadSignature},
+		{"wrong signature", "t=" + ts + ",v1=" + wrong, false, body, ErrBadSignature},
+		{"signature not hex", "t=" + ts + ",v1=zz" + good[2:], false, body, ErrBadSignature},
+		{"truncated signature", "t=" + ts + ",v1=" + good[:62], false, body, ErrBadSignature},
+		{"good MAC then one more hex digit", "t=" + ts + ",v1=" + good + "0", false, body, ErrBadSignature},
+		{"good MAC then non-hex", "t=" + ts + ",v1=" + good + "zz", false, body, ErrBadSignature},
+		{"body changed by one byte", "t=" + ts + ",v1=" + good, false, []byte(strings.Replace(string(body), "7920", "7921", 1)), ErrBadSignature},
+		{"signed t differs from header t", "t=" + unixAt(time.Second) + ",v1=" + good, false, body, ErrBadSignature},
+		{"missing t", "v1=" + good, false, body, ErrBadSignature},
+		{"empty t", "t=,v1=" + good, false, body, ErrBadSignature},
+		{"missing v1", "t=" + ts, false, body, ErrBadSignature},
+		{"empty header", "", false, body, ErrBadSignature},
+		{"no header", "", true, body, ErrBadSignature},
+		{"non-numeric t", "t=abc,v1=" + stripeSig(secret, "abc", body), false, body, ErrBadSignature},
+		{"stale t (5m01s old)", "t=" + unixAt(-(5*time.Minute + time.Second)) + ",v1=" + stripeSig(secret, unixAt(-(5*time.Minute+time.Second)), body), false, body, ErrStaleTimestamp},
 		{"t 4m59s old is valid", "t=" + unixAt(-(4*time.Minute + 59*time.Second)) + ",v1=" + stripeSig(secret, unixAt(-(4*time.Minute+59*time.Second)), body), false, body, nil},
-		{"t 5m01s in the future is stale", "t=" + unixAt(5*time.Minute+time.Second) + ",v1=" + stripeSig(secret, unixAt(5*time.Minute+time.Second), body), false, body, errStaleTimestamp},
+		{"t 5m01s in the future is stale", "t=" + unixAt(5*time.Minute+time.Second) + ",v1=" + stripeSig(secret, unixAt(5*time.Minute+time.Second), body), false, body, ErrStaleTimestamp},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,7 +301,7 @@ func TestVerifyStripe(t *testing.T) {
 			if !tt.noHdr {
 				h.Set("Stripe-Signature", tt.header)
 			}
-			checkErr(t, verifyStripe(secret, h, tt.body, testNow), tt.want)
+			checkErr(t, Stripe{}.Verify(secret, h, tt.body, testNow), tt.want)
 		})
 	}
 }
@@ -310,7 +310,7 @@ func TestVerifyStripe(t *testing.T) {
 
 func TestVerifyMoneroo(t *testing.T) {
 	const secret = "moneroo-webhook-secret"
-	verify := gateways["moneroo"].verify
+	verify := adapters["moneroo"].Verify
 	body := []byte(`{"event":"payment.success","data":{"id":"py_1","amount":5000,"currency":"XOF","metadata":{"sale_id":"sal_1"}}}`)
 	good := hexSig(sha256.New, secret, body)
 	tests := []struct {
@@ -323,16 +323,16 @@ func TestVerifyMoneroo(t *testing.T) {
 		{"valid", good, false, body, nil},
 		{"uppercase hex (hex.DecodeString accepts it)", strings.ToUpper(good), false, body, nil},
 		{"surrounding whitespace is trimmed", "  " + good + " ", false, body, nil},
-		{"wrong secret", hexSig(sha256.New, "other", body), false, body, errBadSignature},
-		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "5000", "5001", 1)), errBadSignature},
-		{"SHA-512 instead of SHA-256", hexSig(sha512.New, secret, body), false, body, errBadSignature},
-		{"missing", "", true, body, errBadSignature},
-		{"empty", "", false, body, errBadSignature},
-		{"non-hex", "g" + good[1:], false, body, errBadSignature},
-		{"odd length", good[1:], false, body, errBadSignature},
-		{"good MAC then one more hex digit", good + "0", false, body, errBadSignature},
-		{"good MAC then non-hex", good + "zz", false, body, errBadSignature},
-		{"sha256= prefix is not accepted", "sha256=" + good, false, body, errBadSignature},
+		{"wrong secret", hexSig(sha256.New, "other", body), false, body, ErrBadSignature},
+		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "5000", "5001", 1)), ErrBadSignature},
+		{"SHA-512 instead of SHA-256", hexSig(sha512.New, secret, body), false, body, ErrBadSignature},
+		{"missing", "", true, body, ErrBadSignature},
+		{"empty", "", false, body, ErrBadSignature},
+		{"non-hex", "g" + good[1:], false, body, ErrBadSignature},
+		{"odd length", good[1:], false, body, ErrBadSignature},
+		{"good MAC then one more hex digit", good + "0", false, body, ErrBadSignature},
+		{"good MAC then non-hex", good + "zz", false, body, ErrBadSignature},
+		{"sha256= prefix is not accepted", "sha256=" + good, false, body, ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,7 +347,7 @@ func TestVerifyMoneroo(t *testing.T) {
 
 func TestVerifyPaystack(t *testing.T) {
 	const secret = "sk_test_paystack_secret"
-	verify := gateways["paystack"].verify
+	verify := adapters["paystack"].Verify
 	body := []byte(`{"event":"charge.success","data":{"id":302961,"reference":"qTPrJoy9Bx","amount":20000,"currency":"NGN"}}`)
 	good := hexSig(sha512.New, secret, body)
 	tests := []struct {
@@ -359,11 +359,11 @@ func TestVerifyPaystack(t *testing.T) {
 	}{
 		{"valid", good, false, body, nil},
 		{"uppercase hex", strings.ToUpper(good), false, body, nil},
-		{"SHA-256 instead of SHA-512", hexSig(sha256.New, secret, body), false, body, errBadSignature},
-		{"wrong secret", hexSig(sha512.New, "sk_test_other", body), false, body, errBadSignature},
-		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "20000", "20001", 1)), errBadSignature},
-		{"missing", "", true, body, errBadSignature},
-		{"non-hex", "x" + good[1:], false, body, errBadSignature},
+		{"SHA-256 instead of SHA-512", hexSig(sha256.New, secret, body), false, body, ErrBadSignature},
+		{"wrong secret", hexSig(sha512.New, "sk_test_other", body), false, body, ErrBadSignature},
+		{"body changed by one byte", good, false, []byte(strings.Replace(string(body), "20000", "20001", 1)), ErrBadSignature},
+		{"missing", "", true, body, ErrBadSignature},
+		{"non-hex", "x" + good[1:], false, body, ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -381,7 +381,7 @@ func TestVerifyHexHMACIgnoresClock(t *testing.T) {
 	body := []byte(`{}`)
 	h := http.Header{}
 	h.Set("X-Moneroo-Signature", hexSig(sha256.New, "s", body))
-	if err := gateways["moneroo"].verify("s", h, body, time.Time{}); err != nil {
+	if err := adapters["moneroo"].Verify("s", h, body, time.Time{}); err != nil {
 		t.Fatalf("zero clock: %v", err)
 	}
 }
@@ -410,7 +410,7 @@ func TestGatewayHeaderNamesAnyCase(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%d", tt.gateway, i), func(t *testing.T) {
-			verify := gateways[tt.gateway].verify
+			verify := adapters[tt.gateway].Verify
 
 			// Header.Set canonicalises the name.
 			h := http.Header{}
@@ -443,8 +443,8 @@ func TestGatewayHeaderNamesAnyCase(t *testing.T) {
 			for _, x := range tt.headers {
 				lit[strings.ToLower(x.name)] = []string{x.value}
 			}
-			if err := verify(tt.secret, lit, body, testNow); !errors.Is(err, errBadSignature) {
-				t.Fatalf("non-canonical map key: err = %v, want errBadSignature (Header.Get canonicalises)", err)
+			if err := verify(tt.secret, lit, body, testNow); !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("non-canonical map key: err = %v, want ErrBadSignature (Header.Get canonicalises)", err)
 			}
 		})
 	}
@@ -476,7 +476,7 @@ func runParseCases(t *testing.T, tests []parseCase) {
 			for k, v := range tt.header {
 				h.Set(k, v)
 			}
-			got, err := gateways[tt.gateway].parse(h, []byte(tt.body))
+			got, err := adapters[tt.gateway].Parse(h, []byte(tt.body))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v (got %s)", err, tt.wantErr, jsonOf(got))
@@ -531,24 +531,24 @@ func TestParseStandard(t *testing.T) {
 			body: `{"type":"payment.pending","data":{"sale_id":"sal_1"}}`,
 			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "payment.pending", SaleID: "sal_1"},
 		},
-		parseCase{name: "unknown type", gateway: "standard", header: hdr, body: `{"type":"customer.created","data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
-		parseCase{name: "type case differs", gateway: "standard", header: hdr, body: `{"type":"Payment.Succeeded","data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
-		parseCase{name: "no type", gateway: "standard", header: hdr, body: `{"data":{"sale_id":"sal_1"}}`, wantErr: errIgnoredKind},
-		parseCase{name: "invalid JSON", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded",`, wantErr: errMalformedDelivery},
-		parseCase{name: "empty body", gateway: "standard", header: hdr, body: ``, wantErr: errMalformedDelivery},
-		parseCase{name: "amount of the wrong type", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded","data":{"sale_id":"sal_1","amount":"79.20"}}`, wantErr: errMalformedDelivery},
+		parseCase{name: "unknown type", gateway: "standard", header: hdr, body: `{"type":"customer.created","data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
+		parseCase{name: "type case differs", gateway: "standard", header: hdr, body: `{"type":"Payment.Succeeded","data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
+		parseCase{name: "no type", gateway: "standard", header: hdr, body: `{"data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
+		parseCase{name: "invalid JSON", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded",`, wantErr: ErrMalformed},
+		parseCase{name: "empty body", gateway: "standard", header: hdr, body: ``, wantErr: ErrMalformed},
+		parseCase{name: "amount of the wrong type", gateway: "standard", header: hdr, body: `{"type":"payment.succeeded","data":{"sale_id":"sal_1","amount":"79.20"}}`, wantErr: ErrMalformed},
 	)
 	runParseCases(t, tests)
 }
 
-// TestParseStandardWithoutWebhookID: parseStandard takes the delivery id from the webhook-id header
+// TestParseStandardWithoutWebhookID: Standard.Parse takes the delivery id from the webhook-id header
 // and does not itself reject its absence; it returns an empty DeliveryID, which the webhook handler
-// answers 400 (`err != nil || d.DeliveryID == ""`). verifyStandard already rejects a missing
-// webhook-id, so such a delivery never reaches parse through the handler.
+// answers 400 (`err != nil || d.DeliveryID == ""`). Standard.Verify already rejects a missing
+// webhook-id, so such a delivery never reaches Parse through the handler.
 func TestParseStandardWithoutWebhookID(t *testing.T) {
-	got, err := parseStandard(http.Header{}, []byte(`{"type":"payment.succeeded","data":{"sale_id":"sal_1"}}`))
-	if !errors.Is(err, errMalformedDelivery) && !(err == nil && got.DeliveryID == "") {
-		t.Fatalf("want errMalformedDelivery or an empty DeliveryID (rejected by the handler), got %v / %q", err, got.DeliveryID)
+	got, err := Standard{}.Parse(http.Header{}, []byte(`{"type":"payment.succeeded","data":{"sale_id":"sal_1"}}`))
+	if !errors.Is(err, ErrMalformed) && !(err == nil && got.DeliveryID == "") {
+		t.Fatalf("want ErrMalformed or an empty DeliveryID (rejected by the handler), got %v / %q", err, got.DeliveryID)
 	}
 }
 
@@ -574,11 +574,11 @@ func TestParseMoneroo(t *testing.T) {
 			want: failed},
 		{name: "no amount, fee or metadata", gateway: "moneroo", body: `{"event":"payment.initiated","data":{"id":"py_3"}}`,
 			want: events.WebhookReceived{DeliveryID: "moneroo:payment.initiated:py_3", Kind: "payment.initiated", TransactionID: "py_3"}},
-		{name: "payout event ignored", gateway: "moneroo", body: body("payout.success"), wantErr: errIgnoredKind},
-		{name: "payment.succeeded is not a Moneroo name", gateway: "moneroo", body: body("payment.succeeded"), wantErr: errIgnoredKind},
-		{name: "invalid JSON", gateway: "moneroo", body: `not json`, wantErr: errMalformedDelivery},
-		{name: "missing data.id", gateway: "moneroo", body: `{"event":"payment.success","data":{"amount":5000,"metadata":{"sale_id":"sal_1"}}}`, wantErr: errMalformedDelivery},
-		{name: "missing data", gateway: "moneroo", body: `{"event":"payment.success"}`, wantErr: errMalformedDelivery},
+		{name: "payout event ignored", gateway: "moneroo", body: body("payout.success"), wantErr: ErrIgnored},
+		{name: "payment.succeeded is not a Moneroo name", gateway: "moneroo", body: body("payment.succeeded"), wantErr: ErrIgnored},
+		{name: "invalid JSON", gateway: "moneroo", body: `not json`, wantErr: ErrMalformed},
+		{name: "missing data.id", gateway: "moneroo", body: `{"event":"payment.success","data":{"amount":5000,"metadata":{"sale_id":"sal_1"}}}`, wantErr: ErrMalformed},
+		{name: "missing data", gateway: "moneroo", body: `{"event":"payment.success"}`, wantErr: ErrMalformed},
 	}
 	runParseCases(t, tests)
 }
@@ -606,11 +606,13 @@ func TestParseStripe(t *testing.T) {
 		{name: "no payment_method_types, no metadata", gateway: "stripe",
 			body: `{"id":"evt_2","type":"payment_intent.succeeded","data":{"object":{"id":"pi_2","amount":100,"currency":"eur"}}}`,
 			want: events.WebhookReceived{DeliveryID: "evt_2", Kind: "payment.succeeded", TransactionID: "pi_2", Amount: amt(100, "EUR")}},
-		{name: "charge event ignored", gateway: "stripe", body: body("charge.succeeded", ""), wantErr: errIgnoredKind},
-		{name: "payment_intent.created ignored", gateway: "stripe", body: body("payment_intent.created", ""), wantErr: errIgnoredKind},
-		{name: "invalid JSON", gateway: "stripe", body: `{"id":`, wantErr: errMalformedDelivery},
-		{name: "missing event id", gateway: "stripe", body: `{"type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"sale_id":"sal_1"}}}}`, wantErr: errMalformedDelivery},
-		{name: "metadata value not a string", gateway: "stripe", body: `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"metadata":{"sale_id":7}}}}`, wantErr: errMalformedDelivery},
+		{name: "charge event ignored", gateway: "stripe", body: body("charge.succeeded", ""), wantErr: ErrIgnored},
+		{name: "payment_intent.created ignored", gateway: "stripe", body: body("payment_intent.created", ""), wantErr: ErrIgnored},
+		{name: "ignored event with data of another shape", gateway: "stripe",
+			body: `{"id":"evt_9","type":"charge.dispute.created","data":{"object":{"id":"du_1","amount":"1000","metadata":[]}}}`, wantErr: ErrIgnored},
+		{name: "invalid JSON", gateway: "stripe", body: `{"id":`, wantErr: ErrMalformed},
+		{name: "missing event id", gateway: "stripe", body: `{"type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"sale_id":"sal_1"}}}}`, wantErr: ErrMalformed},
+		{name: "metadata value not a string", gateway: "stripe", body: `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"metadata":{"sale_id":7}}}}`, wantErr: ErrMalformed},
 	}
 	runParseCases(t, tests)
 }
@@ -632,11 +634,18 @@ func TestParsePaystack(t *testing.T) {
 			body: `{"event":"charge.success","data":{"id":7,"reference":"ref7","amount":150,"currency":"ghs","metadata":{"sale_id":"sal_7"}}}`,
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:7:ref7", Kind: "payment.succeeded", SaleID: "sal_7",
 				TransactionID: "ref7", Amount: amt(150, "GHS")}},
-		{name: "transfer event ignored", gateway: "paystack", body: body("transfer.success"), wantErr: errIgnoredKind},
-		{name: "charge.dispute.create ignored", gateway: "paystack", body: body("charge.dispute.create"), wantErr: errIgnoredKind},
-		{name: "invalid JSON", gateway: "paystack", body: `{"event":"charge.success","data":`, wantErr: errMalformedDelivery},
-		{name: "missing id and reference", gateway: "paystack", body: `{"event":"charge.success","data":{"amount":20000,"currency":"NGN","metadata":{"sale_id":"sal_1"}}}`, wantErr: errMalformedDelivery},
-		{name: "id not a number", gateway: "paystack", body: `{"event":"charge.success","data":{"id":"abc","reference":"r"}}`, wantErr: errMalformedDelivery},
+		{name: "transfer event ignored", gateway: "paystack", body: body("transfer.success"), wantErr: ErrIgnored},
+		{name: "charge.dispute.create ignored", gateway: "paystack", body: body("charge.dispute.create"), wantErr: ErrIgnored},
+		// Other events are ignored whatever their data: refund.processed names the transaction by
+		// data.transaction_reference and has no data.id; bank.transfer.rejected writes its amount as a string.
+		{name: "refund.processed without data.id or data.reference ignored", gateway: "paystack",
+			body: `{"event":"refund.processed","data":{"status":"processed","transaction_reference":"T1","refund_reference":"R1","amount":10000,"currency":"NGN"}}`, wantErr: ErrIgnored},
+		{name: "event with data of another shape ignored", gateway: "paystack",
+			body: `{"event":"bank.transfer.rejected","data":{"bank_transfer":{"amount":"1000"},"amount":"1000","metadata":{"sale_id":5}}}`, wantErr: ErrIgnored},
+		{name: "event not a string", gateway: "paystack", body: `{"event":7,"data":{"id":1,"reference":"r"}}`, wantErr: ErrMalformed},
+		{name: "invalid JSON", gateway: "paystack", body: `{"event":"charge.success","data":`, wantErr: ErrMalformed},
+		{name: "missing id and reference", gateway: "paystack", body: `{"event":"charge.success","data":{"amount":20000,"currency":"NGN","metadata":{"sale_id":"sal_1"}}}`, wantErr: ErrMalformed},
+		{name: "id not a number", gateway: "paystack", body: `{"event":"charge.success","data":{"id":"abc","reference":"r"}}`, wantErr: ErrMalformed},
 		// Paystack's own charge.success sample: metadata 0. It names no sale; it is not malformed.
 		{name: "metadata 0 (Paystack's documented sample)", gateway: "paystack",
 			body: `{"event":"charge.success","data":{"id":302961,"reference":"qTPrJoy9Bx","amount":10000,"currency":"NGN","metadata":0}}`,
@@ -656,7 +665,7 @@ func TestParsePaystack(t *testing.T) {
 			body: `{"event":"charge.success","data":{"id":11,"reference":"ref11","amount":150,"currency":"NGN","metadata":"order 11"}}`,
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:11:ref11", Kind: "payment.succeeded", TransactionID: "ref11", Amount: amt(150, "NGN")}},
 		{name: "metadata sale_id not a string", gateway: "paystack",
-			body: `{"event":"charge.success","data":{"id":12,"reference":"ref12","metadata":{"sale_id":12}}}`, wantErr: errMalformedDelivery},
+			body: `{"event":"charge.success","data":{"id":12,"reference":"ref12","metadata":{"sale_id":12}}}`, wantErr: ErrMalformed},
 	}
 	runParseCases(t, tests)
 }
@@ -664,7 +673,7 @@ func TestParsePaystack(t *testing.T) {
 // --- fuzz ----------------------------------------------------------------------------------------------
 
 func isVerifyErr(err error) bool {
-	return err == nil || errors.Is(err, errBadSignature) || errors.Is(err, errStaleTimestamp)
+	return err == nil || errors.Is(err, ErrBadSignature) || errors.Is(err, ErrStaleTimestamp)
 }
 
 // FuzzStripeSignature: any header and body is answered without a panic and with one of the verifier's
@@ -680,7 +689,7 @@ func FuzzStripeSignature(f *testing.F) {
 	f.Fuzz(func(t *testing.T, secret, header string, body []byte, offset int64, pos uint, flip byte) {
 		h := http.Header{}
 		h.Set("Stripe-Signature", header)
-		if err := verifyStripe(secret, h, body, testNow); !isVerifyErr(err) {
+		if err := (Stripe{}).Verify(secret, h, body, testNow); !isVerifyErr(err) {
 			t.Fatalf("arbitrary header %q: unexpected error %v", header, err)
 		}
 
@@ -688,11 +697,11 @@ func FuzzStripeSignature(f *testing.F) {
 		ts := strconv.FormatInt(testNow.Unix()+offset%300, 10) // |skew| <= 299 s
 		good := "t=" + ts + ",v1=" + stripeSig(secret, ts, body)
 		h.Set("Stripe-Signature", good)
-		if err := verifyStripe(secret, h, body, testNow); err != nil {
+		if err := (Stripe{}).Verify(secret, h, body, testNow); err != nil {
 			t.Fatalf("correct header %q for body %q: %v", good, body, err)
 		}
 		for _, changed := range oneByteChanges(body, pos, flip) {
-			if err := verifyStripe(secret, h, changed, testNow); !errors.Is(err, errBadSignature) {
+			if err := (Stripe{}).Verify(secret, h, changed, testNow); !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("body %q changed to %q still verifies (err %v)", body, changed, err)
 			}
 		}
@@ -713,7 +722,7 @@ func FuzzStandardSignature(f *testing.F) {
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", ts)
 		h.Set("webhook-signature", sigs)
-		err := verifyStandard(secret, h, body, testNow)
+		err := Standard{}.Verify(secret, h, body, testNow)
 		// A secret that is not base64 yields a configuration error of its own; anything else must be one
 		// of the verifier's errors.
 		if !isVerifyErr(err) && !strings.Contains(err.Error(), "whsec_") {
@@ -729,11 +738,11 @@ func FuzzStandardSignature(f *testing.F) {
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", ts)
 		h.Set("webhook-signature", "v1,"+standardSig(key, id, ts, body))
-		if err := verifyStandard(secret, h, body, testNow); err != nil {
+		if err := (Standard{}).Verify(secret, h, body, testNow); err != nil {
 			t.Fatalf("correct signature (id %q, ts %s, body %q): %v", id, ts, body, err)
 		}
 		for _, changed := range oneByteChanges(body, pos, flip) {
-			if err := verifyStandard(secret, h, changed, testNow); !errors.Is(err, errBadSignature) {
+			if err := (Standard{}).Verify(secret, h, changed, testNow); !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("body %q changed to %q still verifies (err %v)", body, changed, err)
 			}
 		}
@@ -761,7 +770,7 @@ func oneByteChanges(body []byte, pos uint, flip byte) [][]byte {
 }
 
 // FuzzGatewayParse: no body makes a parse function panic, and every outcome is a delivery with a
-// recognised kind, errIgnoredKind or errMalformedDelivery.
+// recognised kind, ErrIgnored or ErrMalformed.
 func FuzzGatewayParse(f *testing.F) {
 	f.Add(`{"type":"payment.succeeded","data":{"sale_id":"s"}}`)
 	f.Add(`{"event":"payment.success","data":{"id":"p","amount":1,"currency":"xof","metadata":{"sale_id":"s"}}}`)
@@ -773,10 +782,10 @@ func FuzzGatewayParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		h := http.Header{}
 		h.Set("webhook-id", "msg_1")
-		for name, gw := range gateways {
-			d, err := gw.parse(h, []byte(body))
+		for name, gw := range adapters {
+			d, err := gw.Parse(h, []byte(body))
 			switch {
-			case errors.Is(err, errIgnoredKind), errors.Is(err, errMalformedDelivery):
+			case errors.Is(err, ErrIgnored), errors.Is(err, ErrMalformed):
 			case err != nil:
 				t.Fatalf("%s: unexpected error %v", name, err)
 			case !kinds[d.Kind]:

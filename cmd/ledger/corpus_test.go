@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// corpusDir holds each gateway's documented deliveries (gateways/testdata/README.md).
+const corpusDir = "../../gateways/testdata"
+
+// corpusStep posts one corpus file. A delivery that names a sale carries a made-up sal_… id (placeholder)
+// where its gateway carries the sale; the test starts a real checkout for it with the delivery's amount
+// and currency (the first step naming that placeholder does) and puts the real id in its place.
+type corpusStep struct {
+	file        string
+	placeholder string // "" when the delivery names no sale
+	amount      int64  // the checkout's price, in the currency's minor units
+	currency    string
+	ignored     bool   // answered {"received":true,"ignored":true}: not recorded, not applied
+	status      string // the sale's status once the delivery is applied
+	payment     string // its payment.status then
+	failure     string // its payment.failure_error.code then, when the delivery gives one
+}
+
+// Every documented delivery of every gateway goes through verify + parse + record + apply on a running
+// ledger: those naming a sale end in the status their kind means; the events the ledger does not act on
+// (refunds, disputes, payouts, transfers) are answered 2xx and change nothing; those naming no sale are
+// recorded and change nothing.
+func TestGatewayCorpus(t *testing.T) {
+	secrets := map[string]string{
+		"standard": "whsec_" + standardKey,
+		"stripe":   "whsec_corpus_stripe_0123456789abcdef",
+		"paystack": "sk_test_corpus_paystack_0123456789",
+		"moneroo":  "corpus-moneroo-signing-secret",
+	}
+	m := startMain(t, t.TempDir(), func(c *Config) { c.GatewaySecrets = secrets })
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "corpus")
+
+	steps := []corpusStep{
+		{file: "standard/payment.initiated.json", placeholder: "sal_Standard0Initiated0001", amount: 2500, currency: "EUR", status: "awaiting_payment", payment: "initiated"},
+		{file: "standard/payment.pending.json", placeholder: "sal_Standard0Pending000001", amount: 15000, currency: "XOF", status: "awaiting_payment", payment: "pending"},
+		{file: "standard/payment.succeeded.json", placeholder: "sal_Standard0Succeeded0001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
+		{file: "standard/settlement.done.json", placeholder: "sal_Standard0Succeeded0001", status: "settled", payment: "success"},
+		{file: "standard/refund.succeeded.json", placeholder: "sal_Standard0Succeeded0001", ignored: true, status: "settled", payment: "success"},
+		{file: "standard/payment.failed.json", placeholder: "sal_Standard0Failed0000001", amount: 1999, currency: "CAD", status: "failed", payment: "failed", failure: "insufficient_funds"},
+		{file: "standard/payment.cancelled.json", placeholder: "sal_Standard0Cancelled0001", amount: 350, currency: "KWD", status: "failed", payment: "cancelled", failure: "cancelled_by_customer"},
+		{file: "standard/contact.created.json", ignored: true},
+
+		{file: "stripe/payment_intent.processing.json", placeholder: "sal_Stripe0Processing00001", amount: 4900, currency: "EUR", status: "awaiting_payment", payment: "pending"},
+		{file: "stripe/payment_intent.succeeded.json", placeholder: "sal_Stripe0Succeeded000001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
+		{file: "stripe/charge.refunded.json", placeholder: "sal_Stripe0Succeeded000001", ignored: true, status: "completed", payment: "success"},
+		{file: "stripe/payment_intent.payment_failed.json", placeholder: "sal_Stripe0Failed000000001", amount: 1500, currency: "GBP", status: "failed", payment: "failed", failure: "card_declined"},
+		{file: "stripe/payment_intent.canceled.json", placeholder: "sal_Stripe0Canceled0000001", amount: 120000, currency: "JPY", status: "failed", payment: "cancelled"},
+		{file: "stripe/charge.dispute.created.json", ignored: true},
+
+		{file: "paystack/charge.success.json"}, // "metadata": 0: recorded, names no sale
+		{file: "paystack/charge.success.sale.json", placeholder: "sal_Paystack0Success000001", amount: 250000, currency: "KES", status: "completed", payment: "success"},
+		{file: "paystack/refund.processed.json", ignored: true},
+		{file: "paystack/transfer.success.json", ignored: true},
+		{file: "paystack/bank.transfer.rejected.json", ignored: true},
+
+		{file: "moneroo/payment.initiated.json", placeholder: "sal_Moneroo0Initiated00001", amount: 10000, currency: "XAF", status: "awaiting_payment", payment: "initiated"},
+		{file: "moneroo/payment.success.json"}, // Moneroo's own example: no metadata, names no sale
+		{file: "moneroo/payment.success.sale.json", placeholder: "sal_Moneroo0Success0000001", amount: 5000, currency: "XOF", status: "completed", payment: "success"},
+		{file: "moneroo/payment.failed.json", placeholder: "sal_Moneroo0Failed00000001", amount: 3000, currency: "XOF", status: "failed", payment: "failed"},
+		{file: "moneroo/payment.cancelled.json", placeholder: "sal_Moneroo0Cancelled00001", amount: 1500, currency: "GHS", status: "failed", payment: "cancelled"},
+		{file: "moneroo/payout.success.json", ignored: true},
+	}
+
+	// Every file of the corpus is posted.
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	posted := map[string]bool{}
+	for _, s := range steps {
+		posted[s.file] = true
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(corpusDir, f)
+		if !posted[filepath.ToSlash(rel)] {
+			t.Errorf("%s is in the corpus but not posted here", rel)
+		}
+	}
+	if len(files) != len(steps) {
+		t.Fatalf("%d corpus files, %d steps", len(files), len(steps))
+	}
+
+	checkout := func(amount int64, currency string) string {
+		t.Helper()
+		body := strings.Replace(checkoutBody(fmt.Sprintf("corpus-%s-%d@example.com", strings.ToLower(currency), amount), amount, ""),
+			`"currency":"USD"`, fmt.Sprintf(`"currency":%q`, currency), 1)
+		r := c.post("/v1/checkouts", live, "", body)
+		if r.status != 201 {
+			t.Fatalf("checkout %d %s: %d %s", amount, currency, r.status, r.raw)
+		}
+		return field(r.body, "data.id").(string)
+	}
+	// Sales no delivery names: the deliveries naming no sale must leave them as they are.
+	bystanders := []string{checkout(10000, "NGN"), checkout(100, "USD")}
+
+	sales := map[string]string{} // placeholder → real sale id
+	for _, s := range steps {
+		raw, err := os.ReadFile(filepath.Join(corpusDir, s.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		if s.placeholder != "" {
+			if !bytes.Contains(raw, []byte(`"`+s.placeholder+`"`)) {
+				t.Fatalf("%s does not name %s", s.file, s.placeholder)
+			}
+			if id = sales[s.placeholder]; id == "" {
+				id = checkout(s.amount, s.currency)
+				sales[s.placeholder] = id
+			}
+			raw = bytes.ReplaceAll(raw, []byte(`"`+s.placeholder+`"`), []byte(`"`+id+`"`))
+		}
+		body := string(raw)
+		var r response
+		switch gateway := filepath.Dir(s.file); gateway {
+		case "standard":
+			r = c.standardWebhook("msg_corpus_"+strings.TrimSuffix(filepath.Base(s.file), ".json"), body, time.Now())
+		case "stripe":
+			r = c.stripeWebhook(secrets["stripe"], body)
+		case "paystack":
+			r = c.paystackWebhook(secrets["paystack"], body)
+		case "moneroo":
+			mac := hmac.New(sha256.New, []byte(secrets["moneroo"]))
+			mac.Write(raw)
+			r = c.signedPost("/v1/webhooks/moneroo", body, map[string]string{"X-Moneroo-Signature": hex.EncodeToString(mac.Sum(nil))})
+		}
+		if r.status != 200 || r.body["received"] != true {
+			t.Fatalf("%s: %d %s, want 200 received", s.file, r.status, r.raw)
+		}
+		if got := r.body["ignored"] == true; got != s.ignored {
+			t.Fatalf("%s: %s, want ignored %v", s.file, r.raw, s.ignored)
+		}
+		if id == "" {
+			continue
+		}
+		sale := waitSaleWithin(t, c, live, id, 30*time.Second, func(d map[string]any) bool {
+			return d["status"] == s.status && field(d, "payment.status") == s.payment
+		})
+		if s.ignored {
+			continue
+		}
+		if got := field(sale, "payment.gateway"); got != filepath.Dir(s.file) {
+			t.Errorf("%s: payment.gateway %v", s.file, got)
+		}
+		if got, want := field(sale, "payment.amount.amount"), float64(s.amount); s.amount != 0 && got != want {
+			t.Errorf("%s: payment.amount %v, want %v", s.file, got, want)
+		}
+		if got := field(sale, "payment.amount.currency"); s.currency != "" && got != s.currency {
+			t.Errorf("%s: payment currency %v, want %s", s.file, got, s.currency)
+		}
+		if s.failure != "" {
+			if got := field(sale, "payment.failure_error.code"); got != s.failure {
+				t.Errorf("%s: failure_error.code %v, want %s", s.file, got, s.failure)
+			}
+		}
+	}
+
+	// After every delivery was posted and those naming a sale applied: each sale is where its last
+	// delivery left it (no ignored or saleless delivery moved it since), and the bystanders are untouched.
+	final := map[string]corpusStep{}
+	for _, s := range steps {
+		if s.placeholder != "" {
+			final[s.placeholder] = s
+		}
+	}
+	// Every delivery not ignored is in the log once; those naming no sale were set aside (webhook_rejected)
+	// by the payment processor, which has then handled every delivery.
+	var recorded, saleless int
+	for _, s := range steps {
+		if !s.ignored {
+			recorded++
+			if s.placeholder == "" {
+				saleless++
+			}
+		}
+	}
+	if evs, _, err := m.events.LoadFilter(context.Background(), "ledger.platform.*.webhook.*.webhook_received"); err != nil || len(evs) != recorded {
+		t.Errorf("webhook_received: %d (%v), want %d", len(evs), err, recorded)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		evs, _, err := m.events.LoadFilter(context.Background(), "ledger.platform.*.webhook.*.webhook_rejected")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == saleless {
+			break
+		}
+		if len(evs) > saleless || time.Now().After(deadline) {
+			t.Fatalf("%d deliveries set aside, want %d (those naming no sale)", len(evs), saleless)
+		}
+	}
+	for ph, s := range final {
+		r := c.do("GET", "/v1/sales/"+sales[ph], "Bearer "+live, nil)
+		d, _ := r.body["data"].(map[string]any)
+		if r.status != 200 || d["status"] != s.status || field(d, "payment.status") != s.payment {
+			t.Errorf("%s (%s): %d %s, want %s / payment %s", ph, s.file, r.status, r.raw, s.status, s.payment)
+		}
+	}
+	for _, id := range bystanders {
+		r := c.do("GET", "/v1/sales/"+id, "Bearer "+live, nil)
+		d, _ := r.body["data"].(map[string]any)
+		if r.status != 200 || d["status"] != "awaiting_payment" || field(d, "payment.status") != nil {
+			t.Errorf("bystander %s changed: %d %s", id, r.status, r.raw)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package gateways
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// Stripe is Stripe's webhook events (https://docs.stripe.com/webhooks, the Event object:
+// https://docs.stripe.com/api/events/object).
+//
+// Header: Stripe-Signature "t=<unix>,v1=<hex>[,v1=...]"; one v1 must be the hex HMAC-SHA256 of
+// "<t>.<raw body>" keyed with the endpoint's signing secret (whsec_…, used as given).
+//
+// Body: an Event {"id", "object": "event", "type", "data": {"object": <the PaymentIntent>}, ...}. Types
+// payment_intent.processing (kind payment.pending), payment_intent.succeeded (payment.succeeded),
+// payment_intent.payment_failed (payment.failed) and payment_intent.canceled (payment.cancelled); any
+// other (charge.refunded, charge.dispute.created, ...) is ErrIgnored. From the PaymentIntent: id (the
+// transaction), amount in Stripe's units converted to ISO minor units (see stripeAmount), currency
+// (upper-cased), metadata.sale_id and metadata.store_id, payment_method_types[0] as the method,
+// last_payment_error {code, message}. The delivery id is the event id.
+type Stripe struct{}
+
+// Verify checks Stripe-Signature; the timestamp t is checked first (ErrStaleTimestamp).
+func (Stripe) Verify(secret string, h http.Header, body []byte, now time.Time) error {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(h.Get("Stripe-Signature"), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	if ts == "" || len(sigs) == 0 {
+		return ErrBadSignature
+	}
+	if err := checkTimestamp(ts, now); err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, s := range sigs {
+		got, err := hex.DecodeString(s)
+		if err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
+
+// Parse reads the Event described on Stripe.
+func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) {
+	var in struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data struct {
+			Object struct {
+				ID                 string   `json:"id"`
+				Amount             *int64   `json:"amount"`
+				Currency           string   `json:"currency"`
+				Metadata           metadata `json:"metadata"`
+				PaymentMethodTypes []string `json:"payment_method_types"`
+				LastPaymentError   *struct {
+					Code    string `json:"code"`
+					Message string `json:"message"`
+				} `json:"last_payment_error"`
+			} `json:"object"`
+		} `json:"data"`
+	}
+	typ, err := eventName(body, "type")
+	if err != nil {
+		return events.WebhookReceived{}, err
+	}
+	kinds := map[string]string{"payment_intent.processing": "payment.pending", "payment_intent.succeeded": "payment.succeeded",
+		"payment_intent.payment_failed": "payment.failed", "payment_intent.canceled": "payment.cancelled"}
+	kind, ok := kinds[typ]
+	if !ok {
+		return events.WebhookReceived{}, ErrIgnored
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.ID == "" {
+		return events.WebhookReceived{}, ErrMalformed
+	}
+	o := in.Data.Object
+	amount, err := stripeAmount(o.Amount, o.Currency)
+	if err != nil {
+		return events.WebhookReceived{}, err
+	}
+	out := events.WebhookReceived{DeliveryID: in.ID, Kind: kind, SaleID: o.Metadata.SaleID, StoreID: o.Metadata.StoreID, TransactionID: o.ID,
+		Amount: amount}
+	if len(o.PaymentMethodTypes) > 0 {
+		out.Method = &events.PaymentMethod{ID: o.PaymentMethodTypes[0]}
+	}
+	if e := o.LastPaymentError; e != nil {
+		out.FailureError = &events.FailureError{Code: e.Code, Message: e.Message}
+	}
+	fields := []field{{"id", in.ID, maxGatewayID}, {"data.object.id", o.ID, maxGatewayID}, {"data.object.currency", o.Currency, maxCurrency},
+		{"data.object.metadata.sale_id", o.Metadata.SaleID, domain.MaxIDLen}, {"data.object.metadata.store_id", o.Metadata.StoreID, domain.MaxIDLen}}
+	if out.Method != nil {
+		fields = append(fields, field{"data.object.payment_method_types[0]", out.Method.ID, maxMethodID})
+	}
+	if e := out.FailureError; e != nil {
+		fields = append(fields, field{"data.object.last_payment_error.code", e.Code, maxFailureCode},
+			field{"data.object.last_payment_error.message", e.Message, maxFailureMessage})
+	}
+	return out, within(fields...)
+}
+
+// Stripe's amounts are integers in Stripe's own units per currency, which are not always ISO 4217's
+// minor units (https://docs.stripe.com/currencies, "Zero-decimal currencies", "Three-decimal
+// currencies", "Special cases"). The ledger keeps ISO minor units (domain.CurrencyExponent), so a Stripe
+// amount is scaled from Stripe's exponent to the ledger's:
+//   - zero-decimal currencies (stripeZeroDecimal): Stripe's unit is the currency's major unit;
+//   - three-decimal currencies (stripeThreeDecimal): thousandths, as ISO;
+//   - every other currency: hundredths ("two-decimal") — including ISK and UGX, which ISO gives no
+//     minor unit but Stripe takes and sends ×100 for backwards compatibility (ISK 5,000 is 500000), and
+//     HUF and TWD, which Stripe pays out in whole units but represents with two decimals, as ISO does.
+var (
+	stripeZeroDecimal = map[string]bool{"BIF": true, "CLP": true, "DJF": true, "GNF": true, "JPY": true, "KMF": true,
+		"KRW": true, "MGA": true, "PYG": true, "RWF": true, "VND": true, "VUV": true, "XAF": true, "XOF": true, "XPF": true}
+	stripeThreeDecimal = map[string]bool{"BHD": true, "JOD": true, "KWD": true, "OMR": true, "TND": true}
+)
+
+// stripeExponent is the number of decimals in Stripe's integer amounts for currency (upper case).
+func stripeExponent(currency string) int {
+	switch {
+	case stripeZeroDecimal[currency]:
+		return 0
+	case stripeThreeDecimal[currency]:
+		return 3
+	}
+	return 2
+}
+
+// stripeAmount converts a Stripe amount to the ledger's minor units of currency. A currency the ledger
+// does not know is passed on unscaled (the sale's currency check then refuses it); an amount that does
+// not divide into the ledger's units (ISK 5,000.50 written 500050; Stripe itself requires multiples of
+// 100) is ErrMalformed.
+func stripeAmount(n *int64, currency string) (*events.Amount, error) {
+	if n == nil {
+		return nil, nil
+	}
+	cur := strings.ToUpper(currency)
+	iso, err := domain.CurrencyExponent(cur)
+	if err != nil {
+		return &events.Amount{Amount: *n, Currency: cur}, nil
+	}
+	v := *n
+	for e := stripeExponent(cur); e > iso; e-- {
+		if v%10 != 0 {
+			return nil, ErrMalformed
+		}
+		v /= 10
+	}
+	for e := stripeExponent(cur); e < iso; e++ {
+		v *= 10
+	}
+	return &events.Amount{Amount: v, Currency: cur}, nil
+}
