@@ -252,7 +252,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
