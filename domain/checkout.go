@@ -100,7 +100,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	switch {
 	case email == "":
 		v.Add("customer.email", "The customer email is required.")
-	case len(email) > maxEmailLen:
+	case len(email) > maxEmailLen || len(strings.TrimSpace(c.Customer.Email)) > maxEmailLen:
 		v.Add("customer.email", fmt.Sprintf("The customer email must be at most %d characters.", maxEmailLen))
 	case !ValidEmail(email):
 		v.Add("customer.email", "The customer email must be a valid email address.")
@@ -165,7 +165,7 @@ func (c Checkout) Decide(saleID, customerID string, terms StoreTerms, ids func(p
 	p.Files = files
 	p.Price.Currency = price.Currency
 	cust := c.Customer
-	cust.ID, cust.Email = customerID, email
+	cust.ID, cust.Email, cust.EmailAsTyped = customerID, email, typedEmail(strings.TrimSpace(c.Customer.Email), email)
 	return events.SaleStarted{
 		SaleID:              saleID,
 		Store:               terms.Store,

@@ -268,7 +268,7 @@ func TestCheckoutDecideNormalises(t *testing.T) {
 	if got.Channel != "api" {
 		t.Errorf("channel = %q, want the default api", got.Channel)
 	}
-	wantCustomer := events.CustomerRef{ID: "cus_1", Email: "buyer@example.com", FirstName: "Ada", LastName: "Lovelace", Phone: "+15550100"}
+	wantCustomer := events.CustomerRef{ID: "cus_1", Email: "buyer@example.com", EmailAsTyped: "Buyer@Example.COM", FirstName: "Ada", LastName: "Lovelace", Phone: "+15550100"}
 	if got.Customer != wantCustomer {
 		t.Errorf("customer = %+v, want %+v", got.Customer, wantCustomer)
 	}

@@ -47,17 +47,18 @@ type CustomerInput struct {
 
 // CustomerFields is a customer's personal data after validation and normalisation (what events carry).
 type CustomerFields struct {
-	Email     string          `json:"email"`
-	FirstName string          `json:"first_name,omitempty"`
-	LastName  string          `json:"last_name,omitempty"`
-	Phone     string          `json:"phone,omitempty"`   // E.164, e.g. +12345678900
-	Country   string          `json:"country,omitempty"` // alpha-2, upper case
-	Address   string          `json:"address,omitempty"`
-	City      string          `json:"city,omitempty"`
-	Zip       string          `json:"zip,omitempty"`
-	State     string          `json:"state,omitempty"`    // upper case for US and CA; free text elsewhere
-	IP        string          `json:"ip,omitempty"`       // canonical form (netip)
-	Metadata  json.RawMessage `json:"metadata,omitempty"` // a JSON object, compacted
+	Email        string          `json:"email"`                    // canonical: NormalizeEmail
+	EmailAsTyped string          `json:"email_as_typed,omitempty"` // as typed, trimmed; "" when it is Email
+	FirstName    string          `json:"first_name,omitempty"`
+	LastName     string          `json:"last_name,omitempty"`
+	Phone        string          `json:"phone,omitempty"`   // E.164, e.g. +12345678900
+	Country      string          `json:"country,omitempty"` // alpha-2, upper case
+	Address      string          `json:"address,omitempty"`
+	City         string          `json:"city,omitempty"`
+	Zip          string          `json:"zip,omitempty"`
+	State        string          `json:"state,omitempty"`    // upper case for US and CA; free text elsewhere
+	IP           string          `json:"ip,omitempty"`       // canonical form (netip)
+	Metadata     json.RawMessage `json:"metadata,omitempty"` // a JSON object, compacted
 }
 
 // Apply validates in against the current fields (zero CustomerFields for a create) and returns the new
@@ -78,18 +79,19 @@ func (cur CustomerFields) Apply(in CustomerInput, create bool) (CustomerFields, 
 	case in.Email == nil && create:
 		v.Add("email", "The email field is required.")
 	case in.Email != nil:
-		e := NormalizeEmail(*in.Email)
+		typed := strings.TrimSpace(*in.Email)
+		e := NormalizeEmail(typed)
 		switch {
 		case e == "" && create:
 			v.Add("email", "The email field is required.")
 		case e == "":
 			v.Add("email", "The email field cannot be cleared.")
-		case len(e) > maxEmailLen:
+		case len(e) > maxEmailLen || len(typed) > maxEmailLen:
 			v.Add("email", fmt.Sprintf("The email field must be at most %d characters.", maxEmailLen))
 		case !ValidEmail(e):
 			v.Add("email", "The email field must be a valid email address.")
 		default:
-			out.Email = e
+			out.Email, out.EmailAsTyped = e, typedEmail(typed, e)
 		}
 	}
 
@@ -172,6 +174,24 @@ func (cur CustomerFields) Apply(in CustomerInput, create bool) (CustomerFields, 
 		return cur, err // cur unchanged
 	}
 	return out, nil
+}
+
+// DisplayEmail is the email as the customer typed it, or the canonical form when that is what they
+// typed (or when the events predate keeping the typed form).
+func (f CustomerFields) DisplayEmail() string {
+	if f.EmailAsTyped != "" {
+		return f.EmailAsTyped
+	}
+	return f.Email
+}
+
+// typedEmail is what is kept of a trimmed typed email beside its canonical form: nothing when they are
+// the same.
+func typedEmail(typed, canonical string) string {
+	if typed == canonical {
+		return ""
+	}
+	return typed
 }
 
 // setText trims a free-text field and stores it in dst if it is at most limit runes long.

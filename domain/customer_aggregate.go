@@ -124,7 +124,7 @@ func (c Customer) Update(in CustomerInput) (events.Payload, CustomerFields, erro
 }
 
 func sameFields(a, b CustomerFields) bool {
-	return a.Email == b.Email && a.FirstName == b.FirstName && a.LastName == b.LastName && a.Phone == b.Phone &&
+	return a.Email == b.Email && a.EmailAsTyped == b.EmailAsTyped && a.FirstName == b.FirstName && a.LastName == b.LastName && a.Phone == b.Phone &&
 		a.Country == b.Country && a.Address == b.Address && a.City == b.City && a.Zip == b.Zip &&
 		a.State == b.State && a.IP == b.IP && bytes.Equal(a.Metadata, b.Metadata)
 }

@@ -38,17 +38,18 @@ func custInput(edit func(in *domain.CustomerInput)) domain.CustomerInput {
 // custFields is what custInput() normalises to.
 func custFields() domain.CustomerFields {
 	return domain.CustomerFields{
-		Email:     "customer@example.com",
-		FirstName: "John",
-		LastName:  "Doe",
-		Phone:     "+12025550143",
-		Country:   "US",
-		Address:   "1st Street",
-		City:      "Denver",
-		Zip:       "92006",
-		State:     "CO",
-		IP:        "127.0.0.1",
-		Metadata:  json.RawMessage(`{"crm_id":42,"tags":["vip"]}`),
+		Email:        "customer@example.com",
+		EmailAsTyped: "Customer@Example.com", // what custInput types
+		FirstName:    "John",
+		LastName:     "Doe",
+		Phone:        "+12025550143",
+		Country:      "US",
+		Address:      "1st Street",
+		City:         "Denver",
+		Zip:          "92006",
+		State:        "CO",
+		IP:           "127.0.0.1",
+		Metadata:     json.RawMessage(`{"crm_id":42,"tags":["vip"]}`),
 	}
 }
 
@@ -101,7 +102,7 @@ func TestCustomerApplyCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameCustomer(t, got, domain.CustomerFields{Email: "a@b.example"})
+	sameCustomer(t, got, domain.CustomerFields{Email: "a@b.example", EmailAsTyped: "A@B.example"})
 
 	// Given-but-empty optional fields stay empty on a create.
 	got, err = domain.CustomerFields{}.Apply(domain.CustomerInput{
@@ -134,6 +135,7 @@ func TestCustomerApplyValid(t *testing.T) {
 			in.Email = cs(strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com")
 		}, func(f *domain.CustomerFields) {
 			f.Email = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com"
+			f.EmailAsTyped = "" // typed in its canonical form
 		}},
 		{"US zip+4", func(in *domain.CustomerInput) { in.Zip = cs("92006-1234") },
 			func(f *domain.CustomerFields) { f.Zip = "92006-1234" }},
@@ -352,7 +354,7 @@ func TestCustomerApplyPatch(t *testing.T) {
 		{name: "metadata replaced whole", cur: us, in: domain.CustomerInput{Metadata: json.RawMessage(`{"b": 2}`)},
 			want: func(f *domain.CustomerFields) { f.Metadata = json.RawMessage(`{"b":2}`) }},
 		{name: "email changed and normalised", cur: us, in: domain.CustomerInput{Email: cs(" New@Example.COM")},
-			want: func(f *domain.CustomerFields) { f.Email = "new@example.com" }},
+			want: func(f *domain.CustomerFields) { f.Email, f.EmailAsTyped = "new@example.com", "New@Example.COM" }},
 		{name: "email cannot be cleared", cur: us, in: domain.CustomerInput{Email: cs("")}, failed: []string{"email"}},
 		{name: "email not required on patch", cur: us, in: domain.CustomerInput{FirstName: cs("Jo")},
 			want: func(f *domain.CustomerFields) { f.FirstName = "Jo" }},
@@ -597,7 +599,7 @@ func TestCustomerFieldsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"email":"customer@example.com","first_name":"John","last_name":"Doe","phone":"+12025550143",` +
+	want := `{"email":"customer@example.com","email_as_typed":"Customer@Example.com","first_name":"John","last_name":"Doe","phone":"+12025550143",` +
 		`"country":"US","address":"1st Street","city":"Denver","zip":"92006","state":"CO","ip":"127.0.0.1",` +
 		`"metadata":{"crm_id":42,"tags":["vip"]}}`
 	if string(b) != want {

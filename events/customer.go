@@ -18,20 +18,24 @@ const (
 
 // CustomerData is a customer's personal data, as the customer events carry it (sealed on the wire).
 type CustomerData struct {
-	Email     string          `json:"email"`
-	FirstName string          `json:"first_name,omitempty"`
-	LastName  string          `json:"last_name,omitempty"`
-	Phone     string          `json:"phone,omitempty"` // E.164
-	Country   string          `json:"country,omitempty"`
-	Address   string          `json:"address,omitempty"`
-	City      string          `json:"city,omitempty"`
-	Zip       string          `json:"zip,omitempty"`
-	State     string          `json:"state,omitempty"`
-	IP        string          `json:"ip,omitempty"`
-	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	// Email is the canonical form (domain.NormalizeEmail), the one uniqueness and search use;
+	// EmailAsTyped is what the customer typed (trimmed), present only when it differs from Email.
+	// Events written before EmailAsTyped existed hold only the canonical form.
+	Email        string          `json:"email"`
+	EmailAsTyped string          `json:"email_as_typed,omitempty"`
+	FirstName    string          `json:"first_name,omitempty"`
+	LastName     string          `json:"last_name,omitempty"`
+	Phone        string          `json:"phone,omitempty"` // E.164
+	Country      string          `json:"country,omitempty"`
+	Address      string          `json:"address,omitempty"`
+	City         string          `json:"city,omitempty"`
+	Zip          string          `json:"zip,omitempty"`
+	State        string          `json:"state,omitempty"`
+	IP           string          `json:"ip,omitempty"`
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
 }
 
-var customerDataMembers = []string{"email", "first_name", "last_name", "phone", "country", "address", "city", "zip", "state", "ip", "metadata"}
+var customerDataMembers = []string{"email", "email_as_typed", "first_name", "last_name", "phone", "country", "address", "city", "zip", "state", "ip", "metadata"}
 
 // CustomerRegistered (v1): a customer's first appearance, by checkout or by the customer API. Everything
 // but the id and the source is personal.

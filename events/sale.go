@@ -78,11 +78,13 @@ type Product struct {
 
 // CustomerRef is the buyer as a sale records it.
 type CustomerRef struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	FirstName string `json:"first_name,omitempty"`
-	LastName  string `json:"last_name,omitempty"`
-	Phone     string `json:"phone,omitempty"`
+	ID    string `json:"id"`
+	Email string `json:"email"` // canonical (domain.NormalizeEmail)
+	// EmailAsTyped is the email as the checkout sent it (trimmed), only when it differs from Email.
+	EmailAsTyped string `json:"email_as_typed,omitempty"`
+	FirstName    string `json:"first_name,omitempty"`
+	LastName     string `json:"last_name,omitempty"`
+	Phone        string `json:"phone,omitempty"`
 }
 
 // Discount applied at checkout: percentage (Value is a decimal percent) or fixed (Value is minor units).

@@ -18,7 +18,7 @@ import (
 
 type checkoutRequest struct {
 	Product  *productIn          `json:"product"`
-	Customer *events.CustomerRef `json:"customer"`
+	Customer *customerIn         `json:"customer"`
 	Discount *discountIn         `json:"discount"`
 	Campaign *events.Campaign    `json:"campaign"`
 	Channel  string              `json:"channel"`
@@ -40,6 +40,16 @@ type productIn struct {
 type priceIn struct {
 	Amount   json.RawMessage `json:"amount"`
 	Currency string          `json:"currency"`
+}
+
+// customerIn is the checkout's buyer as a client sends it; the sale records it as an events.CustomerRef,
+// whose canonical and typed emails the ledger fills in.
+type customerIn struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Phone     string `json:"phone"`
 }
 
 type discountIn struct {
@@ -72,7 +82,8 @@ func (req checkoutRequest) command() (domain.Checkout, *domain.ValidationError) 
 	if req.Customer == nil {
 		v.Add("customer", "The customer field is required.")
 	} else {
-		c.Customer = *req.Customer
+		b := req.Customer
+		c.Customer = events.CustomerRef{ID: b.ID, Email: b.Email, FirstName: b.FirstName, LastName: b.LastName, Phone: b.Phone}
 	}
 	if d := req.Discount; d != nil {
 		val, _ := percentText(d.Value)
@@ -210,12 +221,16 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 // sale keeps the buyer as given, the customer keeps what validates (a phone that does not parse, or a
 // name over the limit, is left out rather than failing the purchase).
 func registration(c events.CustomerRef) events.CustomerData {
-	in := domain.CustomerInput{Email: &c.Email, FirstName: &c.FirstName, LastName: &c.LastName, Phone: &c.Phone}
+	email := c.Email
+	if c.EmailAsTyped != "" {
+		email = c.EmailAsTyped
+	}
+	in := domain.CustomerInput{Email: &email, FirstName: &c.FirstName, LastName: &c.LastName, Phone: &c.Phone}
 	if f, err := (domain.CustomerFields{}).Apply(in, true); err == nil {
 		return events.CustomerData(f)
 	}
 	// Something does not validate: keep the email (the checkout validated it) and each field that does.
-	f := domain.CustomerFields{Email: domain.NormalizeEmail(c.Email)}
+	f := domain.CustomerFields{Email: c.Email, EmailAsTyped: c.EmailAsTyped}
 	for _, field := range []domain.CustomerInput{{FirstName: &c.FirstName}, {LastName: &c.LastName}, {Phone: &c.Phone}} {
 		if next, err := f.Apply(field, false); err == nil {
 			f = next

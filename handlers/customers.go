@@ -87,7 +87,7 @@ func (a *API) customerObject(ctx context.Context, row sqlite.CustomerRow) (custo
 	c := row.Customer
 	out := customerJSON{
 		ID: c.ID, Object: "customer", Name: optString(c.Name()), FirstName: optString(c.Fields.FirstName), LastName: optString(c.Fields.LastName),
-		Email: c.Fields.Email, Country: optString(c.Fields.Country), Address: optString(c.Fields.Address), City: optString(c.Fields.City),
+		Email: c.Fields.DisplayEmail(), Country: optString(c.Fields.Country), Address: optString(c.Fields.Address), City: optString(c.Fields.City),
 		Zip: optString(c.Fields.Zip), State: optString(c.Fields.State), IP: optString(c.Fields.IP), Metadata: c.Fields.Metadata,
 		Addresses: []addressJSON{}, Livemode: row.Mode == events.ModeLive, Test: row.Mode == events.ModeTest,
 		CreatedAt: rfc3339(c.CreatedAt), UpdatedAt: rfc3339(c.UpdatedAt),

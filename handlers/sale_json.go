@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"time"
@@ -158,7 +159,7 @@ func saleObject(s domain.Sale, mode string) saleJSON {
 		Context:        st.Context,
 		Store:          st.Store,
 		Product:        productRefJSON{ID: st.Product.ID, Name: st.Product.Name, Type: st.Product.Type},
-		Customer:       customerRefJSON{ID: st.Customer.ID, Email: optString(st.Customer.Email), Name: optString(strings.TrimSpace(st.Customer.FirstName + " " + st.Customer.LastName))},
+		Customer:       customerRefJSON{ID: st.Customer.ID, Email: optString(cmp.Or(st.Customer.EmailAsTyped, st.Customer.Email)), Name: optString(strings.TrimSpace(st.Customer.FirstName + " " + st.Customer.LastName))},
 		Campaign:       st.Campaign,
 		Metadata:       st.Metadata,
 		Livemode:       mode == events.ModeLive,

@@ -45,7 +45,7 @@ func TestCheckoutReferenceExampleAndCustomer(t *testing.T) {
 	sale := r.body["data"].(map[string]any)
 	for path, want := range map[string]any{
 		"status": "awaiting_payment", "original_amount.amount": 9900.0, "discount_amount.amount": 1980.0,
-		"amount.amount": 7920.0, "amount.formatted": "$79.20", "channel.value": "store", "customer.email": "john@example.com",
+		"amount.amount": 7920.0, "amount.formatted": "$79.20", "channel.value": "store", "customer.email": "John@Example.com", // as sent; compared canonical
 		"customer.name": "John Doe", "discount.code": "SAVE20", "discount.type": "percentage", "store.slug": "ref",
 		"product.id": "prd_def456",
 	} {

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -105,14 +108,16 @@ func foldCustomer(b *batchTx, e events.Envelope) error {
 			return err
 		}
 	}
-	phone := ""
-	if c.Fields.Phone != "" {
-		phone = c.Fields.Phone + " " + strings.TrimPrefix(c.Fields.Phone, "+")
-	}
-	// Indexed lower-cased (Unicode, by Go), and searched lower-cased: case never matters, whatever the
-	// script, for the trigram index and for the scan of short fragments alike.
-	return b.exec(sqlInsertSearch, rowSeq, strings.ToLower(c.Name()), strings.ToLower(c.Fields.Email), phone)
+	// Indexed lower-cased (Unicode, by Go) and in NFC, and searched so: neither case nor the Unicode
+	// form ever matters, whatever the script, for the trigram index and the scan of short fragments
+	// alike. The email is indexed in its canonical form and as typed, the phone in the forms people
+	// write it (domain.PhoneSearchText).
+	return b.exec(sqlInsertSearch, rowSeq, searchFold(c.Name()), domain.EmailSearchText(c.Fields.Email, c.Fields.EmailAsTyped),
+		domain.PhoneSearchText(c.Fields.Phone))
 }
+
+// searchFold is the form names and search terms are compared in: NFC, lower case.
+func searchFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
 // anonymiseSales removes an erased customer's personal data from their sales, as a rebuild would find
 // it: the customer's id stays, so the sales still count as theirs.
@@ -194,10 +199,20 @@ func listCustomersQuery(f CustomerFilter) (string, []any) {
 	args := []any{f.StoreID, f.Mode}
 	add := func(cond string, a ...any) { where = append(where, cond); args = append(args, a...) }
 	from, key := "customers c", "c.seq"
-	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
+	if q := searchFold(strings.TrimSpace(f.Search)); q != "" {
 		if len([]rune(q)) >= 3 {
+			// The term itself, the canonical forms of an email in it, and the digits of a phone number
+			// it may be: one FTS5 query of quoted phrases joined by OR, still one index lookup.
+			terms := append(append([]string{q}, domain.EmailSearchForms(q)...), domain.PhoneSearchDigits(q)...)
+			var phrases []string
+			for _, t := range terms {
+				p := `"` + strings.ReplaceAll(t, `"`, `""`) + `"`
+				if len([]rune(t)) >= 3 && !slices.Contains(phrases, p) {
+					phrases = append(phrases, p)
+				}
+			}
 			from, key = "customers_fts f CROSS JOIN customers c ON c.seq = f.rowid", "f.rowid"
-			add("customers_fts MATCH ?", `"`+strings.ReplaceAll(q, `"`, `""`)+`"`)
+			add("customers_fts MATCH ?", strings.Join(phrases, " OR "))
 		} else {
 			like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
 			from = "customers c JOIN customers_fts f ON f.rowid = c.seq"

@@ -210,7 +210,8 @@ func (s *Store) listQuery(ctx context.Context, f SaleFilter) (string, []any, err
 		add("customer_id = ?", f.CustomerID)
 	}
 	index := "" // the planner's choice
-	if q := strings.ToLower(strings.TrimSpace(f.Search)); q != "" {
+	// An email is searched in its canonical form (whichever form, Unicode or Punycode, the term is in).
+	if q := domain.NormalizeEmail(f.Search); q != "" {
 		upper := q + "\U0010FFFF"
 		switch {
 		case strings.HasPrefix(q, domain.PrefixSale):
