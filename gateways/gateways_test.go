@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -812,6 +813,10 @@ func TestStripeAmounts(t *testing.T) {
 		{500, "xof", 500, false},       // zero-decimal in both
 		{12340, "kwd", 12340, false},   // three-decimal in both
 		{9900, "usd", 9900, false},
+		{5000, "mga", 500000, false},        // MGA: zero-decimal at Stripe, two decimals in ISO 4217
+		{50000, "idr", 50000, false},        // IDR: two decimals at Stripe and in ISO 4217 (CLDR says 0)
+		{1000, "iqd", 10000, false},         // IQD: two decimals at Stripe, three in ISO 4217
+		{math.MaxInt64 / 2, "mga", 0, true}, // would overflow: refused, never wrapped
 	} {
 		n := tc.stripe
 		got, err := stripeAmount(&n, tc.currency)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -164,6 +165,9 @@ func stripeAmount(n *int64, currency string) (*events.Amount, error) {
 		v /= 10
 	}
 	for e := stripeExponent(cur); e < iso; e++ {
+		if v > math.MaxInt64/10 || v < math.MinInt64/10 {
+			return nil, ErrMalformed // no price is this large; never wrap around
+		}
 		v *= 10
 	}
 	return &events.Amount{Amount: v, Currency: cur}, nil
