@@ -67,6 +67,9 @@ var corpus = map[string]corpusWant{
 		transactionID: "kZ7qP2xWr9", amount: amt(10000, "NGN"), method: &events.PaymentMethod{ID: "card"}}, // "metadata": 0 names no sale
 	"paystack/charge.success.sale.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:518302947:T7390215846217", saleID: "sal_Paystack0Success000001",
 		transactionID: "T7390215846217", amount: amt(250000, "KES"), fee: amt(7250, "KES"), method: &events.PaymentMethod{ID: "card"}},
+	"paystack/charge.success.captured.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:607213988:shop-order-reference-7",
+		saleID: "sal_Paystack0Captured00001", transactionID: "shop-order-reference-7", amount: amt(10000, "NGN"), fee: amt(150, "NGN"),
+		method: &events.PaymentMethod{ID: "card"}}, // metadata stringified, as the transaction API documents it
 	"paystack/refund.processed.json":       {ignored: true}, // issue 10
 	"paystack/transfer.success.json":       {ignored: true},
 	"paystack/bank.transfer.rejected.json": {ignored: true},
