@@ -3,10 +3,6 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"golang.org/x/net/idna"
-	"golang.org/x/text/unicode/norm"
-	"net/mail"
-	"strings"
 	"time"
 
 	"github.com/salesledger/ledger/events"
@@ -268,37 +264,4 @@ func (s Sale) Rate(ratingID string, value int, comment string) ([]events.Payload
 		ratingID = s.Rating.RatingID
 	}
 	return []events.Payload{events.SaleRated{RatingID: ratingID, Value: value, Comment: comment}}, nil
-}
-
-// NormalizeEmail is the form an email is kept and compared in: trimmed, in Unicode normalisation form
-// NFC (the same address typed with "ë" or with "e" and a combining diaeresis is one address), lower-cased,
-// and with an internationalised domain in its Unicode form (IDNA 2008, UTS #46: "xn--bcher-kva.example"
-// and "bücher.example" are one domain). A domain that is not a valid host name is left as it is, for
-// ValidEmail to refuse.
-func NormalizeEmail(email string) string {
-	e := strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
-	at := strings.LastIndex(e, "@")
-	if at < 0 {
-		return e
-	}
-	if host, err := idna.Lookup.ToUnicode(e[at+1:]); err == nil {
-		e = e[:at+1] + host
-	}
-	return e
-}
-
-// ValidEmail reports whether s is a bare email address a mail system would deliver to: RFC 5322 addr-spec
-// (net/mail) whose domain is a host name with at least one dot, valid under IDNA 2008's lookup rules (no
-// label beginning or ending with a hyphen, no address literal such as "[192.0.2.1]").
-func ValidEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s {
-		return false
-	}
-	host := s[strings.LastIndex(s, "@")+1:]
-	if !strings.Contains(host, ".") || strings.HasPrefix(host, "[") {
-		return false
-	}
-	_, err = idna.Lookup.ToASCII(host)
-	return err == nil
 }
