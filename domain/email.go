@@ -3,18 +3,20 @@ package domain
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
 )
 
-// NormalizeEmail is the form an email is kept and compared in: trimmed, in Unicode normalisation form
-// NFC (the same address typed with "ë" or with "e" and a combining diaeresis is one address), lower-cased,
-// and with an internationalised domain in its Unicode form (IDNA 2008, UTS #46: "xn--bcher-kva.example"
-// and "bücher.example" are one domain). A domain that is not a valid host name is left as it is, for
-// ValidEmail to refuse.
+// NormalizeEmail is the form an email is kept and compared in: trimmed, lower-cased, in Unicode
+// normalisation form NFC (the same address typed with "ë" or with "e" and a combining diaeresis is one
+// address; NFC is applied again after lower-casing, which can undo it: "J" + U+030C lower-cases to "j" +
+// U+030C, whose NFC is "ǰ"), and with an internationalised domain in its Unicode form (IDNA 2008, UTS #46:
+// "xn--bcher-kva.example" and "bücher.example" are one domain). A domain that is not a valid host name is
+// left as it is, for ValidEmail to refuse.
 func NormalizeEmail(email string) string {
-	e := strings.ToLower(norm.NFC.String(strings.TrimSpace(email)))
+	e := norm.NFC.String(strings.ToLower(norm.NFC.String(strings.TrimSpace(email))))
 	at := strings.LastIndex(e, "@")
 	if at < 0 {
 		return e
@@ -27,8 +29,13 @@ func NormalizeEmail(email string) string {
 
 // ValidEmail reports whether s is a bare email address a mail system would deliver to: RFC 5322 addr-spec
 // (net/mail) whose domain is a host name with at least one dot, valid under IDNA 2008's lookup rules (no
-// label beginning or ending with a hyphen, no address literal such as "[192.0.2.1]").
+// label beginning or ending with a hyphen, no address literal such as "[192.0.2.1]"), and without
+// invisible format characters (Unicode category Cf: zero-width space and joiners, word joiner, byte order
+// mark, soft hyphen), which would make an address that displays exactly like another customer's.
 func ValidEmail(s string) bool {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+		return false
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s {
 		return false

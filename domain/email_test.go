@@ -42,3 +42,30 @@ func TestPhoneCountryKosovo(t *testing.T) {
 		t.Fatalf("Phone(+38344123456) = %+v, %v", info, ok)
 	}
 }
+
+// TestEmailCanonicalFormIsNFCAfterLowerCasing: lower-casing can undo NFC (J + U+030C lower-cases to
+// j + U+030C, whose NFC is ǰ U+01F0), which made one address two customers (found by an attack review).
+func TestEmailCanonicalFormIsNFCAfterLowerCasing(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"\u01f0ohn@example.com", "J\u030cohn@example.com"},
+		{"\u01f0ohn@example.com", "j\u030cohn@example.com"},
+		{"ZOË@example.com", "zoe\u0308@EXAMPLE.COM"},
+	} {
+		if NormalizeEmail(c.a) != NormalizeEmail(c.b) {
+			t.Errorf("NormalizeEmail(%q) = %q, NormalizeEmail(%q) = %q: one address, two canonical forms",
+				c.a, NormalizeEmail(c.a), c.b, NormalizeEmail(c.b))
+		}
+	}
+}
+
+// TestEmailRefusesInvisibleCharacters: format characters pass the control-character rule and made an
+// address that displays exactly like another customer's.
+func TestEmailRefusesInvisibleCharacters(t *testing.T) {
+	for _, e := range []string{"jo\u200bhn@example.com", "jo\u200dhn@example.com", "jo\u2060hn@example.com",
+		"jo\ufeffhn@example.com", "jo\u00adhn@example.com", "john@exa\u200bmple.com", "\u202ejohn@example.com"} {
+		// Refused, or (in the domain, where IDNA's mapping drops them) read as the address it imitates.
+		if n := NormalizeEmail(e); ValidEmail(n) && n != "john@example.com" {
+			t.Errorf("%q is valid as %q: a second customer that looks like john@example.com", e, n)
+		}
+	}
+}

@@ -40,8 +40,10 @@ var (
 // DecimalPrecision is the number of significant decimal digits used by every
 // apd operation in this package. An int64 has at most 19 digits, so sums of
 // two amounts (20 digits) are always exact, and a product of an amount with a
-// percentage of up to 15 significant digits is always exact.
-const DecimalPrecision = 34
+// percentage of up to 45 significant digits is always exact — more than any
+// percentage the API accepts (MaxDecimalLen = 32 characters), so a store fee
+// or a discount that was accepted can always be applied.
+const DecimalPrecision = 64
 
 // decCtx is the single apd context used for all money arithmetic: explicit
 // precision, round-half-even, full exponent range, default traps. apd

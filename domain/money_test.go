@@ -342,13 +342,33 @@ func TestPercentInvalid(t *testing.T) {
 			t.Errorf("Percent(%v) = %+v, %v; want ErrInvalidPercent", p, got, err)
 		}
 	}
+	// Every percentage the API accepts (at most MaxDecimalLen characters) is
+	// applied exactly, with the one rounding, to any amount: a store fee of
+	// 99.99999999999999999999999999999 once left paid sales uncompleted.
+	big := mustMoney(t, math.MaxInt64, "USD")
+	for _, s := range []string{"99.99999999999999999999999999999", "33.3333333333333333333333333333", "0.000000000000000000000000000001"} {
+		if len(s) > domain.MaxDecimalLen {
+			t.Fatalf("%s is longer than the API accepts", s)
+		}
+		p, err := domain.ParsePercent(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, amt := range []domain.Money{big, mustMoney(t, 12345, "USD"), mustMoney(t, domain.MaxAmount, "USD")} {
+			if _, err := amt.Percent(p); err != nil {
+				t.Errorf("%s %% of %d: %v", s, amt.Amount, err)
+			}
+		}
+	}
+	if got, err := mustMoney(t, 12345, "USD").Percent(mustPercent(t, "99.99999999999999999999999999999")); err != nil || got.Amount != 12345 {
+		t.Errorf("99.999…%% of 12345 = %+v, %v; want 12345 (12344.99… rounds half-even up)", got, err)
+	}
 	// Too many significant digits to multiply exactly at DecimalPrecision:
 	// refuse rather than round twice.
-	long, _, err := apd.NewFromString("33.333333333333333333333333333333333")
+	long, _, err := apd.NewFromString("33.33333333333333333333333333333333333333333333333")
 	if err != nil {
 		t.Fatal(err)
 	}
-	big := mustMoney(t, math.MaxInt64, "USD")
 	if got, err := big.Percent(long); !errors.Is(err, domain.ErrInvalidPercent) {
 		t.Errorf("Percent(long) = %+v, %v; want ErrInvalidPercent", got, err)
 	}

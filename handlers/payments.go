@@ -185,6 +185,11 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 		}
 		return permanent{err}
 	}
+	if errors.Is(err, domain.ErrInvalidPercent) || errors.Is(err, domain.ErrOverflow) || errors.Is(err, domain.ErrUnknownCurrency) {
+		// The sale's own terms cannot be applied: retrying never changes that, so the delivery goes to
+		// the poison queue with the reason, for an operator, rather than round forever.
+		return permanent{fmt.Errorf("the sale's terms cannot be applied: %w", err)}
+	}
 	if err != nil {
 		return err
 	}
