@@ -21,7 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 )
 
@@ -51,10 +53,57 @@ var adapters = map[string]Adapter{
 }
 
 // Lookup returns the adapter of the gateway named name ("standard", "moneroo", "stripe", "paystack";
-// case-sensitive), and false for any other name.
+// case-sensitive), and false for any other name. Its Parse also applies the rules every gateway's values
+// share (see checked).
 func Lookup(name string) (Adapter, bool) {
 	a, ok := adapters[name]
-	return a, ok
+	if !ok {
+		return nil, false
+	}
+	return checked{a}, true
+}
+
+// checked is an adapter whose parsed deliveries obey the ledger's own rules for what enters it, whatever
+// the gateway sent:
+//   - an amount or a fee is 0 to domain.MaxAmount minor units; anything else (a negative fee, ±2^63) is
+//     ErrMalformed — no gateway sends it, and the ledger would show it;
+//   - gateway free text (failure code and message, payment method) has each control character,
+//     bidirectional override or isolate and line separator replaced by U+FFFD, as domain.CheckText
+//     refuses in API input: refusing the delivery would lose the payment report for a cosmetic fault.
+type checked struct{ Adapter }
+
+// Parse parses with the gateway's adapter, then applies the shared rules.
+func (c checked) Parse(h http.Header, body []byte) (events.WebhookReceived, error) {
+	d, err := c.Adapter.Parse(h, body)
+	if err != nil {
+		return d, err
+	}
+	for _, a := range []*events.Amount{d.Amount, d.Fee} {
+		if a != nil && domain.CheckAmount(a.Amount) != nil {
+			return events.WebhookReceived{}, ErrMalformed
+		}
+	}
+	if m := d.Method; m != nil {
+		d.Method = &events.PaymentMethod{ID: cleanText(m.ID), Name: cleanText(m.Name)}
+	}
+	if f := d.FailureError; f != nil {
+		d.FailureError = &events.FailureError{Code: cleanText(f.Code), Message: cleanText(f.Message)}
+	}
+	return d, nil
+}
+
+// cleanText replaces with U+FFFD every rune domain.CheckText refuses in a one-line field.
+func cleanText(s string) string {
+	return strings.Map(func(r rune) rune {
+		var v domain.ValidationError
+		if r < utf8.RuneSelf && r >= 0x20 && r != 0x7f {
+			return r
+		}
+		if domain.CheckText(&v, "", string(r), false) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 // SignatureTolerance is how far a signed timestamp may be from now (Standard Webhooks and Stripe).
