@@ -24,6 +24,10 @@ type WebhookReceived struct {
 	Method        *PaymentMethod `json:"method,omitempty"`
 	FailureError  *FailureError  `json:"failure_error,omitempty"`
 	BodySHA256    string         `json:"body_sha256,omitempty"`
+	// Livemode is the mode the gateway says the payment was made in (Stripe's livemode, Paystack's
+	// data.domain "live" or "test"), nil when the gateway does not say: a test-mode payment never
+	// completes a live sale, nor a live payment a test sale.
+	Livemode *bool `json:"livemode,omitempty"`
 }
 
 func (WebhookReceived) EventType() string { return TypeWebhookReceived }

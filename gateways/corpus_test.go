@@ -31,7 +31,14 @@ type corpusWant struct {
 	fee           *events.Amount
 	method        *events.PaymentMethod
 	failure       *events.FailureError
+	livemode      *bool // the mode the delivery says it was made in, if it says
 }
+
+var (
+	liveMode, testMode = ptr(true), ptr(false)
+)
+
+func ptr[T any](v T) *T { return &v }
 
 var corpus = map[string]corpusWant{
 	"standard/payment.initiated.json": {kind: "payment.initiated", deliveryID: "msg_corpus_payment.initiated", saleID: "sal_Standard0Initiated0001",
@@ -52,24 +59,24 @@ var corpus = map[string]corpusWant{
 	"standard/contact.created.json":  {ignored: true}, // the Standard Webhooks spec's own example
 
 	"stripe/payment_intent.processing.json": {kind: "payment.pending", deliveryID: "evt_3Qx7MnUc6dLe3Xr92bAs5Ot1", saleID: "sal_Stripe0Processing00001",
-		transactionID: "pi_3Qx7MnUc6dLe3Xr92iWg1Ke3", amount: amt(4900, "EUR"), method: &events.PaymentMethod{ID: "sepa_debit"}},
+		transactionID: "pi_3Qx7MnUc6dLe3Xr92iWg1Ke3", amount: amt(4900, "EUR"), method: &events.PaymentMethod{ID: "sepa_debit"}, livemode: testMode},
 	"stripe/payment_intent.succeeded.json": {kind: "payment.succeeded", deliveryID: "evt_3Qx7LmTb5cKd2Wq81aZr4Ns0", saleID: "sal_Stripe0Succeeded000001",
-		transactionID: "pi_3Qx7LmTb5cKd2Wq81hVf0Jd2", amount: amt(7920, "USD"), method: &events.PaymentMethod{ID: "card"}},
+		transactionID: "pi_3Qx7LmTb5cKd2Wq81hVf0Jd2", amount: amt(7920, "USD"), method: &events.PaymentMethod{ID: "card"}, livemode: testMode},
 	"stripe/payment_intent.payment_failed.json": {kind: "payment.failed", deliveryID: "evt_3Qx7NoVd7eMf4Ys03cBt6Pu2", saleID: "sal_Stripe0Failed000000001",
 		transactionID: "pi_3Qx7NoVd7eMf4Ys03jXh2Lf4", amount: amt(1500, "GBP"), method: &events.PaymentMethod{ID: "card"},
-		failure: &events.FailureError{Code: "card_declined", Message: "Your card has insufficient funds."}},
+		failure: &events.FailureError{Code: "card_declined", Message: "Your card has insufficient funds."}, livemode: testMode},
 	"stripe/payment_intent.canceled.json": {kind: "payment.cancelled", deliveryID: "evt_3Qx7OpWe8fNg5Zt14dCu7Qv3", saleID: "sal_Stripe0Canceled0000001",
-		transactionID: "pi_3Qx7OpWe8fNg5Zt14kYi3Mg5", amount: amt(120000, "JPY"), method: &events.PaymentMethod{ID: "card"}},
+		transactionID: "pi_3Qx7OpWe8fNg5Zt14kYi3Mg5", amount: amt(120000, "JPY"), method: &events.PaymentMethod{ID: "card"}, livemode: testMode},
 	"stripe/charge.refunded.json":        {ignored: true}, // issue 10
 	"stripe/charge.dispute.created.json": {ignored: true}, // issue 10
 
 	"paystack/charge.success.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:418520371:kZ7qP2xWr9",
-		transactionID: "kZ7qP2xWr9", amount: amt(10000, "NGN"), method: &events.PaymentMethod{ID: "card"}}, // "metadata": 0 names no sale
+		transactionID: "kZ7qP2xWr9", amount: amt(10000, "NGN"), method: &events.PaymentMethod{ID: "card"}, livemode: liveMode}, // "metadata": 0 names no sale
 	"paystack/charge.success.sale.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:518302947:T7390215846217", saleID: "sal_Paystack0Success000001",
-		transactionID: "T7390215846217", amount: amt(250000, "KES"), fee: amt(7250, "KES"), method: &events.PaymentMethod{ID: "card"}},
+		transactionID: "T7390215846217", amount: amt(250000, "KES"), fee: amt(7250, "KES"), method: &events.PaymentMethod{ID: "card"}, livemode: testMode},
 	"paystack/charge.success.captured.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:607213988:shop-order-reference-7",
 		saleID: "sal_Paystack0Captured00001", transactionID: "shop-order-reference-7", amount: amt(10000, "NGN"), fee: amt(150, "NGN"),
-		method: &events.PaymentMethod{ID: "card"}}, // metadata stringified, as the transaction API documents it
+		method: &events.PaymentMethod{ID: "card"}, livemode: testMode}, // metadata stringified, as the transaction API documents it
 	"paystack/refund.processed.json":       {ignored: true}, // issue 10
 	"paystack/transfer.success.json":       {ignored: true},
 	"paystack/bank.transfer.rejected.json": {ignored: true},
@@ -171,7 +178,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("parse: %v", err)
 			}
 			exp := events.WebhookReceived{DeliveryID: want.deliveryID, Kind: want.kind, SaleID: want.saleID, TransactionID: want.transactionID,
-				Amount: want.amount, Fee: want.fee, Method: want.method, FailureError: want.failure}
+				Amount: want.amount, Fee: want.fee, Method: want.method, FailureError: want.failure, Livemode: want.livemode}
 			if !reflect.DeepEqual(got, exp) {
 				t.Fatalf("parse:\n got  %s\n want %s", jsonOf(got), jsonOf(exp))
 			}

@@ -593,7 +593,7 @@ func TestParseStripe(t *testing.T) {
 	}
 	want := func(kind string) events.WebhookReceived {
 		return events.WebhookReceived{DeliveryID: "evt_3MtwBwLkdIwHu7ix28a3tqPa", Kind: kind, SaleID: "sal_1", StoreID: "str_1",
-			TransactionID: "pi_3MtwBwLkdIwHu7ix28a3tqPa", Amount: amt(7920, "USD"), Method: &events.PaymentMethod{ID: "card"}}
+			TransactionID: "pi_3MtwBwLkdIwHu7ix28a3tqPa", Amount: amt(7920, "USD"), Method: &events.PaymentMethod{ID: "card"}, Livemode: testMode}
 	}
 	failed := want("payment.failed")
 	failed.FailureError = &events.FailureError{Code: "card_declined", Message: "Your card was declined."}
@@ -630,7 +630,7 @@ func TestParsePaystack(t *testing.T) {
 	tests := []parseCase{
 		{name: "charge.success → payment.succeeded", gateway: "paystack", body: body("charge.success"),
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:302961:qTPrJoy9Bx", Kind: "payment.succeeded", SaleID: "sal_1", StoreID: "str_1",
-				TransactionID: "qTPrJoy9Bx", Amount: amt(20000, "NGN"), Fee: amt(300, "NGN"), Method: &events.PaymentMethod{ID: "card"}}},
+				TransactionID: "qTPrJoy9Bx", Amount: amt(20000, "NGN"), Fee: amt(300, "NGN"), Method: &events.PaymentMethod{ID: "card"}, Livemode: liveMode}},
 		{name: "lower-case currency, no channel, no fees", gateway: "paystack",
 			body: `{"event":"charge.success","data":{"id":7,"reference":"ref7","amount":150,"currency":"ghs","metadata":{"sale_id":"sal_7"}}}`,
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:7:ref7", Kind: "payment.succeeded", SaleID: "sal_7",
@@ -829,5 +829,35 @@ func TestStripeAmounts(t *testing.T) {
 		if err != nil || got.Amount != tc.want || got.Currency != strings.ToUpper(tc.currency) {
 			t.Errorf("%d %s: %+v %v, want %d", tc.stripe, tc.currency, got, err, tc.want)
 		}
+	}
+}
+
+// TestEveryGatewayObeysTheLedgersRules: whatever a gateway sends, what enters the ledger has amounts
+// within 0..MaxAmount and free text without control characters or bidirectional overrides (found by an
+// attack review: a fee of -2^63 and a failure message with U+202E were stored and shown).
+func TestEveryGatewayObeysTheLedgersRules(t *testing.T) {
+	std, _ := Lookup("standard")
+	body := func(amount, fee, message string) []byte {
+		return []byte(`{"type":"payment.failed","timestamp":"2026-01-01T00:00:00Z","data":{"sale_id":"sal_1","transaction_id":"t1",
+			"amount":{"amount":` + amount + `,"currency":"USD"},"fee":{"amount":` + fee + `,"currency":"USD"},
+			"failure_error":{"code":"declined","message":` + message + `}}}`)
+	}
+	h := http.Header{"Webhook-Id": {"msg_rules"}}
+	for _, tt := range []struct{ amount, fee string }{
+		{"-1", "0"}, {"100", "-1"}, {"100", "9223372036854775807"}, {"1000000000000001", "0"}, {"100", "-9223372036854775808"},
+	} {
+		if d, err := std.Parse(h, body(tt.amount, tt.fee, `"x"`)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("amount %s fee %s: %v (%s), want ErrMalformed", tt.amount, tt.fee, err, jsonOf(d))
+		}
+	}
+	d, err := std.Parse(h, body("100", "3", `"Declined \u202eevil\u0000\nnext"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.FailureError.Message, "Declined \uFFFDevil\uFFFD\uFFFDnext"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	if d.Amount.Amount != 100 || d.Fee.Amount != 3 {
+		t.Errorf("amounts %+v %+v", d.Amount, d.Fee)
 	}
 }

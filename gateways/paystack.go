@@ -34,6 +34,7 @@ func (Paystack) Parse(_ http.Header, body []byte) (events.WebhookReceived, error
 		Event string `json:"event"`
 		Data  struct {
 			ID        json.Number `json:"id"`
+			Domain    string      `json:"domain"` // "live" or "test"
 			Reference string      `json:"reference"`
 			Amount    *int64      `json:"amount"`
 			Currency  string      `json:"currency"`
@@ -60,6 +61,10 @@ func (Paystack) Parse(_ http.Header, body []byte) (events.WebhookReceived, error
 		SaleID: d.Metadata.SaleID, StoreID: d.Metadata.StoreID, TransactionID: d.Reference, Amount: amountOf(d.Amount, d.Currency), Fee: amountOf(d.Fees, d.Currency)}
 	if d.Channel != "" {
 		out.Method = &events.PaymentMethod{ID: d.Channel}
+	}
+	if d.Domain == "live" || d.Domain == "test" {
+		live := d.Domain == "live"
+		out.Livemode = &live
 	}
 	return out, within(field{"data.id", d.ID.String(), maxGatewayID}, field{"data.reference", d.Reference, maxGatewayID},
 		field{"data.currency", d.Currency, maxCurrency}, field{"data.channel", d.Channel, maxMethodID},

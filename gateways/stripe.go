@@ -64,9 +64,10 @@ func (Stripe) Verify(secret string, h http.Header, body []byte, now time.Time) e
 // Parse reads the Event described on Stripe.
 func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	var in struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-		Data struct {
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Livemode *bool  `json:"livemode"`
+		Data     struct {
 			Object struct {
 				ID                 string   `json:"id"`
 				Amount             *int64   `json:"amount"`
@@ -99,7 +100,7 @@ func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) 
 		return events.WebhookReceived{}, err
 	}
 	out := events.WebhookReceived{DeliveryID: in.ID, Kind: kind, SaleID: o.Metadata.SaleID, StoreID: o.Metadata.StoreID, TransactionID: o.ID,
-		Amount: amount}
+		Amount: amount, Livemode: in.Livemode}
 	if len(o.PaymentMethodTypes) > 0 {
 		out.Method = &events.PaymentMethod{ID: o.PaymentMethodTypes[0]}
 	}

@@ -134,6 +134,10 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	if err != nil {
 		return err
 	}
+	if d.Livemode != nil && *d.Livemode != (mode == events.ModeLive) {
+		delivered := map[bool]string{true: "live", false: "test"}[*d.Livemode]
+		return permanent{fmt.Errorf("%w: a %s-mode payment for a %s-mode sale", domain.ErrPaymentMismatch, delivered, mode)}
+	}
 	if d.StoreID != "" && d.StoreID != storeID {
 		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
 	}

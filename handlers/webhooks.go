@@ -62,6 +62,12 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, errDelivery) // json.Unmarshal would read null as an empty delivery
 		return
 	}
+	if key, dup := duplicateKey(body); dup {
+		// Which of the two a parser reads differs between parsers: no gateway sends it, and no reading
+		// of it is safe.
+		writeError(w, r, a.log, badRequest("The webhook body gives the key "+key+" twice in one object."))
+		return
+	}
 	d, err := gw.Parse(r.Header, body)
 	var long gateways.FieldTooLongError
 	switch {

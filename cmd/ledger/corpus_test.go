@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TestGatewayCorpus(t *testing.T) {
 	}
 	m := startMain(t, t.TempDir(), func(c *Config) { c.GatewaySecrets = secrets })
 	c := client{t, "http://" + m.HTTPAddr}
-	_, live, _ := createStore(t, c, "corpus")
+	_, live, test := createStore(t, c, "corpus")
 
 	steps := []corpusStep{
 		{file: "standard/payment.initiated.json", placeholder: "sal_Standard0Initiated0001", amount: 2500, currency: "EUR", status: "awaiting_payment", payment: "initiated"},
@@ -97,18 +98,32 @@ func TestGatewayCorpus(t *testing.T) {
 		t.Fatalf("%d corpus files, %d steps", len(files), len(steps))
 	}
 
-	checkout := func(amount int64, currency string) string {
+	checkout := func(amount int64, currency, key string) string {
 		t.Helper()
 		body := strings.Replace(checkoutBody(fmt.Sprintf("corpus-%s-%d@example.com", strings.ToLower(currency), amount), amount, ""),
 			`"currency":"USD"`, fmt.Sprintf(`"currency":%q`, currency), 1)
-		r := c.post("/v1/checkouts", live, "", body)
+		r := c.post("/v1/checkouts", key, "", body)
 		if r.status != 201 {
 			t.Fatalf("checkout %d %s: %d %s", amount, currency, r.status, r.raw)
 		}
 		return field(r.body, "data.id").(string)
 	}
 	// Sales no delivery names: the deliveries naming no sale must leave them as they are.
-	bystanders := []string{checkout(10000, "NGN"), checkout(100, "USD")}
+	bystanders := []string{checkout(10000, "NGN", live), checkout(100, "USD", live)}
+	// A delivery that says its mode (Stripe's livemode, Paystack's data.domain) pays a sale of that mode.
+	keyFor := func(raw []byte) string {
+		var d struct {
+			Livemode *bool `json:"livemode"`
+			Data     struct {
+				Domain string `json:"domain"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &d); err == nil && ((d.Livemode != nil && !*d.Livemode) || d.Data.Domain == "test") {
+			return test
+		}
+		return live
+	}
+	keys := map[string]string{} // real sale id → the key of its mode
 
 	sales := map[string]string{} // placeholder → real sale id
 	for _, s := range steps {
@@ -124,8 +139,9 @@ func TestGatewayCorpus(t *testing.T) {
 				t.Fatalf("%s does not name %s", s.file, s.placeholder)
 			}
 			if id = sales[s.placeholder]; id == "" {
-				id = checkout(s.amount, s.currency)
-				sales[s.placeholder] = id
+				key := keyFor(raw)
+				id = checkout(s.amount, s.currency, key)
+				sales[s.placeholder], keys[id] = id, key
 			}
 			raw = bytes.ReplaceAll(raw, quoted, []byte(`"`+id+`"`))
 			raw = bytes.ReplaceAll(raw, escaped, []byte(`\"`+id+`\"`))
@@ -153,7 +169,7 @@ func TestGatewayCorpus(t *testing.T) {
 		if id == "" {
 			continue
 		}
-		sale := waitSaleWithin(t, c, live, id, 30*time.Second, func(d map[string]any) bool {
+		sale := waitSaleWithin(t, c, keys[id], id, 30*time.Second, func(d map[string]any) bool {
 			return d["status"] == s.status && field(d, "payment.status") == s.payment
 		})
 		if s.ignored {
@@ -210,7 +226,7 @@ func TestGatewayCorpus(t *testing.T) {
 		}
 	}
 	for ph, s := range final {
-		r := c.do("GET", "/v1/sales/"+sales[ph], "Bearer "+live, nil)
+		r := c.do("GET", "/v1/sales/"+sales[ph], "Bearer "+keys[sales[ph]], nil)
 		d, _ := r.body["data"].(map[string]any)
 		if r.status != 200 || d["status"] != s.status || field(d, "payment.status") != s.payment {
 			t.Errorf("%s (%s): %d %s, want %s / payment %s", ph, s.file, r.status, r.raw, s.status, s.payment)
