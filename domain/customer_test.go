@@ -132,9 +132,9 @@ func TestCustomerApplyValid(t *testing.T) {
 			f.Address, f.City = strings.Repeat("a", 200), strings.Repeat("ü", 100)
 		}},
 		{"email at 254 chars", func(in *domain.CustomerInput) {
-			in.Email = cs(strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com")
+			in.Email = cs(strings.Repeat("a", 64) + "@" + strings.Repeat("b", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("b", 63) + ".com")
 		}, func(f *domain.CustomerFields) {
-			f.Email = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + ".com"
+			f.Email = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("b", 63) + ".com"
 			f.EmailAsTyped = "" // typed in its canonical form
 		}},
 		{"US zip+4", func(in *domain.CustomerInput) { in.Zip = cs("92006-1234") },

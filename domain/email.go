@@ -44,6 +44,17 @@ func ValidEmail(s string) bool {
 	if !strings.Contains(host, ".") || strings.HasPrefix(host, "[") {
 		return false
 	}
-	_, err = idna.Lookup.ToASCII(host)
-	return err == nil
+	ascii, err := mailDomain.ToASCII(host)
+	if err != nil {
+		return false
+	}
+	// A top-level domain is never all digits (RFC 3696 §2): "a@123.123.123.123" is an IP address
+	// written without the brackets of an address literal.
+	tld := ascii[strings.LastIndex(ascii, ".")+1:]
+	return strings.ContainsFunc(tld, func(r rune) bool { return r < '0' || r > '9' })
 }
+
+// mailDomain is IDNA 2008's lookup profile (UTS #46 mapping, the Bidi rule) plus the DNS's own limits
+// (RFC 1035 §2.3.4: labels of 1 to 63 octets, a name of at most 253) and host-name letters, digits and
+// hyphens (RFC 952, 1123) in the ASCII form: the domains a mail system can deliver to.
+var mailDomain = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true), idna.StrictDomainName(true))

@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Emails as people type them: one address in two Unicode forms, or with its domain in Unicode or
 // Punycode, is one address; domains no mail system would deliver to are refused.
@@ -66,6 +69,24 @@ func TestEmailRefusesInvisibleCharacters(t *testing.T) {
 		// Refused, or (in the domain, where IDNA's mapping drops them) read as the address it imitates.
 		if n := NormalizeEmail(e); ValidEmail(n) && n != "john@example.com" {
 			t.Errorf("%q is valid as %q: a second customer that looks like john@example.com", e, n)
+		}
+	}
+}
+
+// TestEmailDomainsAMailSystemDelivers: a label over 63 octets and an IP address without brackets were
+// accepted (found by a new-user review).
+func TestEmailDomainsAMailSystemDelivers(t *testing.T) {
+	for _, e := range []string{
+		"a@" + strings.Repeat("x", 64) + ".com", "a@123.123.123.123", "a@example.123", "a@under_score.example",
+		"a@" + strings.Repeat("abcdefghi.", 26) + "com",
+	} {
+		if ValidEmail(NormalizeEmail(e)) {
+			t.Errorf("ValidEmail(%q) = true; want false", e)
+		}
+	}
+	for _, e := range []string{"a@" + strings.Repeat("x", 63) + ".com", "a@123.example", "a@bücher.example", "a@xn--bcher-kva.example", "a@example.co.uk", "a@1.example.io"} {
+		if !ValidEmail(NormalizeEmail(e)) {
+			t.Errorf("ValidEmail(%q) = false; want true", e)
 		}
 	}
 }
