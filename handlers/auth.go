@@ -27,6 +27,10 @@ func withScope(ctx context.Context, s Scope) context.Context {
 	return context.WithValue(ctx, scopeKey{}, s)
 }
 
+// basicWithPassword is what credential returns for Basic credentials with a non-empty password: no key
+// has this form (it is refused with its own message).
+const basicWithPassword = "\x00basic-with-password"
+
 // credential extracts the secret from "Authorization: Bearer <secret>" or HTTP Basic (RFC 7617) with the
 // secret as user name and an empty password — "base64(secret:)", as curl -u and Stripe's clients send
 // it, or "base64(secret)" without the colon, as 4Geeks' examples and Django REST Framework clients do
@@ -45,9 +49,10 @@ func credential(r *http.Request) string {
 		if err != nil {
 			return ""
 		}
-		user, pass, hasColon := strings.Cut(string(raw), ":")
+		// `echo $KEY | base64` encodes the shell's line break too: a credential never ends in one.
+		user, pass, hasColon := strings.Cut(strings.TrimRight(string(raw), "\r\n"), ":")
 		if hasColon && pass != "" {
-			return ""
+			return basicWithPassword
 		}
 		return user
 	}
@@ -62,6 +67,8 @@ func (a *API) admin(next http.HandlerFunc) http.Handler {
 		switch {
 		case secret == "":
 			a.refuse(w, r, errUnauthenticated)
+		case secret == basicWithPassword:
+			a.refuse(w, r, errBasicPassword)
 		case subtle.ConstantTimeCompare([]byte(domain.HashKey(secret)), want) == 1:
 			// The admin token is a key like any other: it has its own bucket.
 			if err := a.rates.key(a.cfg.AdminTokenHash); err != nil {
@@ -93,6 +100,10 @@ func (a *API) store(next http.HandlerFunc) http.Handler {
 		secret := credential(r)
 		if secret == "" {
 			a.refuse(w, r, errUnauthenticated)
+			return
+		}
+		if secret == basicWithPassword {
+			a.refuse(w, r, errBasicPassword)
 			return
 		}
 		mode := domain.KeyMode(secret)

@@ -36,6 +36,8 @@ func badRequest(msg string) error {
 var (
 	errUnauthenticated = &requestError{http.StatusUnauthorized, "unauthenticated", "Authentication credentials were not provided."}
 	errBadCredentials  = &requestError{http.StatusUnauthorized, "unauthenticated", "The API key or token is invalid."}
+	errBasicPassword   = &requestError{http.StatusUnauthorized, "unauthenticated",
+		"With HTTP Basic authentication the API key is the username and the password is empty (curl -u \"$KEY:\")."}
 	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
 	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
 	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 )
 
@@ -15,17 +16,21 @@ func TestBasicAuthAsClientsSendIt(t *testing.T) {
 	for _, tc := range []struct {
 		name, header string
 		want         int
+		message      string // a part of the 401's message
 	}{
-		{"key and colon", "Basic " + b64(live+":"), 200},
-		{"key without colon", "Basic " + b64(live), 200},
-		{"lower-case scheme", "basic " + b64(live), 200},
-		{"key with a password", "Basic " + b64(live+":secret"), 401},
-		{"not base64", "Basic " + live, 401},
-		{"empty", "Basic ", 401},
-		{"another key", "Basic " + b64("sk_live_notakey0000000000000000000000000000"), 401},
+		{"key and colon", "Basic " + b64(live+":"), 200, ""},
+		{"key without colon", "Basic " + b64(live), 200, ""},
+		{"lower-case scheme", "basic " + b64(live), 200, ""},
+		{"echo $KEY | base64", "Basic " + b64(live+"\n"), 200, ""},
+		{"echo $KEY: | base64", "Basic " + b64(live+":\n"), 200, ""},
+		{"key with a password", "Basic " + b64(live+":secret"), 401, "the password is empty"},
+		{"not base64", "Basic " + live, 401, ""},
+		{"empty", "Basic ", 401, ""},
+		{"another key", "Basic " + b64("sk_live_notakey0000000000000000000000000000"), 401, ""},
 	} {
-		if r := c.do("GET", "/v1/store", tc.header, nil); r.status != tc.want {
-			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.raw, tc.want)
+		r := c.do("GET", "/v1/store", tc.header, nil)
+		if msg, _ := field(r.body, "error.message").(string); r.status != tc.want || !strings.Contains(msg, tc.message) {
+			t.Errorf("%s: %d %s, want %d %q", tc.name, r.status, r.raw, tc.want, tc.message)
 		}
 	}
 }
