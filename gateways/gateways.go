@@ -78,9 +78,12 @@ func (c checked) Parse(h http.Header, body []byte) (events.WebhookReceived, erro
 	if err != nil {
 		return d, err
 	}
-	for _, a := range []*events.Amount{d.Amount, d.Fee} {
-		if a != nil && domain.CheckAmount(a.Amount) != nil {
-			return events.WebhookReceived{}, ErrMalformed
+	for _, a := range []struct {
+		name   string
+		amount *events.Amount
+	}{{"amount", d.Amount}, {"fee", d.Fee}} {
+		if a.amount != nil && domain.CheckAmount(a.amount.Amount) != nil {
+			return events.WebhookReceived{}, MalformedFieldError{a.name, fmt.Sprintf("%d is outside 0 to %d minor units", a.amount.Amount, domain.MaxAmount)}
 		}
 	}
 	if m := d.Method; m != nil {
@@ -177,6 +180,28 @@ type metadata struct {
 	StoreID string `json:"store_id"`
 }
 
+// MalformedFieldError is a delivery refused for one field (errors.Is(err, ErrMalformed) holds): Field is
+// its name as the delivery has it ("data.object.amount", "metadata.sale_id"), Reason what is wrong with
+// it. Its message is meant for the gateway's delivery log.
+type MalformedFieldError struct{ Field, Reason string }
+
+func (e MalformedFieldError) Error() string {
+	return "The webhook body's " + e.Field + " " + e.Reason + "."
+}
+
+// Is makes a MalformedFieldError an ErrMalformed.
+func (e MalformedFieldError) Is(target error) bool { return target == ErrMalformed }
+
+// malformed is err if it names a field (a MalformedFieldError from a member's UnmarshalJSON), else
+// ErrMalformed.
+func malformed(err error) error {
+	var f MalformedFieldError
+	if errors.As(err, &f) {
+		return f
+	}
+	return ErrMalformed
+}
+
 // UnmarshalJSON accepts an object, a JSON string holding an object, and anything else as empty.
 func (m *metadata) UnmarshalJSON(b []byte) error {
 	type plain metadata
@@ -195,6 +220,15 @@ func (m *metadata) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || b[0] != '{' {
 		*m = metadata{}
 		return nil // a number, null, true, an array
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	for _, k := range []string{"sale_id", "store_id"} {
+		if v := bytes.TrimSpace(fields[k]); len(v) > 0 && v[0] != '"' && string(v) != "null" {
+			return MalformedFieldError{"metadata." + k, "must be a string"}
+		}
 	}
 	return json.Unmarshal(b, (*plain)(m))
 }

@@ -861,3 +861,28 @@ func TestEveryGatewayObeysTheLedgersRules(t *testing.T) {
 		t.Errorf("amounts %+v %+v", d.Amount, d.Fee)
 	}
 }
+
+// TestMalformedDeliveriesNameTheField: a refused delivery says which field is wrong, for the gateway's
+// delivery log (new-user review: "The webhook body is not a delivery this gateway sends" named nothing).
+func TestMalformedDeliveriesNameTheField(t *testing.T) {
+	stripe, _ := Lookup("stripe")
+	paystack, _ := Lookup("paystack")
+	std, _ := Lookup("standard")
+	for _, tt := range []struct {
+		name  string
+		a     Adapter
+		body  string
+		field string
+	}{
+		{"stripe UGX not ×100", stripe, `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","amount":500050,"currency":"ugx","metadata":{"sale_id":"sal_1"}}}}`, "data.object.amount"},
+		{"paystack sale_id a number", paystack, `{"event":"charge.success","data":{"id":1,"reference":"r","amount":100,"currency":"NGN","metadata":{"sale_id":123}}}`, "metadata.sale_id"},
+		{"paystack stringified store_id a number", paystack, `{"event":"charge.success","data":{"id":1,"reference":"r","amount":100,"currency":"NGN","metadata":"{\"store_id\":7}"}}`, "metadata.store_id"},
+		{"standard negative fee", std, `{"type":"payment.succeeded","data":{"sale_id":"sal_1","amount":{"amount":100,"currency":"USD"},"fee":{"amount":-5,"currency":"USD"}}}`, "fee"},
+	} {
+		_, err := tt.a.Parse(http.Header{"Webhook-Id": {"msg_1"}}, []byte(tt.body))
+		var f MalformedFieldError
+		if !errors.As(err, &f) || f.Field != tt.field || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.field) {
+			t.Errorf("%s: %v, want a MalformedFieldError naming %s", tt.name, err, tt.field)
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (Moneroo) Parse(_ http.Header, body []byte) (events.WebhookReceived, error)
 		return events.WebhookReceived{}, ErrIgnored
 	}
 	if err := json.Unmarshal(body, &in); err != nil || in.Data.ID == "" {
-		return events.WebhookReceived{}, ErrMalformed
+		return events.WebhookReceived{}, malformed(err)
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: "moneroo:" + in.Event + ":" + d.ID, Kind: kind, SaleID: d.Metadata.SaleID, StoreID: d.Metadata.StoreID,

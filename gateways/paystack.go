@@ -54,7 +54,7 @@ func (Paystack) Parse(_ http.Header, body []byte) (events.WebhookReceived, error
 		return events.WebhookReceived{}, ErrIgnored
 	}
 	if err := json.Unmarshal(body, &in); err != nil || (in.Data.ID == "" && in.Data.Reference == "") {
-		return events.WebhookReceived{}, ErrMalformed
+		return events.WebhookReceived{}, malformed(err)
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: "paystack:" + in.Event + ":" + d.ID.String() + ":" + d.Reference, Kind: "payment.succeeded",

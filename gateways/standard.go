@@ -83,7 +83,7 @@ func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error
 		return events.WebhookReceived{}, ErrIgnored
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return events.WebhookReceived{}, ErrMalformed
+		return events.WebhookReceived{}, malformed(err)
 	}
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: h.Get("webhook-id"), Kind: in.Type, SaleID: d.SaleID, StoreID: d.StoreID, TransactionID: d.TransactionID,

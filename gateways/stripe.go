@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -92,7 +93,7 @@ func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) 
 		return events.WebhookReceived{}, ErrIgnored
 	}
 	if err := json.Unmarshal(body, &in); err != nil || in.ID == "" {
-		return events.WebhookReceived{}, ErrMalformed
+		return events.WebhookReceived{}, malformed(err)
 	}
 	o := in.Data.Object
 	amount, err := stripeAmount(o.Amount, o.Currency)
@@ -148,7 +149,7 @@ func stripeExponent(currency string) int {
 // stripeAmount converts a Stripe amount to the ledger's minor units of currency. A currency the ledger
 // does not know is passed on unscaled (the sale's currency check then refuses it); an amount that does
 // not divide into the ledger's units (ISK 5,000.50 written 500050; Stripe itself requires multiples of
-// 100) is ErrMalformed.
+// 100) is a MalformedFieldError.
 func stripeAmount(n *int64, currency string) (*events.Amount, error) {
 	if n == nil {
 		return nil, nil
@@ -161,13 +162,13 @@ func stripeAmount(n *int64, currency string) (*events.Amount, error) {
 	v := *n
 	for e := stripeExponent(cur); e > iso; e-- {
 		if v%10 != 0 {
-			return nil, ErrMalformed
+			return nil, MalformedFieldError{"data.object.amount", fmt.Sprintf("%d is not a whole number of %s minor units (Stripe writes %s in units of 10^-%d)", *n, cur, cur, stripeExponent(cur))}
 		}
 		v /= 10
 	}
 	for e := stripeExponent(cur); e < iso; e++ {
 		if v > math.MaxInt64/10 || v < math.MinInt64/10 {
-			return nil, ErrMalformed // no price is this large; never wrap around
+			return nil, MalformedFieldError{"data.object.amount", "is larger than any price"} // never wrap around
 		}
 		v *= 10
 	}

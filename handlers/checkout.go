@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,7 +74,11 @@ func (req checkoutRequest) command() (domain.Checkout, *domain.ValidationError) 
 		} else {
 			c.Product.Price.Currency = p.Price.Currency
 			if n, ok := integerLiteral(p.Price.Amount); !ok {
-				v.Add("product.price.amount", "The price amount must be an integer number of minor units (e.g. 9900 for $99.00).")
+				msg := "The price amount must be an integer number of minor units (e.g. 9900 for $99.00)."
+				if s := strings.TrimPrefix(strings.TrimSpace(string(p.Price.Amount)), "-"); s != "" && strings.Trim(s, "0123456789") == "" {
+					msg = fmt.Sprintf("The price amount may be at most %d minor units.", domain.MaxAmount) // an integer beyond int64
+				}
+				v.Add("product.price.amount", msg)
 			} else {
 				c.Product.Price.Amount = n
 			}

@@ -38,9 +38,9 @@ var (
 	errBadCredentials  = &requestError{http.StatusUnauthorized, "unauthenticated", "The API key or token is invalid."}
 	errBasicPassword   = &requestError{http.StatusUnauthorized, "unauthenticated",
 		"With HTTP Basic authentication the API key is the username and the password is empty (curl -u \"$KEY:\")."}
-	errAdminOnly       = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
-	errLagging         = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
-	errNotFoundRoute   = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
+	errAdminOnly     = &requestError{http.StatusForbidden, "forbidden", "This endpoint needs the admin token; a store key cannot call it."}
+	errLagging       = &requestError{http.StatusServiceUnavailable, "projection_lagging", "The read model has not reached the requested Ledger-Min-Position yet; retry shortly."}
+	errNotFoundRoute = &requestError{http.StatusNotFound, "not_found", "No such endpoint."}
 	// The Allow header of a 405 lists the methods the path serves.
 	errMethodNotAllowed     = &requestError{http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not serve this method; the Allow header lists the ones it does."}
 	errMethodNotImplemented = &requestError{http.StatusNotImplemented, "method_not_implemented", "The server does not implement this method for any endpoint."}

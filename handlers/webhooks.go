@@ -70,6 +70,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := gw.Parse(r.Header, body)
 	var long gateways.FieldTooLongError
+	var bad gateways.MalformedFieldError
 	switch {
 	case errors.Is(err, gateways.ErrIgnored):
 		writeJSON(w, http.StatusOK, map[string]any{"received": true, "ignored": true})
@@ -77,6 +78,9 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &long):
 		a.log.WarnContext(r.Context(), "webhook delivery refused: a field is over its limit", "gateway", name, "err", err)
 		writeError(w, r, a.log, badRequest(long.Error()))
+		return
+	case errors.As(err, &bad):
+		writeError(w, r, a.log, badRequest(bad.Error()))
 		return
 	case err != nil || d.DeliveryID == "":
 		writeError(w, r, a.log, errDelivery)

@@ -59,6 +59,9 @@ func TestCurrenciesAsISODefinesThem(t *testing.T) {
 		if r.status != 422 || fields[tt.field] == nil {
 			t.Errorf("%s: %d %s; want 422 naming %s", tt.name, r.status, r.raw, tt.field)
 		}
+		if tt.field == "product.price.amount" && !strings.Contains(r.raw, "at most 1000000000000000") {
+			t.Errorf("%s: %s; want the bound in the message", tt.name, r.raw)
+		}
 	}
 	if r := c.post("/v1/checkouts", live, "", body("1000000000000000", "USD")); r.status != 201 {
 		t.Errorf("the largest amount: %d %s", r.status, r.raw)
