@@ -217,8 +217,10 @@ func requireText(v *ValidationError, field string, in *string, limit int, dst *s
 }
 
 // Metadata is the one rule for the metadata a store attaches to what it creates (a customer, a
-// checkout's sale): a JSON object of at most 10 KB once compacted. It returns the object compacted; JSON
-// null, or nothing, is no metadata (nil). Anything else is reported on v under field, and nil returned.
+// checkout's sale): a JSON object of at most 10 KB once compacted, whose numbers are finite IEEE 754
+// doubles (RFC 8259 §6: beyond them implementations disagree; 1e999 would come back as Infinity, which no
+// JSON parser reads). It returns the object compacted; JSON null, or nothing, is no metadata (nil).
+// Anything else is reported on v under field, and nil returned.
 func Metadata(v *ValidationError, field string, raw json.RawMessage) json.RawMessage {
 	if raw == nil {
 		return nil
@@ -226,8 +228,30 @@ func Metadata(v *ValidationError, field string, raw json.RawMessage) json.RawMes
 	m, ok := compactObject(raw)
 	if !ok {
 		v.Add(field, fmt.Sprintf("The %s field must be a JSON object of at most %d KB.", field, maxMetadataSize/1024))
+		return nil
+	}
+	if n, ok := infiniteNumber(m); ok {
+		v.Add(field, fmt.Sprintf("The %s field holds the number %.40s, beyond what JSON parsers read (at most ±1.7976931348623157e308).", field, n))
+		return nil
 	}
 	return m
+}
+
+// infiniteNumber returns the first number in the JSON value raw that overflows a float64.
+func infiniteNumber(raw json.RawMessage) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+				return string(n), true
+			}
+		}
+	}
 }
 
 // compactObject returns raw compacted if it is JSON null (nil: clear) or a JSON object of at most
