@@ -278,7 +278,21 @@ func compactObject(raw json.RawMessage) (json.RawMessage, bool) {
 // assigned: the eComCharge reference's own example, +1-555-555-5555, is a possible number but no assigned
 // one.
 func normalizePhone(s, region string) (string, string) {
-	num, err := phonenumbers.Parse(s, region)
+	num, err := phonenumbers.ParseAndKeepRawInput(s, region)
+	if region == "" && err != nil {
+		// Without a country, an international number written with an international call prefix instead
+		// of "+" — "00" (most of the world) or "011" (North America): 0064 3 331 6005 — is read with the
+		// prefix of a region that dials it, and kept only if libphonenumber read it as international.
+		for _, idd := range []struct{ prefix, region string }{{"00", "GB"}, {"011", "US"}} {
+			if !strings.HasPrefix(phonenumbers.NormalizeDigitsOnly(s), idd.prefix) {
+				continue
+			}
+			if n, e := phonenumbers.ParseAndKeepRawInput(s, idd.region); e == nil && n.GetCountryCodeSource() == phonenumbers.PhoneNumber_FROM_NUMBER_WITH_IDD {
+				num, err = n, nil
+				break
+			}
+		}
+	}
 	if err != nil || !phonenumbers.IsPossibleNumber(num) {
 		if region != "" {
 			return "", fmt.Sprintf("The phone field must be a possible phone number for %s or in international format.", region)

@@ -449,6 +449,11 @@ func TestCustomerPhoneNormalisation(t *testing.T) {
 		{"+1-555-555-5555", "", "+15555555555"}, // the eComCharge reference's example
 		{"＋64 3 331 6005", "", "+6433316005"},   // full-width plus
 		{"Tel: +64 3 331 6005", "", "+6433316005"},
+		{"0064 3 331 6005", "", "+6433316005"},   // an international call prefix instead of +
+		{"011 64 3 331 6005", "", "+6433316005"}, // North America's
+		{"00 44 20 7946 0958", "", "+442079460958"},
+		{"0064 3 331 6005", "NZ", "+6433316005"}, // with a country, its own plan reads the prefix (NZ dials 00 out)
+		{"00123", "", ""},                        // no such country code
 		{"03-331 6005", "NZ", "+6433316005"},
 		{"+383 44 123 456", "", "+38344123456"}, // Kosovo
 		{"+1 23", "", ""},                       // too short to be possible
