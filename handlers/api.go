@@ -38,10 +38,13 @@ type ReadStore interface {
 	Store(ctx context.Context, id string) (sqlite.StoreRow, error)
 	Sale(ctx context.Context, storeID, mode, id string) (domain.Sale, error)
 	ListSales(ctx context.Context, f sqlite.SaleFilter) ([]domain.Sale, bool, error)
+	// HasSales tells whether any sale matches f at its position: whether a cursor leads anywhere.
+	HasSales(ctx context.Context, f sqlite.SaleFilter) (bool, error)
 	// SaleScope tells the store and mode a sale belongs to, whoever asks (webhooks carry no key).
 	SaleScope(ctx context.Context, id string) (storeID, mode string, err error)
 	Customer(ctx context.Context, storeID, mode, id string) (sqlite.CustomerRow, error)
 	ListCustomers(ctx context.Context, f sqlite.CustomerFilter) ([]sqlite.CustomerRow, bool, error)
+	HasCustomers(ctx context.Context, f sqlite.CustomerFilter) (bool, error)
 	// SaleByID reads a sale with its store and mode, whoever asks.
 	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
@@ -72,6 +75,9 @@ type Config struct {
 	Photos PhotoStore
 	// ClaimKey keys the hash that names an email's claim subject; every replica must share it.
 	ClaimKey []byte
+	// CursorKey seals the customer list's cursors (customerCursors); every replica must share it, or a
+	// cursor from one is refused by another. Empty: a random key, for this process only.
+	CursorKey []byte
 	// DownloadTTL is how long a download link minted again for an expired one stays valid.
 	DownloadTTL time.Duration
 	// PublicURL is the base of the links the API hands out (download links).
@@ -119,6 +125,8 @@ type API struct {
 	deliveries keyedMutex
 	// sales serialises this replica's commands on one sale (changeSale).
 	sales keyedMutex
+	// cursors seals and opens the customer list's cursors.
+	cursors *customerCursors
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
 	unknownKeyWaits chan struct{}
 }
@@ -138,7 +146,7 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
-		unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits)}
+		cursors: newCustomerCursors(cfg.CursorKey), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits)}
 }
 
 // Handler is the complete HTTP handler with its middleware.

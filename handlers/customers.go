@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -284,23 +283,6 @@ type customerPagination struct {
 	PageSize   *int    `json:"page_size,omitempty"`
 }
 
-// customerCursor is the opaque cursor of the customer list: a registration seq and a direction. Cursors
-// issued before "e" existed decode as exclusive, which is what they meant.
-type customerCursor struct {
-	S int64  `json:"s"`
-	D string `json:"d"`           // "n": older; "p": newer
-	E bool   `json:"e,omitempty"` // the seq itself included (an empty page's turn)
-}
-
-func encodeCustomerCursor(c *sqlite.Cursor[int64]) *string {
-	if c == nil {
-		return nil
-	}
-	b, _ := json.Marshal(customerCursor{S: c.At, D: direction(c.Back), E: c.Inclusive})
-	s := base64.RawURLEncoding.EncodeToString(b)
-	return &s
-}
-
 // maxEmailParam bounds the email filter as the email field is bounded (RFC 5321's 254 characters).
 const maxEmailParam = 254
 
@@ -313,7 +295,8 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 	f := sqlite.CustomerFilter{StoreID: sc.StoreID, Mode: sc.Mode, Limit: 15}
 	var pg customerPagination
 	pageMode := q.Has("page") || q.Has("page_size")
-	if err := parseCustomerPage(q, &f, &pg, pageMode); err != nil {
+	cur, err := a.parseCustomerPage(sc, q, &f, &pg, pageMode)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -340,12 +323,12 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Email = e
 	}
-	var err error
 	if f.From, f.To, err = parseDateRange(q); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
-	rows, more, err := a.cfg.Projection.Reads().ListCustomers(r.Context(), f)
+	reads := a.cfg.Projection.Reads()
+	rows, more, err := reads.ListCustomers(r.Context(), f)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -360,19 +343,18 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 	if pageMode {
 		pg.HasMore = more
 	} else {
-		var cur *sqlite.Cursor[int64]
-		switch {
-		case f.After > 0:
-			cur = &sqlite.Cursor[int64]{At: f.After, Inclusive: f.Inclusive}
-		case f.Before > 0:
-			cur = &sqlite.Cursor[int64]{At: f.Before, Back: true, Inclusive: f.Inclusive}
-		}
 		seqs := make([]int64, len(rows))
 		for i, row := range rows {
 			seqs[i] = row.Seq
 		}
-		l := sqlite.PageLinks(cur, seqs, more)
-		pg.NextCursor, pg.PrevCursor, pg.HasMore = encodeCustomerCursor(l.Next), encodeCustomerCursor(l.Prev), l.HasMore
+		l, err := sqlite.ExactOlder(cur, sqlite.PageLinks(cur, seqs, more), func(c sqlite.Cursor[int64]) (bool, error) {
+			return reads.HasCustomers(r.Context(), f.At(&c))
+		})
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		pg.NextCursor, pg.PrevCursor, pg.HasMore = a.cursors.seal(sc, l.Next), a.cursors.seal(sc, l.Prev), l.HasMore
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Data       []customerJSON     `json:"data"`
@@ -380,51 +362,48 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request) {
 	}{out, pg})
 }
 
-func parseCustomerPage(q url.Values, f *sqlite.CustomerFilter, pg *customerPagination, pageMode bool) error {
+// parseCustomerPage sets f's paging from the request: page and page_size, or per_page and a cursor,
+// which it returns (nil: the top of the list).
+func (a *API) parseCustomerPage(sc Scope, q url.Values, f *sqlite.CustomerFilter, pg *customerPagination, pageMode bool) (*sqlite.Cursor[int64], error) {
 	if pageMode {
 		if q.Has("cursor") || q.Has("per_page") {
-			return badRequest("Use per_page and cursor, or page and page_size, not both.")
+			return nil, badRequest("Use per_page and cursor, or page and page_size, not both.")
 		}
 		page, size := 1, 15
 		if s := q.Get("page"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > 100000 {
-				return badRequest("The page parameter must be an integer from 1.")
+				return nil, badRequest("The page parameter must be an integer from 1.")
 			}
 			page = n
 		}
 		if s := q.Get("page_size"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > 100 {
-				return badRequest("The page_size parameter must be an integer from 1 to 100.")
+				return nil, badRequest("The page_size parameter must be an integer from 1 to 100.")
 			}
 			size = n
 		}
 		f.Limit, f.Offset = size, (page-1)*size
 		pg.Page, pg.PageSize = &page, &size
-		return nil
+		return nil, nil
 	}
 	if s := q.Get("per_page"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100 {
-			return badRequest("The per_page parameter must be an integer from 1 to 100.")
+			return nil, badRequest("The per_page parameter must be an integer from 1 to 100.")
 		}
 		f.Limit = n
 	}
-	if s := q.Get("cursor"); s != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(s)
-		var c customerCursor
-		if err != nil || json.Unmarshal(raw, &c) != nil || c.S < 1 || (c.D != "n" && c.D != "p") {
-			return errBadCursor
-		}
-		if c.D == "n" {
-			f.After = c.S
-		} else {
-			f.Before = c.S
-		}
-		f.Inclusive = c.E
+	if !q.Has("cursor") {
+		return nil, nil
 	}
-	return nil
+	c, err := a.cursors.open(sc, q.Get("cursor"))
+	if err != nil {
+		return nil, err
+	}
+	*f = f.At(&c)
+	return &c, nil
 }
 
 // changeCustomer loads a customer of the caller's scope (read model first, the log on a retry), decides,

@@ -66,12 +66,44 @@ var queryAliases = map[string][]string{
 	"created_before": {"end_date"},
 }
 
-// checkQueryNames answers 400 naming every parameter of q that the route does not accept, with the
-// route's own parameters and, for a well-known alias, the name it likely meant.
-func checkQueryNames(route string, allowed []string, q url.Values) error {
+// maxNamedParams bounds how many unknown parameters a 400 names: a query of thousands of names would
+// otherwise come back as an error body as large as itself.
+const maxNamedParams = 10
+
+// checkQueryParams answers 400 to a query the route cannot read as sent: a parameter it does not accept
+// (named, at most maxNamedParams of them, with the route's own parameters and, for a well-known alias,
+// the name it likely meant), a parameter given twice (the handlers read one value, and which one the
+// client meant is a guess: status=completed&status=failed is not a list), or one given empty (status=
+// used to answer the unfiltered list, as if the filter had not been sent).
+func checkQueryParams(route string, allowed []string, q url.Values) error {
 	if slices.Equal(allowed, anyQuery) {
 		return nil
 	}
+	if err := checkQueryNames(route, allowed, q); err != nil {
+		return err
+	}
+	for _, name := range allowed {
+		switch values := q[name]; {
+		case len(values) == 2:
+			return badRequest(fmt.Sprintf("The %s parameter is given twice; send it once.", name))
+		case len(values) > 2:
+			return badRequest(fmt.Sprintf("The %s parameter is given %d times; send it once.", name, len(values)))
+		case len(values) == 1 && values[0] == "":
+			if msg, ok := emptyParamMessages[name]; ok {
+				return badRequest(msg)
+			}
+			return badRequest(fmt.Sprintf("The %s parameter cannot be empty; leave it out to not filter.", name))
+		}
+	}
+	return nil
+}
+
+// emptyParamMessages keeps the wording an empty parameter was answered with before every parameter was
+// checked (clients may match it).
+var emptyParamMessages = map[string]string{"search": "The search query cannot be empty."}
+
+// checkQueryNames answers 400 naming the parameters of q that the route does not accept.
+func checkQueryNames(route string, allowed []string, q url.Values) error {
 	var unknown []string
 	for name := range q {
 		if !slices.Contains(allowed, name) {
@@ -82,14 +114,21 @@ func checkQueryNames(route string, allowed []string, q url.Values) error {
 		return nil
 	}
 	slices.Sort(unknown)
+	named, more := unknown, 0
+	if len(named) > maxNamedParams {
+		named, more = unknown[:maxNamedParams], len(unknown)-maxNamedParams
+	}
 	var b strings.Builder
-	if len(unknown) == 1 {
+	switch {
+	case len(unknown) == 1:
 		fmt.Fprintf(&b, "The %s parameter is not one this endpoint accepts", unknown[0])
-	} else {
-		fmt.Fprintf(&b, "The %s and %s parameters are not ones this endpoint accepts", strings.Join(unknown[:len(unknown)-1], ", "), unknown[len(unknown)-1])
+	case more > 0:
+		fmt.Fprintf(&b, "The %s and %d more parameters are not ones this endpoint accepts", strings.Join(named, ", "), more)
+	default:
+		fmt.Fprintf(&b, "The %s and %s parameters are not ones this endpoint accepts", strings.Join(named[:len(named)-1], ", "), named[len(named)-1])
 	}
 	var hints []string
-	for _, name := range unknown {
+	for _, name := range named {
 		for _, alias := range queryAliases[strings.ToLower(name)] {
 			if slices.Contains(allowed, alias) && alias != name {
 				if len(unknown) == 1 {

@@ -89,7 +89,7 @@ func TestUnknownQueryParameterMessages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = checkQueryNames(tt.route, queryParams[tt.route], q)
+		err = checkQueryParams(tt.route, queryParams[tt.route], q)
 		status, body := describe(err)
 		msg := body.Error.Message
 		if status != 400 {
@@ -114,7 +114,7 @@ func TestUnknownQueryParameterMessages(t *testing.T) {
 		{"GET /healthz", "probe=1"},
 	} {
 		q, _ := url.ParseQuery(tt.query)
-		if err := checkQueryNames(tt.route, queryParams[tt.route], q); err != nil {
+		if err := checkQueryParams(tt.route, queryParams[tt.route], q); err != nil {
 			t.Errorf("%s?%s: %v", tt.route, tt.query, err)
 		}
 	}

@@ -61,7 +61,8 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	page.filter(&f)
+	f = f.At(page.cursor)
+	f.Limit = page.limit
 	if s := q.Get("status"); s != "" {
 		if !saleStatuses[s] {
 			writeError(w, r, a.log, badRequest("The status parameter must be one of awaiting_payment, completed, failed, abandoned, settled."))
@@ -89,35 +90,32 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	sales, more, err := a.cfg.Projection.Reads().ListSales(r.Context(), f)
+	reads := a.cfg.Projection.Reads()
+	sales, more, err := reads.ListSales(r.Context(), f)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
+	pos := make([]sqlite.Position, len(sales))
 	out := make([]saleJSON, len(sales))
 	for i, s := range sales {
+		pos[i] = sqlite.Position{CreatedAt: s.CreatedAt.UTC().UnixMicro(), ID: s.ID}
 		out[i] = saleObject(s, sc.Mode)
 	}
-	writeJSON(w, http.StatusOK, listBody{Data: out, Pagination: page.links(sales, more)})
+	l, err := sqlite.ExactOlder(page.cursor, sqlite.PageLinks(page.cursor, pos, more), func(c sqlite.Cursor[sqlite.Position]) (bool, error) {
+		return reads.HasSales(r.Context(), f.At(&c))
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listBody{Data: out,
+		Pagination: pagination{NextCursor: encodeCursor(l.Next), PrevCursor: encodeCursor(l.Prev), HasMore: l.HasMore}})
 }
 
 type pageRequest struct {
 	limit  int
 	cursor *sqlite.Cursor[sqlite.Position] // nil: the top of the list
-}
-
-// filter sets f's paging from the request.
-func (p pageRequest) filter(f *sqlite.SaleFilter) {
-	f.Limit = p.limit
-	if c := p.cursor; c != nil {
-		pos := c.At
-		if c.Back {
-			f.Before = &pos
-		} else {
-			f.After = &pos
-		}
-		f.Inclusive = c.Inclusive
-	}
 }
 
 // cursorJSON is the opaque cursor: a position and a direction, base64url-encoded JSON. Cursors issued
@@ -166,16 +164,6 @@ func parsePage(q url.Values) (pageRequest, error) {
 }
 
 var errBadCursor = badRequest("The cursor parameter is not a cursor this API returned.")
-
-// links builds the pagination of a page of sales (sqlite.PageLinks).
-func (p pageRequest) links(sales []domain.Sale, more bool) pagination {
-	pos := make([]sqlite.Position, len(sales))
-	for i, s := range sales {
-		pos[i] = sqlite.Position{CreatedAt: s.CreatedAt.UTC().UnixMicro(), ID: s.ID}
-	}
-	l := sqlite.PageLinks(p.cursor, pos, more)
-	return pagination{NextCursor: encodeCursor(l.Next), PrevCursor: encodeCursor(l.Prev), HasMore: l.HasMore}
-}
 
 // parseDateRange reads start_date and end_date (Y-m-d, UTC, both inclusive).
 func parseDateRange(q url.Values) (from, to time.Time, err error) {

@@ -62,7 +62,7 @@ var wildcard = regexp.MustCompile(`\{([a-z_]+)\}`)
 // wellFormed checks what a route receives before anything else reads it: every path wildcard against
 // its shape (pathParams), the query string (parseable; every value UTF-8 text without control
 // characters: a NUL in a search used to match every customer), and, on a GET route, every query
-// parameter's name against the route's own (queryParams).
+// parameter against the route's own (queryParams): known, given once, not empty.
 func (a *API) wellFormed(pattern string, next http.Handler) http.Handler {
 	var names []string
 	for _, m := range wildcard.FindAllStringSubmatch(pattern, -1) {
@@ -87,7 +87,7 @@ func (a *API) wellFormed(pattern string, next http.Handler) http.Handler {
 			return
 		}
 		if checkNames {
-			if err := checkQueryNames(pattern, allowed, r.URL.Query()); err != nil {
+			if err := checkQueryParams(pattern, allowed, r.URL.Query()); err != nil {
 				writeError(w, r, a.log, err)
 				return
 			}

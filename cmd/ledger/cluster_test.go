@@ -80,11 +80,11 @@ func TestThreeNodeCluster(t *testing.T) {
 		return true
 	})
 
-	// The download links' signing key, the email-claim key and the payment processor's consumer name
-	// are shared by all ledger replicas through a bucket as replicated as the log; so are the data
-	// subjects' keys.
+	// The download links' signing key, the email-claim key, the customer-cursor key and the payment
+	// processor's consumer name are shared by all ledger replicas through a bucket as replicated as the
+	// log; so are the data subjects' keys.
 	waitForStream(t, js, "KV_ledger_secrets", 10*time.Second, "3 replicas", func(si *natsjs.StreamInfo) bool {
-		return si.Config.Replicas == 3 && si.State.Msgs == 3
+		return si.Config.Replicas == 3 && si.State.Msgs == 4
 	})
 	waitForStream(t, js, "KV_ledger_keys", 10*time.Second, "3 replicas", func(si *natsjs.StreamInfo) bool {
 		return si.Config.Replicas == 3

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -147,5 +148,78 @@ func TestCustomerEmailFilter(t *testing.T) {
 	}
 	if got, _ := customerList(t, c, live, "email=ada@example.com"); len(got) != 0 {
 		t.Errorf("the erased customer is still found: %v", got)
+	}
+}
+
+// TestQueryParametersGivenOnceAndNotEmpty (review of issue 9): a parameter given twice
+// (status=completed&status=awaiting_payment) used to filter by its first value, and an empty one
+// (status=, per_page=, cursor=, email=) answered the unfiltered list; both are 400 naming the parameter,
+// on every route that checks its parameters. A query of many unknown names is answered in a short
+// message, not one as long as the query.
+func TestQueryParametersGivenOnceAndNotEmpty(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "once")
+	cus := mustCustomer(t, c, live, `{"email":"ada@example.com"}`)["id"].(string)
+	mustCustomer(t, c, live, `{"email":"grace@example.com"}`)
+	for _, email := range []string{"ada@example.com", "grace@example.com"} {
+		if r := c.post("/v1/checkouts", live, "", checkoutBody(email, 1000, "")); r.status != http.StatusCreated {
+			t.Fatalf("checkout: %d %s", r.status, r.raw)
+		}
+	}
+	customerCursor := getPage(t, c, live, "/v1/customers?per_page=1").next
+	saleCursor := getPage(t, c, live, "/v1/sales?per_page=1").next
+	if customerCursor == "" || saleCursor == "" {
+		t.Fatalf("two of each, one per page, and no next_cursor: %q %q", customerCursor, saleCursor)
+	}
+
+	for _, tt := range []struct{ path, name, says string }{
+		{"/v1/sales?status=completed&status=awaiting_payment", "status", "given twice"},
+		{"/v1/sales?per_page=2&per_page=3", "per_page", "given twice"},
+		{"/v1/sales?customer_id=" + cus + "&customer_id=" + cus, "customer_id", "given twice"},
+		{"/v1/sales?start_date=2025-01-01&start_date=2025-02-01&start_date=2025-03-01", "start_date", "given 3 times"},
+		{"/v1/sales?cursor=" + saleCursor + "&cursor=" + saleCursor, "cursor", "given twice"},
+		{"/v1/customers?email=ada@example.com&email=grace@example.com", "email", "given twice"},
+		{"/v1/customers?per_page=1&per_page=2", "per_page", "given twice"},
+		{"/v1/customers?page=1&page=2", "page", "given twice"},
+		{"/v1/customers?search=ada&search=grace", "search", "given twice"},
+		{"/v1/customers?cursor=" + customerCursor + "&cursor=" + customerCursor, "cursor", "given twice"},
+
+		{"/v1/sales?status=", "status", "cannot be empty"},
+		{"/v1/sales?status", "status", "cannot be empty"},
+		{"/v1/sales?customer_id=", "customer_id", "cannot be empty"},
+		{"/v1/sales?start_date=", "start_date", "cannot be empty"},
+		{"/v1/sales?end_date=&status=completed", "end_date", "cannot be empty"},
+		{"/v1/sales?per_page=", "per_page", "cannot be empty"},
+		{"/v1/sales?cursor=", "cursor", "cannot be empty"},
+		{"/v1/sales?search=", "search", "cannot be empty"},
+		{"/v1/customers?email=", "email", "cannot be empty"},
+		{"/v1/customers?per_page=", "per_page", "cannot be empty"},
+		{"/v1/customers?cursor=", "cursor", "cannot be empty"},
+		{"/v1/customers?page=", "page", "cannot be empty"},
+		{"/v1/customers?page_size=", "page_size", "cannot be empty"},
+		{"/v1/customers?start_date=", "start_date", "cannot be empty"},
+		{"/v1/customers?end_date=", "end_date", "cannot be empty"},
+		{"/v1/customers/?search=", "search", "cannot be empty"},
+	} {
+		r := c.do("GET", tt.path, "Bearer "+live, nil)
+		msg, _ := field(r.body, "error.message").(string)
+		if r.status != http.StatusBadRequest || r.errorCode() != "invalid_request" || !strings.Contains(msg, "The "+tt.name+" ") || !strings.Contains(msg, tt.says) {
+			t.Errorf("GET %s: %d %s; want 400 invalid_request naming %s, %q", tt.path, r.status, r.raw, tt.name, tt.says)
+		}
+	}
+
+	// Many unknown names: ten are named, the rest counted.
+	var q []string
+	for i := range 1500 {
+		q = append(q, fmt.Sprintf("unknown_parameter_number_%04d=1", i))
+	}
+	for _, route := range []string{"/v1/sales", "/v1/customers", "/v1/store"} {
+		r := c.do("GET", route+"?"+strings.Join(q, "&"), "Bearer "+live, nil)
+		msg, _ := field(r.body, "error.message").(string)
+		if r.status != http.StatusBadRequest || len(r.raw) > 1024 || !strings.Contains(msg, "unknown_parameter_number_0009") ||
+			strings.Contains(msg, "unknown_parameter_number_0010") || !strings.Contains(msg, "and 1490 more") {
+			t.Errorf("GET %s?<1500 unknown names>: %d, %d bytes: %.400s; want 400 naming ten and 1490 more", route, r.status, len(r.raw), r.raw)
+		}
 	}
 }

@@ -201,12 +201,16 @@ func (m *Main) Run(ctx context.Context) error {
 	sctx, scancel := context.WithTimeout(ctx, 15*time.Second)
 	downloadKey, err := m.events.SharedSecret(sctx, "download_signing_key", cfg.NATSReplicas)
 	var (
-		claimKey []byte
-		keys     *jetstream.Keyring
-		photos   *jetstream.Photos
+		claimKey  []byte
+		cursorKey []byte
+		keys      *jetstream.Keyring
+		photos    *jetstream.Photos
 	)
 	if err == nil {
 		claimKey, err = m.events.SharedSecret(sctx, "email_claim_key", cfg.NATSReplicas)
+	}
+	if err == nil {
+		cursorKey, err = m.events.SharedSecret(sctx, "customer_cursor_key", cfg.NATSReplicas)
 	}
 	if err == nil {
 		keys, err = m.events.Keys(sctx)
@@ -227,6 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 		GatewaySecrets: cfg.GatewaySecrets,
 		DownloadKey:    downloadKey,
 		ClaimKey:       claimKey,
+		CursorKey:      cursorKey,
 		Keys:           keys,
 		Photos:         photos,
 		DownloadTTL:    cfg.DownloadTTL,

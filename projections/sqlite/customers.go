@@ -310,6 +310,33 @@ type CustomerFilter struct {
 	Limit  int
 }
 
+// At is f paged at c, as a client's cursor asks (nil: the top of the list).
+func (f CustomerFilter) At(c *Cursor[int64]) CustomerFilter {
+	f.After, f.Before, f.Inclusive, f.Offset = 0, 0, false, 0
+	if c != nil {
+		if c.Back {
+			f.Before = c.At
+		} else {
+			f.After = c.At
+		}
+		f.Inclusive = c.Inclusive
+	}
+	return f
+}
+
+// HasCustomers tells whether any customer matches f at its position (Limit and Offset aside).
+func (s *Store) HasCustomers(ctx context.Context, f CustomerFilter) (bool, error) {
+	f.Limit, f.Offset = 0, 0 // LIMIT 1
+	q, args := listCustomersQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
 // ListCustomers returns up to Limit customers, newest first, and whether more exist beyond them in the
 // direction of travel. A search of three characters or more is a trigram-index lookup walked newest
 // first; a shorter one reads the store's customers.

@@ -58,3 +58,22 @@ func PageLinks[P any](cur *Cursor[P], page []P, more bool) Links[P] {
 	}
 	return l
 }
+
+// ExactOlder makes a page reached going back (cur.Back) exact about what follows it: such a page knows
+// from its own query only that it came from older items, which may have left the list since (paid out
+// of a status filter, erased). exists tells whether the list has any item at a cursor (one bounded
+// query); when Next would find none, the page has no Next and HasMore is false, so has_more means
+// "older items follow" on every page. Other pages' links are exact already and returned as they are.
+func ExactOlder[P any](cur *Cursor[P], l Links[P], exists func(Cursor[P]) (bool, error)) (Links[P], error) {
+	if cur == nil || !cur.Back || l.Next == nil {
+		return l, nil
+	}
+	found, err := exists(*l.Next)
+	if err != nil {
+		return l, err
+	}
+	if !found {
+		l.Next, l.HasMore = nil, false
+	}
+	return l, nil
+}

@@ -45,17 +45,7 @@ func (p pmShown) move(f sqlite.SaleFilter, forward bool) (sqlite.SaleFilter, boo
 
 // withCursor is f paged at c, as the API reads a cursor.
 func withCursor(f sqlite.SaleFilter, c *sqlite.Cursor[sqlite.Position]) sqlite.SaleFilter {
-	f.After, f.Before, f.Inclusive = nil, nil, false
-	if c != nil {
-		at := c.At
-		if c.Back {
-			f.Before = &at
-		} else {
-			f.After = &at
-		}
-		f.Inclusive = c.Inclusive
-	}
-	return f
+	return f.At(c)
 }
 
 // pmChanges changes the fixture's sales behind the log, as the API's clients and gateways do between
@@ -143,7 +133,9 @@ func (c *pmChanges) change(t *testing.T, near []lmSale) string {
 // and settled out of a status filter, customers erased out of an email search, and new sales arrive.
 // Every page must be the model's page (pmShown.move, then lmPage on the list as it is now), and a page
 // must have a cursor in every direction where the model had sales beyond it when it was fetched:
-// nothing becomes unreachable. Going back from an empty page used to skip its anchor.
+// nothing becomes unreachable. has_more and next_cursor must say exactly whether the model has older
+// sales, on pages reached going back too (sqlite.ExactOlder). Going back from an empty page used to skip
+// its anchor; a page reached going back used to claim older sales that had all left.
 func TestCursorsFollowTheModelWhileSalesChange(t *testing.T) {
 	t.Parallel()
 	shapes := []struct {
@@ -198,7 +190,24 @@ func pmWalk(t *testing.T, shape sqlite.SaleFilter, seed uint64) {
 		for i, s := range got {
 			pos[i] = *lmPosOf(s)
 		}
-		shown.links = sqlite.PageLinks(at, pos, more)
+		shown.links, err = sqlite.ExactOlder(at, sqlite.PageLinks(at, pos, more), func(c sqlite.Cursor[sqlite.Position]) (bool, error) {
+			return fx.st.HasSales(context.Background(), f.At(&c))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// has_more is whether older sales follow the page, on pages reached going back too, and
+		// next_cursor is set exactly then.
+		older := false
+		if mf, ok := shown.move(f, true); ok {
+			beyond, _ := lmPage(list, mf)
+			older = len(beyond) > 0
+		}
+		if shown.links.HasMore != older || (shown.links.Next != nil) != older {
+			t.Errorf("after %v\n%s: has_more %v, next_cursor %v; the model has older sales: %v", log, lmString(withCursor(f, at)),
+				shown.links.HasMore, shown.links.Next != nil, older)
+			return shown, false
+		}
 		for _, dir := range []struct {
 			forward bool
 			link    *sqlite.Cursor[sqlite.Position]

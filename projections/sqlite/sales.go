@@ -145,6 +145,38 @@ type SaleFilter struct {
 	Limit     int
 }
 
+// At is f paged at c, as a client's cursor asks (nil: the top of the list).
+func (f SaleFilter) At(c *Cursor[Position]) SaleFilter {
+	f.After, f.Before, f.Inclusive = nil, nil, false
+	if c != nil {
+		at := c.At
+		if c.Back {
+			f.Before = &at
+		} else {
+			f.After = &at
+		}
+		f.Inclusive = c.Inclusive
+	}
+	return f
+}
+
+// HasSales tells whether any sale matches f at its position (Limit aside): one row of the index
+// ListSales would walk.
+func (s *Store) HasSales(ctx context.Context, f SaleFilter) (bool, error) {
+	f.Limit = 0 // LIMIT 1
+	q, args, err := s.listQuery(ctx, f)
+	if err != nil {
+		return false, err
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
 // ListSales returns up to Limit sales, newest first, and whether more exist beyond them in the
 // direction of travel. Every filter is served by an index together with the order; see listQuery.
 func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, bool, error) {
