@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/nyaruka/phonenumbers"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -78,6 +79,25 @@ func BenchmarkSearchCustomers(b *testing.B) {
 			f := scope()
 			phone := cbCustomerOf(int(fx.withPhone[r.IntN(len(fx.withPhone))])).phone
 			f.Search = substring(r, strings.TrimPrefix(phone, "+"), 6)
+			return f
+		}},
+		{"phone-as-typed", func(r *rand.Rand) sqlite.CustomerFilter {
+			// A customer's whole number as a person types it: international with spaces, national with
+			// its trunk prefix, or with 00 instead of + (each expanded into its digit forms, one OR query).
+			f := scope()
+			c := cbCustomerOf(int(fx.withPhone[r.IntN(len(fx.withPhone))]))
+			num, err := phonenumbers.Parse(c.phone, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			switch r.IntN(3) {
+			case 0:
+				f.Search = phonenumbers.Format(num, phonenumbers.INTERNATIONAL)
+			case 1:
+				f.Search = phonenumbers.Format(num, phonenumbers.NATIONAL)
+			default:
+				f.Search = "00" + strings.TrimPrefix(c.phone, "+")
+			}
 			return f
 		}},
 		{"two-chars", func(r *rand.Rand) sqlite.CustomerFilter {
