@@ -32,6 +32,8 @@ var (
 	ErrSaleNotOpen     = errors.New("the sale is not awaiting payment")
 	ErrNotCompleted    = errors.New("the sale is not completed")
 	ErrPaymentMismatch = errors.New("the payment does not match the sale")
+	// ErrAccessRevoked: the sale was refunded in full; its downloads and licences are revoked.
+	ErrAccessRevoked = errors.New("the sale was refunded; access to it is revoked")
 )
 
 // Sale is the sale aggregate, folded from its events.
@@ -48,6 +50,18 @@ type Sale struct {
 	Downloads     int
 	LastDownload  time.Time
 	Rating        *events.SaleRated
+	// Refunds are the sale's refunds, oldest first, and RefundTimes when each was recorded; Refunded
+	// their sum in minor units (never above the amount).
+	Refunds     []events.RefundRecorded
+	RefundTimes []time.Time
+	Refunded    int64
+	// RefundedAtSettle is what had been refunded when the settlement was done: the settlement paid out
+	// was computed on the rest.
+	RefundedAtSettle int64
+	// Cumulative is, per gateway, the highest cumulative refunded figure it reported (Stripe's
+	// amount_refunded), so an older or repeated one records nothing.
+	Cumulative map[string]int64
+	Dispute    *Dispute
 	// Version is the sale's last subject sequence: the expectation for the next append.
 	Version uint64
 }
@@ -75,7 +89,7 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 	case events.SaleAbandoned:
 		s.Status = StatusAbandoned
 	case events.SaleSettled:
-		s.Status, s.SettledAt = StatusSettled, e.Time
+		s.Status, s.SettledAt, s.RefundedAtSettle = StatusSettled, e.Time, s.Refunded
 	case events.DownloadRecorded:
 		s.Downloads++
 		s.LastDownload = e.Time
@@ -83,7 +97,10 @@ func (s Sale) Evolve(e events.Envelope) Sale {
 		pc := p
 		s.Rating = &pc
 	default:
-		return s
+		var ok bool
+		if s, ok = s.evolveRefunds(e); !ok {
+			return s
+		}
 	}
 	if e.Sequence > s.Version {
 		s.Version = e.Sequence
@@ -103,6 +120,9 @@ func ErasePersonal(p events.SaleStarted) events.SaleStarted {
 // DueAt is when a timer must act on the sale next: the abandon deadline of an unpaid checkout, the due
 // date of a scheduled settlement; zero when nothing is pending.
 func (s Sale) DueAt() time.Time {
+	if s.Dispute != nil && s.Dispute.Status == DisputeOpen {
+		return time.Time{} // an open dispute holds the settlement
+	}
 	switch s.Status {
 	case StatusAwaitingPayment:
 		return s.Started.AbandonAt
@@ -162,7 +182,7 @@ func (s Sale) RecordPayment(r PaymentReport, g Grants, now time.Time) ([]events.
 	if r.Status == "success" && r.Amount.Amount != s.Started.Amount.Amount {
 		return nil, fmt.Errorf("%w: amount %d, sale amount is %d", ErrPaymentMismatch, r.Amount.Amount, s.Started.Amount.Amount)
 	}
-	if s.Status == StatusCompleted || s.Status == StatusSettled {
+	if s.Status == StatusCompleted || s.Status == StatusSettled || s.Status == StatusRefunded {
 		return nil, nil
 	}
 	if r.Status == "success" {
@@ -222,12 +242,14 @@ func (s Sale) Abandon(now time.Time) []events.Payload {
 // the gateway reports the settlement done.
 func (s Sale) Settle(now time.Time, source string) ([]events.Payload, error) {
 	switch {
-	case s.Status == StatusSettled:
+	case s.Status == StatusSettled, s.Status == StatusRefunded: // a fully refunded sale is never settled
 		return nil, nil
 	case s.Status != StatusCompleted:
 		return nil, ErrNotCompleted
 	case source == "schedule" && now.Before(s.Completed.SettlementDueAt):
 		return nil, nil
+	case source == "schedule" && s.Dispute != nil && s.Dispute.Status == DisputeOpen:
+		return nil, nil // held until the dispute closes
 	}
 	return []events.Payload{events.SaleSettled{Source: source}}, nil
 }
@@ -236,6 +258,9 @@ func (s Sale) Settle(now time.Time, source string) ([]events.Payload, error) {
 func (s Sale) RecordDownload(fileID string) ([]events.Payload, error) {
 	if s.Completed == nil {
 		return nil, ErrNotCompleted
+	}
+	if s.Status == StatusRefunded {
+		return nil, ErrAccessRevoked
 	}
 	for _, f := range s.Completed.Files {
 		if f.ID == fileID {

@@ -186,6 +186,12 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeV1(data, upcastWebhookReceived)
 	case eventType == TypeWebhookRejected && version == 1:
 		return decodeInto[WebhookRejected](data)
+	case eventType == TypeRefundRecorded && version == 1:
+		return decodeInto[RefundRecorded](data)
+	case eventType == TypeDisputeOpened && version == 1:
+		return decodeInto[DisputeOpened](data)
+	case eventType == TypeDisputeClosed && version == 1:
+		return decodeInto[DisputeClosed](data)
 	case eventType == TypeLicenceIssued && version == 1:
 		return decodeInto[LicenceIssued](data)
 	case eventType == TypeLicenceActivated && version == 1:
