@@ -54,6 +54,7 @@ const (
 	sqlUpdatePurchases = `UPDATE customers SET completed_sales = completed_sales + 1, spent = ?,
 		first_purchase_at = min(coalesce(first_purchase_at, ?), ?), last_purchase_at = max(coalesce(last_purchase_at, ?), ?) WHERE id = ?`
 	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE customer_id = ?`
+	sqlUpdateSpent           = `UPDATE customers SET spent = ? WHERE id = ?`
 )
 
 func foldCustomer(b *batchTx, e events.Envelope) error {
@@ -159,8 +160,9 @@ func anonymiseSales(b *batchTx, customerID string) error {
 
 const sqlAnonymiseSale = `UPDATE sales SET customer_email = '', doc = ? WHERE id = ?`
 
-// foldPurchase counts a completed sale on its customer.
-func foldPurchase(b *batchTx, s domain.Sale) error {
+// foldPurchase counts a completed sale on its customer (amount: the sale's amount), or takes a refund
+// off the customer's total spent (amount negative), so totals are net of refunds.
+func foldPurchase(b *batchTx, s domain.Sale, amount int64) error {
 	customerID := s.Started.BuyerID()
 	var raw string
 	switch err := b.queryRow(sqlSelectSpent, customerID).Scan(&raw); {
@@ -178,13 +180,16 @@ func foldPurchase(b *batchTx, s domain.Sale) error {
 	if !ok {
 		t = domain.Total{Currency: cur}
 	}
-	if err := t.Add(s.Started.Amount.Amount); err != nil {
+	if err := t.Add(amount); err != nil {
 		return fmt.Errorf("customer %s: spent: %w", customerID, err)
 	}
 	spent[cur] = t
 	out, err := encodeSpent(spent)
 	if err != nil {
 		return fmt.Errorf("customer %s: %w", customerID, err)
+	}
+	if amount < 0 {
+		return b.exec(sqlUpdateSpent, string(out), customerID)
 	}
 	at := s.CompletedAt.UTC().UnixMicro()
 	return b.exec(sqlUpdatePurchases, string(out), at, at, at, at, customerID)

@@ -29,8 +29,13 @@ CREATE TABLE IF NOT EXISTS sales (
 	created_at     INTEGER NOT NULL, -- unix microseconds, UTC
 	due_at         INTEGER,          -- unix microseconds of the next timer action (abandon or settle), NULL if none
 	doc            TEXT NOT NULL,
-	version        INTEGER NOT NULL
+	version        INTEGER NOT NULL,
+	-- The gateway and its id for the payment that completed the sale ('' before): refunds and disputes
+	-- name the charge, not the sale, and find it here.
+	gateway        TEXT NOT NULL DEFAULT '',
+	transaction_id TEXT NOT NULL DEFAULT ''
 ) STRICT;
+CREATE INDEX IF NOT EXISTS sales_by_transaction ON sales (gateway, transaction_id) WHERE transaction_id != '';
 CREATE INDEX IF NOT EXISTS sales_due ON sales (due_at) WHERE due_at IS NOT NULL;
 -- The trailing columns let a search test every filter inside the index it walks (see ListSales).
 CREATE INDEX IF NOT EXISTS sales_by_time     ON sales (store_id, mode, created_at, id, customer_email);
@@ -42,9 +47,10 @@ CREATE INDEX IF NOT EXISTS sales_by_email    ON sales (store_id, mode, customer_
 
 const (
 	sqlSelectSaleDoc = `SELECT doc FROM sales WHERE id = ?`
-	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET status = excluded.status, due_at = excluded.due_at, doc = excluded.doc, version = excluded.version`
+	sqlUpsertSale    = `INSERT INTO sales (id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version, gateway, transaction_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET status = excluded.status, due_at = excluded.due_at, doc = excluded.doc, version = excluded.version,
+			gateway = excluded.gateway, transaction_id = excluded.transaction_id`
 )
 
 func foldSale(b *batchTx, e events.Envelope) error {
@@ -73,14 +79,36 @@ func foldSale(b *batchTx, e events.Envelope) error {
 		due = at.UTC().UnixMicro()
 	}
 	customerID := s.Started.BuyerID()
+	var gateway, txn string
+	if p := s.Payment; p != nil && p.Status == "success" {
+		gateway, txn = p.Gateway, p.TransactionID
+	}
 	if err := b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, customerID,
-		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version); err != nil {
+		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version, gateway, txn); err != nil {
 		return err
 	}
-	if _, ok := e.Payload.(events.SaleCompleted); ok {
-		return foldPurchase(b, s)
+	switch p := e.Payload.(type) {
+	case events.SaleCompleted:
+		return foldPurchase(b, s, s.Started.Amount.Amount)
+	case events.RefundRecorded:
+		return foldPurchase(b, s, -p.Amount.Amount) // totals are net of refunds
 	}
 	return nil
+}
+
+// SaleByTransaction finds the sale a gateway's payment completed, by the gateway's name and the id it
+// gave the payment (Stripe's PaymentIntent, Paystack's reference): refunds and disputes name the
+// charge, not the sale. Unknown: domain.ErrNotFound.
+func (s *Store) SaleByTransaction(ctx context.Context, gateway, transactionID string) (sale domain.Sale, storeID, mode string, err error) {
+	var id string
+	err = s.queryRow(ctx, `SELECT id FROM sales WHERE gateway = ? AND transaction_id = ? AND transaction_id != '' LIMIT 1`, gateway, transactionID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Sale{}, "", "", domain.ErrNotFound
+	}
+	if err != nil {
+		return domain.Sale{}, "", "", err
+	}
+	return s.SaleByID(ctx, id)
 }
 
 // SaleRef locates a sale.

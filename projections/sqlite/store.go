@@ -196,6 +196,7 @@ var writes = []string{
 	sqlInsertAPIKey,
 	sqlSelectSaleDoc,
 	sqlUpsertSale,
+	sqlUpdateSpent,
 	sqlInsertCustomer,
 	sqlSelectCustomerDoc,
 	sqlUpdateCustomer,
@@ -252,7 +253,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
@@ -334,7 +335,7 @@ func fold(b *batchTx, e events.Envelope) error {
 	case events.SlugReserved:
 		return nil // the slug is projected with the store it belongs to
 	case events.SaleStarted, events.PaymentRecorded, events.SaleCompleted, events.SaleAbandoned,
-		events.SaleSettled, events.DownloadRecorded, events.SaleRated:
+		events.SaleSettled, events.DownloadRecorded, events.SaleRated, events.RefundRecorded, events.DisputeOpened, events.DisputeClosed:
 		return foldSale(b, e)
 	case events.CustomerRegistered, events.CustomerUpdated, events.CustomerAddressAdded, events.CustomerAddressRemoved,
 		events.CustomerDefaultAddressSet, events.CustomerPhotoSet, events.CustomerErased:
