@@ -15,6 +15,7 @@ const (
 	PrefixFile     = "fil_"
 	PrefixAddress  = "adr_"
 	PrefixEvent    = "evt_"
+	PrefixRefund   = "ref_"
 )
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

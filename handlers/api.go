@@ -47,6 +47,8 @@ type ReadStore interface {
 	HasCustomers(ctx context.Context, f sqlite.CustomerFilter) (bool, error)
 	// SaleByID reads a sale with its store and mode, whoever asks.
 	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
+	// SaleByTransaction finds the sale a gateway's payment (its transaction id) completed.
+	SaleByTransaction(ctx context.Context, gateway, transactionID string) (sale domain.Sale, storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
 	LicenceByKey(ctx context.Context, storeID, mode, key string) (sqlite.LicenceRow, error)
 	LicencesOfSale(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)

@@ -118,6 +118,21 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	if !ok {
 		return permanent{fmt.Errorf("unexpected %s on the webhook subject", env.Type())}
 	}
+	afterPayment := d.Kind == "refund.succeeded" || d.Kind == "dispute.opened" || d.Kind == "dispute.closed"
+	if d.SaleID == "" && afterPayment && d.TransactionID != "" {
+		// Stripe's and Paystack's refunds and disputes name the charge: find the sale its payment completed.
+		found, _, _, err := p.cfg.Reads().SaleByTransaction(ctx, d.Gateway, d.TransactionID)
+		if errors.Is(err, domain.ErrNotFound) {
+			if n, _ := strconv.Atoi(msg.Metadata.Get("num_delivered")); n >= p.cfg.GiveUpAfter {
+				return permanent{fmt.Errorf("no sale was paid with %s transaction %s after %d deliveries", d.Gateway, d.TransactionID, n)}
+			}
+			return errSaleNotVisible
+		}
+		if err != nil {
+			return err
+		}
+		d.SaleID = found.ID
+	}
 	if !domain.ValidID(domain.PrefixSale, d.SaleID) {
 		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
 	}
@@ -156,8 +171,27 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	}
 	now := p.cfg.Now().UTC()
 	var payloads []events.Payload
-	var licences []events.Payload
+	var licences []events.Payload // licence_issued on completion, licence_revoked on a full refund
+	var revoked []string          // the licence ids of the licence_revoked, in order
 	switch d.Kind {
+	case "refund.succeeded":
+		req := domain.RefundRequest{ID: domain.NewID(domain.PrefixRefund), Reason: d.Reason, Source: d.Gateway,
+			GatewayRefundID: d.RefundID, DeliveryID: d.DeliveryID, Cumulative: d.Cumulative}
+		if d.Amount != nil {
+			req.Amount, req.Currency = &d.Amount.Amount, d.Amount.Currency
+		}
+		payloads, err = sale.Refund(req)
+	case "dispute.opened":
+		var amount *int64
+		if d.Amount != nil {
+			if d.Amount.Currency != sale.Started.Amount.Currency {
+				return permanent{fmt.Errorf("%w: dispute in %s, sale is in %s", domain.ErrPaymentMismatch, d.Amount.Currency, sale.Started.Amount.Currency)}
+			}
+			amount = &d.Amount.Amount
+		}
+		payloads, err = sale.OpenDispute(d.DisputeID, amount, d.Reason, d.Gateway, d.DeliveryID)
+	case "dispute.closed":
+		payloads, err = sale.CloseDispute(d.DisputeID, d.DisputeStatus, d.Gateway, d.DeliveryID, domain.NewID(domain.PrefixRefund))
 	case "settlement.done":
 		payloads, err = sale.Settle(now, d.Gateway)
 		if errors.Is(err, domain.ErrNotCompleted) && sale.Status == domain.StatusAwaitingPayment {
@@ -181,6 +215,19 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 			licences = issued
 		}
 	}
+	if afterPayment && (errors.Is(err, domain.ErrNotRefundable) || errors.Is(err, domain.ErrDisputeUnknown)) {
+		// The payment's (or the dispute's opening) delivery may still be on its way: wait for it, then
+		// give up with the reason.
+		if n, _ := strconv.Atoi(msg.Metadata.Get("num_delivered")); n >= p.cfg.GiveUpAfter && fromLog {
+			return permanent{fmt.Errorf("%s after %d deliveries: %w", d.Kind, n, err)}
+		}
+		msg.Metadata.Set("ledger_retry", "1")
+		return fmt.Errorf("waiting: %w", err)
+	}
+	var invalid *domain.ValidationError
+	if errors.Is(err, domain.ErrRefundExceedsAmount) || errors.As(err, &invalid) {
+		return permanent{err} // a refund beyond the sale, or in another currency: for an operator
+	}
 	if errors.Is(err, domain.ErrPaymentMismatch) || errors.Is(err, domain.ErrNotCompleted) {
 		if !fromLog {
 			// Decided on the read model's copy, which may lag: confirm on the log before rejecting.
@@ -200,6 +247,10 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	if len(payloads) == 0 {
 		return nil // a duplicate or a report the payment already passed: nothing changes
 	}
+	for _, id := range sale.Revocations(payloads) { // refunded in full: its licences no longer activate
+		licences = append(licences, events.LicenceRevoked{Reason: "refunded"})
+		revoked = append(revoked, id)
+	}
 	writes := make([]events.Write, 0, len(payloads)+len(licences))
 	saleEvents := make([]events.Envelope, len(payloads))
 	for i, pl := range payloads {
@@ -210,10 +261,15 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 		writes = append(writes, w)
 		saleEvents[i] = w.Event
 	}
-	for _, l := range licences {
-		issued := l.(events.LicenceIssued)
-		lagg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateLicence, ID: issued.LicenceID}
-		writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: 0})
+	for i, l := range licences {
+		switch l := l.(type) {
+		case events.LicenceIssued:
+			lagg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateLicence, ID: l.LicenceID}
+			writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: 0})
+		case events.LicenceRevoked:
+			lagg := events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateLicence, ID: revoked[i-(len(licences)-len(revoked))]}
+			writes = append(writes, events.Write{Event: p.envelope(lagg, env, l, now), Expect: events.NoExpectation})
+		}
 	}
 	seq, err := p.cfg.Events.AppendWrites(ctx, writes...)
 	if err != nil {
