@@ -287,7 +287,10 @@ func normalizePhone(s, region string) (string, string) {
 			if !strings.HasPrefix(phonenumbers.NormalizeDigitsOnly(s), idd.prefix) {
 				continue
 			}
-			if n, e := phonenumbers.ParseAndKeepRawInput(s, idd.region); e == nil && n.GetCountryCodeSource() == phonenumbers.PhoneNumber_FROM_NUMBER_WITH_IDD {
+			// Valid, not merely possible: a UK national number such as 0117 925 0000 also starts with
+			// 011, and read as international it is a possible, but unassigned, Russian number.
+			if n, e := phonenumbers.ParseAndKeepRawInput(s, idd.region); e == nil && n.GetCountryCodeSource() == phonenumbers.PhoneNumber_FROM_NUMBER_WITH_IDD &&
+				phonenumbers.IsValidNumber(n) {
 				num, err = n, nil
 				break
 			}

@@ -29,11 +29,12 @@ func NormalizeEmail(email string) string {
 
 // ValidEmail reports whether s is a bare email address a mail system would deliver to: RFC 5322 addr-spec
 // (net/mail) whose domain is a host name with at least one dot, valid under IDNA 2008's lookup rules (no
-// label beginning or ending with a hyphen, no address literal such as "[192.0.2.1]"), and without
-// invisible format characters (Unicode category Cf: zero-width space and joiners, word joiner, byte order
-// mark, soft hyphen), which would make an address that displays exactly like another customer's.
+// label beginning or ending with a hyphen, no address literal such as "[192.0.2.1]"), and whose local part
+// holds no invisible character (see invisible), which would make an address that displays exactly like
+// another customer's. The domain's own invisible characters are IDNA's to judge: its mapping drops some,
+// and its CONTEXTJ rule (RFC 5892 A.1) allows a zero-width non-joiner where Persian needs one.
 func ValidEmail(s string) bool {
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+	if local, _, ok := strings.Cut(s, "@"); !ok || strings.IndexFunc(local, invisible) >= 0 {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
@@ -58,3 +59,12 @@ func ValidEmail(s string) bool {
 // (RFC 1035 §2.3.4: labels of 1 to 63 octets, a name of at most 253) and host-name letters, digits and
 // hyphens (RFC 952, 1123) in the ASCII form: the domains a mail system can deliver to.
 var mailDomain = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.VerifyDNSLength(true), idna.StrictDomainName(true))
+
+// invisible reports whether r shows nothing, or only blank space, where it stands: format characters
+// (Unicode category Cf: zero-width space and joiners, word joiner, byte order mark, soft hyphen), space
+// separators (Zs, the no-break space among them), variation selectors, the other default-ignorable code
+// points (Hangul fillers, the combining grapheme joiner U+034F) and the blank Braille pattern U+2800.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zs, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) ||
+		r == 0x034F || r == 0x2800
+}

@@ -225,6 +225,10 @@ func (m *metadata) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		return err
 	}
+	if key, dup := duplicateTopLevelKey(b); dup {
+		// A stringified metadata is parsed here, not by the handler's check of the body: the same rule.
+		return MalformedFieldError{"metadata", "gives the key " + key + " twice"}
+	}
 	for _, k := range []string{"sale_id", "store_id"} {
 		if v := bytes.TrimSpace(fields[k]); len(v) > 0 && v[0] != '"' && string(v) != "null" {
 			return MalformedFieldError{"metadata." + k, "must be a string"}
@@ -282,4 +286,31 @@ func amountOf(n *int64, currency string) *events.Amount {
 		return nil
 	}
 	return &events.Amount{Amount: *n, Currency: strings.ToUpper(currency)}
+}
+
+// duplicateTopLevelKey finds a key the JSON object b gives twice, compared without case as
+// encoding/json matches keys to fields.
+func duplicateTopLevelKey(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		folded := strings.ToUpper(strings.ToLower(key))
+		if seen[folded] {
+			return key, true
+		}
+		seen[folded] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha512"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/salesledger/ledger/domain"
@@ -62,8 +63,8 @@ func (Paystack) Parse(_ http.Header, body []byte) (events.WebhookReceived, error
 	if d.Channel != "" {
 		out.Method = &events.PaymentMethod{ID: d.Channel}
 	}
-	if d.Domain == "live" || d.Domain == "test" {
-		live := d.Domain == "live"
+	if mode := strings.ToLower(d.Domain); mode == "live" || mode == "test" {
+		live := mode == "live"
 		out.Livemode = &live
 	}
 	return out, within(field{"data.id", d.ID.String(), maxGatewayID}, field{"data.reference", d.Reference, maxGatewayID},

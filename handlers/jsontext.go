@@ -73,7 +73,9 @@ func hex4(raw []byte, at int) (rune, bool) {
 
 // duplicateKey finds a key given twice in one object of raw and returns its path (customer.email):
 // parsers disagree on which of the two counts, so such a body means different things to different
-// readers. Malformed JSON is left for the parser to report. Call it after tooDeep: it recurses.
+// readers. Keys are compared without case, as encoding/json matches them to fields: "sale_id" and
+// "Sale_ID" are one field to the ledger. Malformed JSON is left for the parser to report. Call it after
+// tooDeep: it recurses.
 func duplicateKey(raw []byte) (string, bool) {
 	path, found, _ := duplicateIn(json.NewDecoder(bytes.NewReader(raw)), "")
 	return path, found
@@ -99,10 +101,11 @@ func duplicateIn(dec *json.Decoder, path string) (string, bool, error) {
 				return "", false, err
 			}
 			key, _ := tok.(string)
-			if keys[key] {
+			folded := strings.ToUpper(strings.ToLower(key))
+			if keys[folded] {
 				return join(key), true, nil
 			}
-			keys[key] = true
+			keys[folded] = true
 			if p, found, err := duplicateIn(dec, join(key)); found || err != nil {
 				return p, found, err
 			}

@@ -104,6 +104,9 @@ var emptyParamMessages = map[string]string{"search": "The search query cannot be
 
 // checkQueryNames answers 400 naming the parameters of q that the route does not accept.
 func checkQueryNames(route string, allowed []string, q url.Values) error {
+	if _, nameless := q[""]; nameless {
+		return badRequest("The query string has a parameter without a name (such as ?=x).")
+	}
 	var unknown []string
 	for name := range q {
 		if !slices.Contains(allowed, name) {

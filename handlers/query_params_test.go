@@ -84,6 +84,7 @@ func TestUnknownQueryParameterMessages(t *testing.T) {
 		{"GET /v1/customers", "email=a@example.com&Email=b", []string{"The Email parameter"}, nil},
 		{"GET /v1/customers/{customer_id}", "expand=addresses", []string{"The expand parameter", "takes no query parameters"}, []string{"did you mean"}},
 		{"GET /v1/store", "limit=1", []string{"The limit parameter", "takes no query parameters"}, []string{"did you mean"}},
+		{"GET /v1/sales", "=x", []string{"a parameter without a name"}, []string{"The  parameter"}},
 	} {
 		q, err := url.ParseQuery(tt.query)
 		if err != nil {
