@@ -34,6 +34,12 @@ const (
 	MaxInstanceLen = 200
 )
 
+// CheckLength reports, and records in v under field, whether s is longer than limit characters (for
+// fields outside the domain's own commands, such as a refund's reason).
+func CheckLength(v *ValidationError, field, s string, limit int) bool {
+	return tooLong(v, field, s, limit)
+}
+
 // tooLong reports, and records in v under field, whether s is longer than limit characters.
 func tooLong(v *ValidationError, field, s string, limit int) bool {
 	// A string of at most limit bytes has at most limit characters: the count is only needed above it.

@@ -170,6 +170,7 @@ func (a *API) Handler() http.Handler {
 	handle("GET /v1/sales/{sale_id}", a.store(a.getSale))
 	handle("GET /v1/sales/{sale_id}/events", a.store(a.saleEvents))
 	handle("POST /v1/sales/{sale_id}/rating", a.store(a.rateSale))
+	handle("POST /v1/sales/{sale_id}/refunds", a.store(a.createRefund))
 	// Gateways carry no key and send from few addresses: no rate limit.
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
 	handle("GET /v1/downloads/{download_token}", a.anonymous(http.HandlerFunc(a.download)))

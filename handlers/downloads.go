@@ -17,6 +17,8 @@ import (
 var (
 	errLinkForged  = &requestError{http.StatusForbidden, "invalid_link", "The download link is not valid."}
 	errLinkExpired = &requestError{http.StatusGone, "link_expired", "The download link has expired; the store can hand out a fresh one: GET /v1/sales/{id} shows it."}
+	// errAccessRevoked: the sale was refunded in full (DESIGN "Refunds and disputes").
+	errAccessRevoked = &requestError{http.StatusGone, "access_revoked", "The sale was refunded; its downloads are no longer available."}
 )
 
 // downloadToken signs "store|mode|sale|file|expiry" with HMAC-SHA256: the link is the capability, so
@@ -103,6 +105,10 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) {
 	}
 	if errors.Is(err, domain.ErrNotCompleted) || errors.Is(err, domain.ErrNotFound) {
 		writeError(w, r, a.log, errLinkForged)
+		return
+	}
+	if errors.Is(err, domain.ErrAccessRevoked) {
+		writeError(w, r, a.log, errAccessRevoked)
 		return
 	}
 	if err != nil {

@@ -19,6 +19,9 @@ type saleJSON struct {
 	OriginalAmount domain.Money        `json:"original_amount"`
 	Amount         domain.Money        `json:"amount"`
 	DiscountAmount domain.Money        `json:"discount_amount"`
+	AmountRefunded domain.Money        `json:"amount_refunded"`
+	Refunds        []refundJSON        `json:"refunds"`
+	Dispute        *disputeJSON        `json:"dispute"`
 	Settlement     *settlementJSON     `json:"settlement"`
 	Download       downloadJSON        `json:"download"`
 	Payment        paymentJSON         `json:"payment"`
@@ -43,11 +46,42 @@ type channelJSON struct {
 	Description string `json:"description"`
 }
 
+// settlementJSON is what the store is paid for the sale: before it is done, on the amount less its
+// refunds; after, what was paid, and the part of it refunds since took back (clawback, null if none).
 type settlementJSON struct {
-	Amount     domain.Money `json:"amount"`
-	DueAt      string       `json:"due_at"`
-	DoneAt     *string      `json:"done_at"`
-	ServiceFee domain.Money `json:"service_fee"`
+	Amount     domain.Money  `json:"amount"`
+	DueAt      string        `json:"due_at"`
+	DoneAt     *string       `json:"done_at"`
+	ServiceFee domain.Money  `json:"service_fee"`
+	Clawback   *domain.Money `json:"clawback"`
+}
+
+// refundJSON is one refund of a sale (POST /v1/sales/{id}/refunds answers one).
+type refundJSON struct {
+	ID              string       `json:"id"`
+	Object          string       `json:"object"`
+	Amount          domain.Money `json:"amount"`
+	Reason          *string      `json:"reason"`
+	Source          string       `json:"source"`
+	GatewayRefundID *string      `json:"gateway_refund_id"`
+	DisputeID       *string      `json:"dispute_id"`
+	CreatedAt       string       `json:"created_at"`
+}
+
+// disputeJSON is a sale's dispute: open, won or lost.
+type disputeJSON struct {
+	ID       string       `json:"id"`
+	Status   string       `json:"status"`
+	Amount   domain.Money `json:"amount"`
+	Reason   *string      `json:"reason"`
+	Gateway  string       `json:"gateway"`
+	OpenedAt string       `json:"opened_at"`
+	ClosedAt *string      `json:"closed_at"`
+}
+
+func refundObject(r events.RefundRecorded, at time.Time) refundJSON {
+	return refundJSON{ID: r.RefundID, Object: "refund", Amount: money(r.Amount), Reason: optString(r.Reason), Source: r.Source,
+		GatewayRefundID: optString(r.GatewayRefundID), DisputeID: optString(r.DisputeID), CreatedAt: rfc3339(at)}
 }
 
 type downloadJSON struct {
@@ -153,6 +187,8 @@ func saleObject(s domain.Sale, mode string) saleJSON {
 		OriginalAmount: money(st.OriginalAmount),
 		Amount:         money(st.Amount),
 		DiscountAmount: money(st.DiscountAmount),
+		AmountRefunded: domain.Money{Amount: s.Refunded, Currency: st.Amount.Currency},
+		Refunds:        make([]refundJSON, len(s.Refunds)),
 		Download:       downloadJSON{Total: s.Downloads, LastAt: optTime(s.LastDownload)},
 		Payment:        paymentJSON{Amount: money(st.Amount)},
 		Shipping:       st.Shipping,
@@ -185,9 +221,29 @@ func saleObject(s domain.Sale, mode string) saleJSON {
 		out.Payment.ExchangeRate = optString(p.ExchangeRate)
 		out.Payment.FailureError = p.FailureError
 	}
+	for i, r := range s.Refunds {
+		var at time.Time
+		if i < len(s.RefundTimes) {
+			at = s.RefundTimes[i]
+		}
+		out.Refunds[i] = refundObject(r, at)
+	}
+	if d := s.Dispute; d != nil {
+		out.Dispute = &disputeJSON{ID: d.ID, Status: d.Status, Amount: money(d.Amount), Reason: optString(d.Reason), Gateway: d.Gateway,
+			OpenedAt: rfc3339(d.OpenedAt), ClosedAt: optTime(d.ClosedAt)}
+	}
 	if c := s.Completed; c != nil {
 		out.Settlement = &settlementJSON{
 			Amount: money(c.SettlementTotal), DueAt: rfc3339(c.SettlementDueAt), DoneAt: optTime(s.SettledAt), ServiceFee: money(c.ServiceFee),
+		}
+		// The figures follow the refunds; a sale whose terms cannot be recomputed (not possible for
+		// terms the API accepted) keeps the completion's.
+		if f, ok, err := s.Settlement(); ok && err == nil {
+			out.Settlement.Amount, out.Settlement.ServiceFee = money(f.Amount), money(f.ServiceFee)
+			if f.Clawback != nil {
+				cb := money(*f.Clawback)
+				out.Settlement.Clawback = &cb
+			}
 		}
 	}
 	if r := s.Rating; r != nil {

@@ -44,7 +44,7 @@ type listBody struct {
 
 var saleStatuses = map[string]bool{
 	domain.StatusAwaitingPayment: true, domain.StatusCompleted: true, domain.StatusFailed: true,
-	domain.StatusAbandoned: true, domain.StatusSettled: true,
+	domain.StatusAbandoned: true, domain.StatusSettled: true, domain.StatusRefunded: true,
 }
 
 // maxSaleSearch bounds a sales search: a sale id or a customer's email (at most 254 characters).
@@ -65,7 +65,7 @@ func (a *API) listSales(w http.ResponseWriter, r *http.Request) {
 	f.Limit = page.limit
 	if s := q.Get("status"); s != "" {
 		if !saleStatuses[s] {
-			writeError(w, r, a.log, badRequest("The status parameter must be one of awaiting_payment, completed, failed, abandoned, settled."))
+			writeError(w, r, a.log, badRequest("The status parameter must be one of awaiting_payment, completed, failed, abandoned, settled, refunded."))
 			return
 		}
 		f.Status = s

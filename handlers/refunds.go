@@ -1,0 +1,194 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+var (
+	errNotRefundable = &requestError{http.StatusConflict, "sale_not_refundable",
+		"Only a completed or settled sale can be refunded; this one was never paid."}
+)
+
+type refundRequest struct {
+	Amount   json.RawMessage `json:"amount"`
+	Currency string          `json:"currency"`
+	Reason   string          `json:"reason"`
+}
+
+// createRefund is POST /v1/sales/{id}/refunds: it records a refund made outside a gateway (amount
+// omitted: what is left of the sale). The decision is the sale's own (domain.Sale.Refund), appended
+// with the sale's last sequence as expectation, with the licence revocations of a full refund and the
+// Idempotency-Key's record in the same batch: concurrent refunds are decided one after another and never
+// together exceed the amount. → 201 the refund, 409 sale_not_refundable or refund_exceeds_amount, 422
+// naming amount, currency or reason.
+func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
+	var req refundRequest
+	raw, err := decodeBody(r, &req)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	idem, err := storeIdempotency(r, raw)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	var v domain.ValidationError
+	rr := domain.RefundRequest{ID: domain.NewID(domain.PrefixRefund), Currency: strings.TrimSpace(req.Currency), Reason: req.Reason, Source: events.RefundSourceAPI}
+	if len(req.Amount) > 0 && string(req.Amount) != "null" {
+		n, ok := integerLiteral(req.Amount)
+		switch {
+		case !ok:
+			v.Add("amount", "The refund amount must be an integer number of minor units (e.g. 4000 for $40.00).")
+		case n <= 0:
+			v.Add("amount", "The refund amount must be a positive integer number of minor units.")
+		default:
+			rr.Amount = &n
+		}
+	}
+	if !domain.CheckLength(&v, "reason", req.Reason, domain.MaxReasonLen) {
+		domain.CheckText(&v, "reason", req.Reason, true)
+	}
+	if err := v.Err(); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	saleID := r.PathValue("sale_id")
+	var (
+		refund   refundJSON
+		seq      uint64
+		replayed bool
+	)
+	err = a.idempotent(ctx, idem, 3, func(prev *events.IdempotencyKeyRecorded) error {
+		if prev != nil {
+			replayed = true
+			return a.replayRefund(ctx, saleID, prev.ResourceID, &refund, &seq)
+		}
+		sale, s, err := a.changeSaleWrites(ctx, saleID, func(s domain.Sale) ([]events.Payload, error) {
+			return s.Refund(rr)
+		}, func() bool {
+			_, found, err := idem.previous(ctx, a.cfg.Events)
+			return found || err != nil // the same key won meanwhile: replay it
+		}, func(s domain.Sale, payloads []events.Payload, env func(events.Aggregate, events.Payload) events.Envelope) []events.Write {
+			var extra []events.Write
+			for _, id := range s.Revocations(payloads) {
+				lagg := events.Aggregate{Mode: scopeFrom(ctx).Mode, StoreID: scopeFrom(ctx).StoreID, Type: events.AggregateLicence, ID: id}
+				extra = append(extra, events.Write{Event: env(lagg, events.LicenceRevoked{Reason: "refunded"}), Expect: events.NoExpectation})
+			}
+			return append(extra, idem.writes(env, rr.ID)...)
+		})
+		if err != nil {
+			return err
+		}
+		seq = s
+		for i, done := range sale.Refunds {
+			if done.RefundID == rr.ID {
+				refund = refundObject(done, sale.RefundTimes[i])
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, domain.ErrNotRefundable):
+		err = errNotRefundable
+	case errors.Is(err, domain.ErrRefundExceedsAmount):
+		// "4000 requested, 3000 of 10000 USD left"
+		detail := strings.TrimPrefix(err.Error(), domain.ErrRefundExceedsAmount.Error()+": ")
+		err = &requestError{http.StatusConflict, "refund_exceeds_amount", "The refund would take the sale's refunds beyond its amount: " + detail + "."}
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if replayed {
+		markReplayed(w)
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusCreated, data{refund})
+}
+
+// replayRefund answers an earlier refund request with the same Idempotency-Key: the refund it recorded.
+func (a *API) replayRefund(ctx context.Context, saleID, refundID string, out *refundJSON, seq *uint64) error {
+	sc := scopeFrom(ctx)
+	sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: saleID}, true)
+	if err != nil {
+		return err
+	}
+	for i, r := range sale.Refunds {
+		if r.RefundID == refundID {
+			*out, *seq = refundObject(r, sale.RefundTimes[i]), sale.Version
+			return nil
+		}
+	}
+	return fmt.Errorf("idempotency record names refund %s, which sale %s does not hold: %w", refundID, saleID, domain.ErrNotFound)
+}
+
+// changeSaleWrites is changeSale for a decision whose batch holds more than the sale's own events:
+// extra returns the other writes (other aggregates, an idempotency record) for the sale as it was
+// decided on and its new events. The sale's first event carries the sale's version as expectation; a
+// conflict decides again on the sale as the log has it, unless abort (asked after each conflict) says
+// another request settled the matter, which returns domain.ErrConflict.
+func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error), abort func() bool,
+	extra func(domain.Sale, []events.Payload, func(events.Aggregate, events.Payload) events.Envelope) []events.Write) (domain.Sale, uint64, error) {
+	sc := scopeFrom(ctx)
+	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
+	unlock := a.sales.lock(sc.Mode + "/" + id)
+	defer unlock()
+	for attempt := 0; ; attempt++ {
+		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)
+		if err != nil {
+			return domain.Sale{}, 0, err
+		}
+		payloads, err := decide(sale)
+		if err != nil || len(payloads) == 0 {
+			return sale, sale.Version, err
+		}
+		now := a.cfg.Now().UTC()
+		env := func(agg events.Aggregate, p events.Payload) events.Envelope {
+			return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
+		}
+		writes := make([]events.Write, 0, len(payloads)+2)
+		for i, p := range payloads {
+			w := events.Write{Event: env(agg, p), Expect: events.NoExpectation}
+			if i == 0 {
+				w.Expect = sale.Version
+			}
+			writes = append(writes, w)
+		}
+		writes = append(writes, extra(sale, payloads, env)...)
+		seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+		if errors.Is(err, domain.ErrConflict) {
+			if ctx.Err() != nil {
+				return domain.Sale{}, 0, ctx.Err()
+			}
+			if abort() {
+				return domain.Sale{}, 0, err
+			}
+			if attempt >= 2 {
+				backoff(ctx, attempt)
+			}
+			if attempt < 20 {
+				continue
+			}
+		}
+		if err != nil {
+			return domain.Sale{}, 0, err
+		}
+		first := seq - uint64(len(writes)-1)
+		for i := range payloads {
+			e := writes[i].Event
+			e.Sequence = first + uint64(i)
+			sale = sale.Evolve(e)
+		}
+		return sale, seq, nil
+	}
+}
