@@ -32,6 +32,9 @@ type corpusWant struct {
 	method        *events.PaymentMethod
 	failure       *events.FailureError
 	livemode      *bool // the mode the delivery says it was made in, if it says
+	// Refunds and disputes.
+	refundID, disputeID, disputeStatus, reason string
+	cumulative                                 bool
 }
 
 var (
@@ -55,8 +58,13 @@ var corpus = map[string]corpusWant{
 		failure: &events.FailureError{Code: "cancelled_by_customer", Message: "The customer left the payment page."}},
 	"standard/settlement.done.json": {kind: "settlement.done", deliveryID: "msg_corpus_settlement.done", saleID: "sal_Standard0Succeeded0001",
 		transactionID: "txn_9Fr3Bz6Yt1Nc4Lq7", amount: amt(7920, "USD"), fee: amt(237, "USD")},
-	"standard/refund.succeeded.json": {ignored: true}, // issue 10
-	"standard/contact.created.json":  {ignored: true}, // the Standard Webhooks spec's own example
+	"standard/refund.succeeded.json": {kind: "refund.succeeded", deliveryID: "msg_corpus_refund.succeeded", saleID: "sal_Standard0Succeeded0001",
+		refundID: "rfd_8Mx2Wq5Kt9Lb3Nz1", amount: amt(7920, "USD"), reason: "requested_by_customer"},
+	"standard/dispute.opened.json": {kind: "dispute.opened", deliveryID: "msg_corpus_dispute.opened", saleID: "sal_Standard0Succeeded0001",
+		disputeID: "dsp_3Kq7Wm1Xr8Nb5Lz2", amount: amt(7920, "USD"), reason: "product_not_received"},
+	"standard/dispute.closed.json": {kind: "dispute.closed", deliveryID: "msg_corpus_dispute.closed", saleID: "sal_Standard0Succeeded0001",
+		disputeID: "dsp_3Kq7Wm1Xr8Nb5Lz2", disputeStatus: "won"},
+	"standard/contact.created.json": {ignored: true}, // the Standard Webhooks spec's own example
 
 	"stripe/payment_intent.processing.json": {kind: "payment.pending", deliveryID: "evt_3Qx7MnUc6dLe3Xr92bAs5Ot1", saleID: "sal_Stripe0Processing00001",
 		transactionID: "pi_3Qx7MnUc6dLe3Xr92iWg1Ke3", amount: amt(4900, "EUR"), method: &events.PaymentMethod{ID: "sepa_debit"}, livemode: testMode},
@@ -67,8 +75,14 @@ var corpus = map[string]corpusWant{
 		failure: &events.FailureError{Code: "card_declined", Message: "Your card has insufficient funds."}, livemode: testMode},
 	"stripe/payment_intent.canceled.json": {kind: "payment.cancelled", deliveryID: "evt_3Qx7OpWe8fNg5Zt14dCu7Qv3", saleID: "sal_Stripe0Canceled0000001",
 		transactionID: "pi_3Qx7OpWe8fNg5Zt14kYi3Mg5", amount: amt(120000, "JPY"), method: &events.PaymentMethod{ID: "card"}, livemode: testMode},
-	"stripe/charge.refunded.json":        {ignored: true}, // issue 10
-	"stripe/charge.dispute.created.json": {ignored: true}, // issue 10
+	// The charge's cumulative amount_refunded; the transaction is its payment_intent, as the payment recorded it.
+	"stripe/charge.refunded.json": {kind: "refund.succeeded", deliveryID: "evt_3Qx7PqXf9gOh6Au25eDv8Rw4", saleID: "sal_Stripe0Succeeded000001",
+		transactionID: "pi_3Qx7LmTb5cKd2Wq81hVf0Jd2", amount: amt(7920, "USD"), cumulative: true, livemode: testMode},
+	// Stripe's own sample: payment_intent null, so the charge is the transaction; an inquiry, not yet a chargeback.
+	"stripe/charge.dispute.created.json": {kind: "dispute.opened", deliveryID: "evt_1Qx7QsYg0hPi7Bv3hGy1Uz7", transactionID: "ch_1Qx7QqYg0hPi7Bv3gFx0Ty6",
+		disputeID: "du_1Qx7QrYg0hPi7Bv3fEw9Sx5", amount: amt(1000, "USD"), reason: "general", livemode: testMode},
+	"stripe/charge.dispute.closed.json": {kind: "dispute.closed", deliveryID: "evt_1Qx7RtZh1iQj8Cw4iHz2Va8", transactionID: "ch_1Qx7QqYg0hPi7Bv3gFx0Ty6",
+		disputeID: "du_1Qx7QrYg0hPi7Bv3fEw9Sx5", disputeStatus: "lost", amount: amt(1000, "USD"), reason: "general", livemode: testMode},
 
 	"paystack/charge.success.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:418520371:kZ7qP2xWr9",
 		transactionID: "kZ7qP2xWr9", amount: amt(10000, "NGN"), method: &events.PaymentMethod{ID: "card"}, livemode: liveMode}, // "metadata": 0 names no sale
@@ -77,7 +91,13 @@ var corpus = map[string]corpusWant{
 	"paystack/charge.success.captured.json": {kind: "payment.succeeded", deliveryID: "paystack:charge.success:607213988:shop-order-reference-7",
 		saleID: "sal_Paystack0Captured00001", transactionID: "shop-order-reference-7", amount: amt(10000, "NGN"), fee: amt(150, "NGN"),
 		method: &events.PaymentMethod{ID: "card"}, livemode: testMode}, // metadata stringified, as the transaction API documents it
-	"paystack/refund.processed.json":       {ignored: true}, // issue 10
+	"paystack/refund.processed.json": {kind: "refund.succeeded", deliveryID: "paystack:refund.processed:T7390215846217:204718395526",
+		transactionID: "T7390215846217", refundID: "204718395526", amount: amt(250000, "KES"), livemode: testMode},
+	"paystack/charge.dispute.create.json": {kind: "dispute.opened", deliveryID: "paystack:charge.dispute.create:1804726:shop-order-reference-7",
+		transactionID: "shop-order-reference-7", disputeID: "1804726", amount: amt(10000, "NGN"), reason: "chargeback", livemode: testMode},
+	// merchant-accepted: the store accepted the chargeback, so it lost the dispute.
+	"paystack/charge.dispute.resolve.json": {kind: "dispute.closed", deliveryID: "paystack:charge.dispute.resolve:1804726:shop-order-reference-7",
+		transactionID: "shop-order-reference-7", disputeID: "1804726", disputeStatus: "lost", amount: amt(10000, "NGN"), reason: "chargeback", livemode: testMode},
 	"paystack/transfer.success.json":       {ignored: true},
 	"paystack/bank.transfer.rejected.json": {ignored: true},
 
@@ -178,7 +198,8 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("parse: %v", err)
 			}
 			exp := events.WebhookReceived{DeliveryID: want.deliveryID, Kind: want.kind, SaleID: want.saleID, TransactionID: want.transactionID,
-				Amount: want.amount, Fee: want.fee, Method: want.method, FailureError: want.failure, Livemode: want.livemode}
+				Amount: want.amount, Fee: want.fee, Method: want.method, FailureError: want.failure, Livemode: want.livemode,
+				RefundID: want.refundID, DisputeID: want.disputeID, DisputeStatus: want.disputeStatus, Reason: want.reason, Cumulative: want.cumulative}
 			if !reflect.DeepEqual(got, exp) {
 				t.Fatalf("parse:\n got  %s\n want %s", jsonOf(got), jsonOf(exp))
 			}
@@ -189,7 +210,9 @@ func TestCorpus(t *testing.T) {
 	for _, k := range []string{"standard payment.initiated", "standard payment.pending", "standard payment.succeeded", "standard payment.failed",
 		"standard payment.cancelled", "standard settlement.done", "stripe payment.pending", "stripe payment.succeeded", "stripe payment.failed",
 		"stripe payment.cancelled", "paystack payment.succeeded", "moneroo payment.initiated", "moneroo payment.succeeded", "moneroo payment.failed",
-		"moneroo payment.cancelled"} {
+		"moneroo payment.cancelled",
+		"standard refund.succeeded", "standard dispute.opened", "standard dispute.closed", "stripe refund.succeeded", "stripe dispute.opened",
+		"stripe dispute.closed", "paystack refund.succeeded", "paystack dispute.opened", "paystack dispute.closed"} {
 		if !kinds[k] {
 			t.Errorf("the corpus has no %s delivery", k)
 		}

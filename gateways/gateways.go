@@ -67,9 +67,10 @@ func Lookup(name string) (Adapter, bool) {
 // the gateway sent:
 //   - an amount or a fee is 0 to domain.MaxAmount minor units; anything else (a negative fee, ±2^63) is
 //     ErrMalformed — no gateway sends it, and the ledger would show it;
-//   - gateway free text (failure code and message, payment method) has each control character,
-//     bidirectional override or isolate and line separator replaced by U+FFFD, as domain.CheckText
-//     refuses in API input: refusing the delivery would lose the payment report for a cosmetic fault.
+//   - gateway free text (failure code and message, payment method, a refund's or dispute's reason) has
+//     each control character, bidirectional override or isolate and line separator replaced by U+FFFD,
+//     as domain.CheckText refuses in API input: refusing the delivery would lose the payment, refund or
+//     dispute report for a cosmetic fault.
 type checked struct{ Adapter }
 
 // Parse parses with the gateway's adapter, then applies the shared rules.
@@ -92,6 +93,7 @@ func (c checked) Parse(h http.Header, body []byte) (events.WebhookReceived, erro
 	if f := d.FailureError; f != nil {
 		d.FailureError = &events.FailureError{Code: cleanText(f.Code), Message: cleanText(f.Message)}
 	}
+	d.Reason = cleanText(d.Reason)
 	return d, nil
 }
 
@@ -242,12 +244,13 @@ func (m *metadata) UnmarshalJSON(b []byte) error {
 // refused with 400 naming the field, before anything is recorded (see docs/decisions.md: a gateway
 // retries a refused delivery on its own bounded schedule, then gives up).
 const (
-	maxGatewayID      = 255  // delivery and transaction ids, references
-	maxCurrency       = 3    // ISO 4217
-	maxMethodID       = 100  // payment method ids and channels
-	maxMethodName     = 200  // payment method names
-	maxFailureCode    = 100  // failure codes
-	maxFailureMessage = 1000 // failure messages
+	maxGatewayID      = 255                 // delivery and transaction ids, references
+	maxCurrency       = 3                   // ISO 4217
+	maxMethodID       = 100                 // payment method ids and channels
+	maxMethodName     = 200                 // payment method names
+	maxFailureCode    = 100                 // failure codes
+	maxFailureMessage = 1000                // failure messages
+	maxReason         = domain.MaxReasonLen // a refund's or a dispute's reason, as the API's own reasons
 )
 
 // field is one value of a delivery with the name the gateway gives it and its limit.

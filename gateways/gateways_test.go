@@ -532,6 +532,56 @@ func TestParseStandard(t *testing.T) {
 			body: `{"type":"payment.pending","data":{"sale_id":"sal_1"}}`,
 			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "payment.pending", SaleID: "sal_1"},
 		},
+		parseCase{
+			name: "payment kinds read no refund or dispute fields", gateway: "standard", header: hdr,
+			body: `{"type":"payment.pending","data":{"sale_id":"sal_1","refund_id":"r","dispute_id":"d","status":"won","reason":"x"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "payment.pending", SaleID: "sal_1"},
+		},
+		parseCase{
+			name: "refund.succeeded", gateway: "standard", header: hdr,
+			body: `{"type":"refund.succeeded","data":{"sale_id":"sal_1","store_id":"str_1","refund_id":"rfd_1","amount":{"amount":2500,"currency":"usd"},"reason":"requested_by_customer"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "refund.succeeded", SaleID: "sal_1", StoreID: "str_1",
+				RefundID: "rfd_1", Amount: amt(2500, "usd"), Reason: "requested_by_customer"},
+		},
+		parseCase{
+			name: "refund.succeeded without reason", gateway: "standard", header: hdr,
+			body: `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"rfd_2","amount":{"amount":1,"currency":"USD"}}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "refund.succeeded", SaleID: "sal_1", RefundID: "rfd_2", Amount: amt(1, "USD")},
+		},
+		parseCase{
+			name: "dispute.opened", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.opened","data":{"sale_id":"sal_1","dispute_id":"dsp_1","amount":{"amount":7920,"currency":"USD"},"reason":"fraudulent"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "dispute.opened", SaleID: "sal_1", DisputeID: "dsp_1",
+				Amount: amt(7920, "USD"), Reason: "fraudulent"},
+		},
+		parseCase{
+			name: "dispute.opened without amount (the sale's)", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.opened","data":{"sale_id":"sal_1","dispute_id":"dsp_1"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "dispute.opened", SaleID: "sal_1", DisputeID: "dsp_1"},
+		},
+		parseCase{
+			name: "dispute.closed won", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.closed","data":{"sale_id":"sal_1","dispute_id":"dsp_1","status":"won"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "dispute.closed", SaleID: "sal_1", DisputeID: "dsp_1", DisputeStatus: "won"},
+		},
+		parseCase{
+			name: "dispute.closed lost", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.closed","data":{"sale_id":"sal_1","dispute_id":"dsp_1","status":"lost"}}`,
+			want: events.WebhookReceived{DeliveryID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: "dispute.closed", SaleID: "sal_1", DisputeID: "dsp_1", DisputeStatus: "lost"},
+		},
+		parseCase{name: "refund.succeeded without refund_id", gateway: "standard", header: hdr,
+			body: `{"type":"refund.succeeded","data":{"sale_id":"sal_1","amount":{"amount":1,"currency":"USD"}}}`, wantErr: ErrMalformed},
+		parseCase{name: "refund.succeeded without amount", gateway: "standard", header: hdr,
+			body: `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"rfd_1"}}`, wantErr: ErrMalformed},
+		parseCase{name: "dispute.opened without dispute_id", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.opened","data":{"sale_id":"sal_1"}}`, wantErr: ErrMalformed},
+		parseCase{name: "dispute.closed without status", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.closed","data":{"sale_id":"sal_1","dispute_id":"dsp_1"}}`, wantErr: ErrMalformed},
+		parseCase{name: "dispute.closed with another status", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.closed","data":{"sale_id":"sal_1","dispute_id":"dsp_1","status":"Won"}}`, wantErr: ErrMalformed},
+		parseCase{name: "reason not a string", gateway: "standard", header: hdr,
+			body: `{"type":"dispute.opened","data":{"sale_id":"sal_1","dispute_id":"dsp_1","reason":7}}`, wantErr: ErrMalformed},
+		parseCase{name: "refund.failed is no kind", gateway: "standard", header: hdr, body: `{"type":"refund.failed","data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
 		parseCase{name: "unknown type", gateway: "standard", header: hdr, body: `{"type":"customer.created","data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
 		parseCase{name: "type case differs", gateway: "standard", header: hdr, body: `{"type":"Payment.Succeeded","data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
 		parseCase{name: "no type", gateway: "standard", header: hdr, body: `{"data":{"sale_id":"sal_1"}}`, wantErr: ErrIgnored},
@@ -597,7 +647,55 @@ func TestParseStripe(t *testing.T) {
 	}
 	failed := want("payment.failed")
 	failed.FailureError = &events.FailureError{Code: "card_declined", Message: "Your card was declined."}
+	// A Charge: amount_refunded is the running total of its refunds.
+	charge := func(paymentIntent, refunded, currency string) string {
+		return `{"id":"evt_R1","object":"event","type":"charge.refunded","livemode":true,"data":{"object":{"id":"ch_1","object":"charge",
+			"amount":7920,"amount_captured":7920,"amount_refunded":` + refunded + `,"currency":"` + currency + `","payment_intent":` + paymentIntent + `,
+			"metadata":{"sale_id":"sal_1"},"refunded":false,"status":"succeeded"},"previous_attributes":{"amount_refunded":0}}}`
+	}
+	refund := func(tx string, amount *events.Amount) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "evt_R1", Kind: "refund.succeeded", SaleID: "sal_1", TransactionID: tx, Amount: amount,
+			Cumulative: true, Livemode: liveMode}
+	}
+	// A Dispute names the charge and, when there is one, the payment intent; never the sale.
+	dispute := func(typ, status, paymentIntent string) string {
+		return `{"id":"evt_D1","object":"event","type":"` + typ + `","livemode":false,"data":{"object":{"id":"du_1","object":"dispute",
+			"amount":7920,"charge":"ch_1","currency":"usd","evidence":{},"metadata":{},"payment_intent":` + paymentIntent + `,
+			"reason":"fraudulent","status":"` + status + `"}}}`
+	}
+	disputed := func(kind, status, tx string) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "evt_D1", Kind: kind, TransactionID: tx, DisputeID: "du_1", DisputeStatus: status,
+			Amount: amt(7920, "USD"), Reason: "fraudulent", Livemode: testMode}
+	}
 	tests := []parseCase{
+		{name: "charge.refunded → refund.succeeded, cumulative, the payment intent as transaction", gateway: "stripe",
+			body: charge(`"pi_1"`, "3000", "usd"), want: refund("pi_1", amt(3000, "USD"))},
+		{name: "charge.refunded without payment intent: the charge", gateway: "stripe", body: charge("null", "7920", "usd"), want: refund("ch_1", amt(7920, "USD"))},
+		{name: "charge.refunded with an empty payment intent: the charge", gateway: "stripe", body: charge(`""`, "7920", "usd"), want: refund("ch_1", amt(7920, "USD"))},
+		{name: "charge.refunded ISK ×100 converted", gateway: "stripe", body: charge(`"pi_1"`, "500000", "isk"), want: refund("pi_1", amt(5000, "ISK"))},
+		{name: "charge.refunded JPY whole units", gateway: "stripe", body: charge(`"pi_1"`, "1200", "jpy"), want: refund("pi_1", amt(1200, "JPY"))},
+		{name: "charge.refunded ISK not whole", gateway: "stripe", body: charge(`"pi_1"`, "500050", "isk"), wantErr: ErrMalformed},
+		{name: "charge.refunded without amount_refunded", gateway: "stripe",
+			body: `{"id":"evt_R1","type":"charge.refunded","data":{"object":{"id":"ch_1","amount":7920,"currency":"usd"}}}`, wantErr: ErrMalformed},
+		{name: "charge.refunded amount_refunded not a number", gateway: "stripe", body: charge(`"pi_1"`, `"3000"`, "usd"), wantErr: ErrMalformed},
+		{name: "charge.refunded without event id", gateway: "stripe",
+			body: `{"type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":1,"currency":"usd"}}}`, wantErr: ErrMalformed},
+		{name: "charge.dispute.created → dispute.opened", gateway: "stripe", body: dispute("charge.dispute.created", "needs_response", `"pi_1"`),
+			want: disputed("dispute.opened", "", "pi_1")},
+		{name: "charge.dispute.created, an inquiry without payment intent: the charge", gateway: "stripe",
+			body: dispute("charge.dispute.created", "warning_needs_response", "null"), want: disputed("dispute.opened", "", "ch_1")},
+		{name: "charge.dispute.closed won", gateway: "stripe", body: dispute("charge.dispute.closed", "won", `"pi_1"`), want: disputed("dispute.closed", "won", "pi_1")},
+		{name: "charge.dispute.closed lost", gateway: "stripe", body: dispute("charge.dispute.closed", "lost", `"pi_1"`), want: disputed("dispute.closed", "lost", "pi_1")},
+		{name: "charge.dispute.closed warning_closed: the store keeps the money", gateway: "stripe",
+			body: dispute("charge.dispute.closed", "warning_closed", "null"), want: disputed("dispute.closed", "won", "ch_1")},
+		{name: "charge.dispute.closed prevented: the store keeps the money", gateway: "stripe",
+			body: dispute("charge.dispute.closed", "prevented", `"pi_1"`), want: disputed("dispute.closed", "won", "pi_1")},
+		{name: "charge.dispute.closed under_review: no outcome", gateway: "stripe", body: dispute("charge.dispute.closed", "under_review", `"pi_1"`), wantErr: ErrIgnored},
+		{name: "charge.dispute.closed without status", gateway: "stripe", body: dispute("charge.dispute.closed", "", `"pi_1"`), wantErr: ErrIgnored},
+		{name: "dispute without id", gateway: "stripe",
+			body: `{"id":"evt_D1","type":"charge.dispute.created","data":{"object":{"charge":"ch_1","amount":100,"currency":"usd"}}}`, wantErr: ErrMalformed},
+		{name: "dispute charge expanded (not a string)", gateway: "stripe",
+			body: `{"id":"evt_D1","type":"charge.dispute.created","data":{"object":{"id":"du_1","charge":{"id":"ch_1"}}}}`, wantErr: ErrMalformed},
 		{name: "processing → payment.pending", gateway: "stripe", body: body("payment_intent.processing", ""), want: want("payment.pending")},
 		{name: "succeeded → payment.succeeded, usd → USD", gateway: "stripe", body: body("payment_intent.succeeded", ""), want: want("payment.succeeded")},
 		{name: "payment_failed → payment.failed with last_payment_error", gateway: "stripe",
@@ -610,7 +708,8 @@ func TestParseStripe(t *testing.T) {
 		{name: "charge event ignored", gateway: "stripe", body: body("charge.succeeded", ""), wantErr: ErrIgnored},
 		{name: "payment_intent.created ignored", gateway: "stripe", body: body("payment_intent.created", ""), wantErr: ErrIgnored},
 		{name: "ignored event with data of another shape", gateway: "stripe",
-			body: `{"id":"evt_9","type":"charge.dispute.created","data":{"object":{"id":"du_1","amount":"1000","metadata":[]}}}`, wantErr: ErrIgnored},
+			body: `{"id":"evt_9","type":"charge.dispute.updated","data":{"object":{"id":"du_1","amount":"1000","metadata":[]}}}`, wantErr: ErrIgnored},
+		{name: "charge.dispute.funds_withdrawn ignored", gateway: "stripe", body: dispute("charge.dispute.funds_withdrawn", "lost", `"pi_1"`), wantErr: ErrIgnored},
 		{name: "invalid JSON", gateway: "stripe", body: `{"id":`, wantErr: ErrMalformed},
 		{name: "missing event id", gateway: "stripe", body: `{"type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","metadata":{"sale_id":"sal_1"}}}}`, wantErr: ErrMalformed},
 		{name: "metadata value not a string", gateway: "stripe", body: `{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"metadata":{"sale_id":7}}}}`, wantErr: ErrMalformed},
@@ -627,7 +726,63 @@ func TestParsePaystack(t *testing.T) {
 			"customer":{"id":68324,"email":"bojack@horsinaround.com"},
 			"authorization":{"authorization_code":"AUTH_f5rnfq9p","bin":"539999","last4":"8877","card_type":"mastercard DEBIT"}}}`
 	}
+	// refund.processed names the transaction by data.transaction_reference and has no data.reference.
+	refund := func(event, ids string) string {
+		return `{"event":"` + event + `","data":{"status":"processed","transaction_reference":"qTPrJoy9Bx",` + ids + `"amount":5000,"currency":"NGN",
+			"processor":"mastercard","customer":{"email":"bojack@horsinaround.com"},"integration":100032,"domain":"live"}}`
+	}
+	refunded := func(refundID string) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "paystack:refund.processed:qTPrJoy9Bx:" + refundID, Kind: "refund.succeeded", TransactionID: "qTPrJoy9Bx",
+			RefundID: refundID, Amount: amt(5000, "NGN"), Livemode: liveMode}
+	}
+	// A Dispute as the Disputes API has it: the transaction nested, refund_amount and currency may be null.
+	dispute := func(event, fields string) string {
+		return `{"event":"` + event + `","data":{"id":2867,"domain":"test","transaction":{"id":302961,"reference":"qTPrJoy9Bx","amount":20000,"currency":"NGN"},
+			"transaction_reference":null,"category":"fraud","customer":{"email":"bojack@horsinaround.com"},"bin":"539999","last4":"8877",` + fields + `}}`
+	}
+	disputed := func(event, kind, status string, amount *events.Amount) events.WebhookReceived {
+		return events.WebhookReceived{DeliveryID: "paystack:" + event + ":2867:qTPrJoy9Bx", Kind: kind, TransactionID: "qTPrJoy9Bx", DisputeID: "2867",
+			DisputeStatus: status, Amount: amount, Reason: "fraud", Livemode: testMode}
+	}
 	tests := []parseCase{
+		{name: "refund.processed → refund.succeeded, refund_reference the refund", gateway: "paystack", body: refund("refund.processed", `"refund_reference":"R1",`), want: refunded("R1")},
+		{name: "refund.processed with data.id and refund_reference: the reference", gateway: "paystack", body: refund("refund.processed", `"id":77,"refund_reference":"R1",`), want: refunded("R1")},
+		{name: "refund.processed with data.id only", gateway: "paystack", body: refund("refund.processed", `"id":77,`), want: refunded("77")},
+		{name: "refund.processed naming no refund", gateway: "paystack", body: refund("refund.processed", ``), wantErr: ErrMalformed},
+		{name: "refund.processed without transaction_reference", gateway: "paystack",
+			body: `{"event":"refund.processed","data":{"refund_reference":"R1","amount":5000,"currency":"NGN"}}`, wantErr: ErrMalformed},
+		{name: "refund.processed without amount", gateway: "paystack",
+			body: `{"event":"refund.processed","data":{"transaction_reference":"T1","refund_reference":"R1","currency":"NGN"}}`, wantErr: ErrMalformed},
+		{name: "refund.processed amount a string", gateway: "paystack",
+			body: `{"event":"refund.processed","data":{"transaction_reference":"T1","refund_reference":"R1","amount":"5000"}}`, wantErr: ErrMalformed},
+		{name: "charge.dispute.create → dispute.opened", gateway: "paystack",
+			body: dispute("charge.dispute.create", `"refund_amount":20000,"currency":"NGN","status":"awaiting-merchant-feedback","resolution":null`),
+			want: disputed("charge.dispute.create", "dispute.opened", "", amt(20000, "NGN"))},
+		{name: "charge.dispute.create, refund_amount and currency null: the sale's amount", gateway: "paystack",
+			body: dispute("charge.dispute.create", `"refund_amount":null,"currency":null,"status":"awaiting-merchant-feedback","resolution":null`),
+			want: disputed("charge.dispute.create", "dispute.opened", "", nil)},
+		{name: "charge.dispute.create, currency null: the transaction's", gateway: "paystack",
+			body: dispute("charge.dispute.create", `"refund_amount":15000,"currency":null,"status":"awaiting-merchant-feedback"`),
+			want: disputed("charge.dispute.create", "dispute.opened", "", amt(15000, "NGN"))},
+		{name: "charge.dispute.resolve declined → won", gateway: "paystack",
+			body: dispute("charge.dispute.resolve", `"refund_amount":20000,"currency":"NGN","status":"resolved","resolution":"declined"`),
+			want: disputed("charge.dispute.resolve", "dispute.closed", "won", amt(20000, "NGN"))},
+		{name: "charge.dispute.resolve merchant-accepted → lost", gateway: "paystack",
+			body: dispute("charge.dispute.resolve", `"refund_amount":20000,"currency":"NGN","status":"resolved","resolution":"merchant-accepted"`),
+			want: disputed("charge.dispute.resolve", "dispute.closed", "lost", amt(20000, "NGN"))},
+		{name: "charge.dispute.resolve without resolution", gateway: "paystack",
+			body: dispute("charge.dispute.resolve", `"status":"resolved","resolution":null`), wantErr: ErrIgnored},
+		{name: "charge.dispute.resolve with another resolution", gateway: "paystack",
+			body: dispute("charge.dispute.resolve", `"status":"resolved","resolution":"Declined"`), wantErr: ErrIgnored},
+		{name: "dispute naming its transaction by transaction_reference only", gateway: "paystack",
+			body: `{"event":"charge.dispute.create","data":{"id":2867,"domain":"test","transaction":null,"transaction_reference":"qTPrJoy9Bx","category":"fraud"}}`,
+			want: disputed("charge.dispute.create", "dispute.opened", "", nil)},
+		{name: "dispute without id", gateway: "paystack",
+			body: `{"event":"charge.dispute.create","data":{"transaction":{"reference":"qTPrJoy9Bx"}}}`, wantErr: ErrMalformed},
+		{name: "dispute id not a number", gateway: "paystack",
+			body: `{"event":"charge.dispute.create","data":{"id":"abc","transaction":{"reference":"qTPrJoy9Bx"}}}`, wantErr: ErrMalformed},
+		{name: "dispute naming no transaction", gateway: "paystack",
+			body: `{"event":"charge.dispute.create","data":{"id":2867,"transaction":{"id":302961},"transaction_reference":null}}`, wantErr: ErrMalformed},
 		{name: "charge.success → payment.succeeded", gateway: "paystack", body: body("charge.success"),
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:302961:qTPrJoy9Bx", Kind: "payment.succeeded", SaleID: "sal_1", StoreID: "str_1",
 				TransactionID: "qTPrJoy9Bx", Amount: amt(20000, "NGN"), Fee: amt(300, "NGN"), Method: &events.PaymentMethod{ID: "card"}, Livemode: liveMode}},
@@ -636,11 +791,9 @@ func TestParsePaystack(t *testing.T) {
 			want: events.WebhookReceived{DeliveryID: "paystack:charge.success:7:ref7", Kind: "payment.succeeded", SaleID: "sal_7",
 				TransactionID: "ref7", Amount: amt(150, "GHS")}},
 		{name: "transfer event ignored", gateway: "paystack", body: body("transfer.success"), wantErr: ErrIgnored},
-		{name: "charge.dispute.create ignored", gateway: "paystack", body: body("charge.dispute.create"), wantErr: ErrIgnored},
-		// Other events are ignored whatever their data: refund.processed names the transaction by
-		// data.transaction_reference and has no data.id; bank.transfer.rejected writes its amount as a string.
-		{name: "refund.processed without data.id or data.reference ignored", gateway: "paystack",
-			body: `{"event":"refund.processed","data":{"status":"processed","transaction_reference":"T1","refund_reference":"R1","amount":10000,"currency":"NGN"}}`, wantErr: ErrIgnored},
+		{name: "charge.dispute.remind ignored", gateway: "paystack", body: body("charge.dispute.remind"), wantErr: ErrIgnored},
+		{name: "refund.pending ignored", gateway: "paystack", body: refund("refund.pending", `"refund_reference":null,`), wantErr: ErrIgnored},
+		// Other events are ignored whatever their data: bank.transfer.rejected writes its amount as a string.
 		{name: "event with data of another shape ignored", gateway: "paystack",
 			body: `{"event":"bank.transfer.rejected","data":{"bank_transfer":{"amount":"1000"},"amount":"1000","metadata":{"sale_id":5}}}`, wantErr: ErrIgnored},
 		{name: "event not a string", gateway: "paystack", body: `{"event":7,"data":{"id":1,"reference":"r"}}`, wantErr: ErrMalformed},
@@ -778,8 +931,14 @@ func FuzzGatewayParse(f *testing.F) {
 	f.Add(`{"id":"evt","type":"payment_intent.payment_failed","data":{"object":{"last_payment_error":{}}}}`)
 	f.Add(`{"event":"charge.success","data":{"id":1e400,"reference":"r"}}`)
 	f.Add(`null`)
+	f.Add(`{"id":"evt","type":"charge.refunded","data":{"object":{"id":"ch","amount_refunded":5,"currency":"isk","payment_intent":null}}}`)
+	f.Add(`{"id":"evt","type":"charge.dispute.closed","data":{"object":{"id":"du","charge":"ch","status":"warning_closed"}}}`)
+	f.Add(`{"event":"charge.dispute.resolve","data":{"id":1,"transaction":{"reference":"r"},"resolution":"declined"}}`)
+	f.Add(`{"event":"refund.processed","data":{"transaction_reference":"t","refund_reference":"r","amount":1}}`)
+	f.Add(`{"type":"dispute.closed","data":{"sale_id":"s","dispute_id":"d","status":"lost"}}`)
 	kinds := map[string]bool{"payment.initiated": true, "payment.pending": true, "payment.succeeded": true,
-		"payment.failed": true, "payment.cancelled": true, "settlement.done": true}
+		"payment.failed": true, "payment.cancelled": true, "settlement.done": true,
+		"refund.succeeded": true, "dispute.opened": true, "dispute.closed": true}
 	f.Fuzz(func(t *testing.T, body string) {
 		h := http.Header{}
 		h.Set("webhook-id", "msg_1")
@@ -791,6 +950,12 @@ func FuzzGatewayParse(f *testing.F) {
 				t.Fatalf("%s: unexpected error %v", name, err)
 			case !kinds[d.Kind]:
 				t.Fatalf("%s: kind %q is not a ledger kind", name, d.Kind)
+			case d.Kind == "dispute.closed" && d.DisputeStatus != events.DisputeWon && d.DisputeStatus != events.DisputeLost:
+				t.Fatalf("%s: a closed dispute with status %q", name, d.DisputeStatus)
+			case d.Kind == "dispute.opened" && d.DisputeStatus != "":
+				t.Fatalf("%s: an opened dispute with status %q", name, d.DisputeStatus)
+			case d.Kind == "refund.succeeded" && (d.Amount == nil || (d.RefundID == "" && !d.Cumulative)):
+				t.Fatalf("%s: a refund without an amount or a way to tell it from another: %s", name, jsonOf(d))
 			}
 		}
 	})
@@ -819,7 +984,7 @@ func TestStripeAmounts(t *testing.T) {
 		{math.MaxInt64 / 2, "mga", 0, true}, // would overflow: refused, never wrapped
 	} {
 		n := tc.stripe
-		got, err := stripeAmount(&n, tc.currency)
+		got, err := stripeAmount("data.object.amount", &n, tc.currency)
 		if tc.err {
 			if err == nil {
 				t.Errorf("%d %s: %v, want an error", tc.stripe, tc.currency, got)
@@ -860,6 +1025,61 @@ func TestEveryGatewayObeysTheLedgersRules(t *testing.T) {
 	if d.Amount.Amount != 100 || d.Fee.Amount != 3 {
 		t.Errorf("amounts %+v %+v", d.Amount, d.Fee)
 	}
+
+	// A refund's or a dispute's reason is gateway free text too, and its amount an amount.
+	refund := func(amount, reason string) []byte {
+		return []byte(`{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"rfd_1","amount":{"amount":` + amount + `,"currency":"USD"},"reason":` + reason + `}}`)
+	}
+	d, err = std.Parse(h, refund("100", `"requested ‮by customer"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := d.Reason, "requested \uFFFDby\uFFFDcustomer"; got != want {
+		t.Errorf("reason %q, want %q", got, want)
+	}
+	if d, err := std.Parse(h, refund("-1", `"x"`)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("refund of -1: %v (%s), want ErrMalformed", err, jsonOf(d))
+	}
+	stripe, _ := Lookup("stripe")
+	for _, n := range []string{"-100", "9223372036854775807"} {
+		body := `{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":` + n + `,"currency":"usd"}}}`
+		if d, err := stripe.Parse(nil, []byte(body)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("amount_refunded %s: %v (%s), want ErrMalformed", n, err, jsonOf(d))
+		}
+	}
+	paystack, _ := Lookup("paystack")
+	dispute := `{"event":"charge.dispute.create","data":{"id":1,"transaction":{"reference":"r"},"category":"fraud\u0000\u202a"}}`
+	if d, err := paystack.Parse(nil, []byte(dispute)); err != nil || d.Reason != "fraud\uFFFD\uFFFD" {
+		t.Errorf("paystack category: %v %q, want cleaned", err, d.Reason)
+	}
+}
+
+// TestRefundAndDisputeFieldLimits: the ids and reasons of refunds and disputes are refused over their
+// limits, named as the gateway names them.
+func TestRefundAndDisputeFieldLimits(t *testing.T) {
+	long, longReason := strings.Repeat("x", maxGatewayID+1), strings.Repeat("r", maxReason+1)
+	h := http.Header{"Webhook-Id": {"msg_1"}}
+	for _, tt := range []struct {
+		gateway, body, field string
+	}{
+		{"standard", `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"` + long + `","amount":{"amount":1,"currency":"USD"}}}`, "data.refund_id"},
+		{"standard", `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"r","amount":{"amount":1,"currency":"USD"},"reason":"` + longReason + `"}}`, "data.reason"},
+		{"standard", `{"type":"dispute.opened","data":{"sale_id":"sal_1","dispute_id":"` + long + `"}}`, "data.dispute_id"},
+		{"stripe", `{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":1,"currency":"usd","payment_intent":"` + long + `"}}}`, "data.object.payment_intent"},
+		{"stripe", `{"id":"evt_1","type":"charge.dispute.created","data":{"object":{"id":"du_1","charge":"` + long + `"}}}`, "data.object.charge"},
+		{"stripe", `{"id":"evt_1","type":"charge.dispute.created","data":{"object":{"id":"du_1","charge":"ch_1","reason":"` + longReason + `"}}}`, "data.object.reason"},
+		{"paystack", `{"event":"refund.processed","data":{"transaction_reference":"t","refund_reference":"` + long + `","amount":1}}`, "data.refund_reference"},
+		{"paystack", `{"event":"refund.processed","data":{"transaction_reference":"` + long + `","refund_reference":"r","amount":1}}`, "data.transaction_reference"},
+		{"paystack", `{"event":"charge.dispute.create","data":{"id":1,"transaction":{"reference":"` + long + `"}}}`, "data.transaction.reference"},
+		{"paystack", `{"event":"charge.dispute.create","data":{"id":1,"transaction":{"reference":"r"},"category":"` + longReason + `"}}`, "data.category"},
+	} {
+		a, _ := Lookup(tt.gateway)
+		_, err := a.Parse(h, []byte(tt.body))
+		var f FieldTooLongError
+		if !errors.As(err, &f) || f.Field != tt.field {
+			t.Errorf("%s %s: %v, want FieldTooLongError naming %s", tt.gateway, tt.field, err, tt.field)
+		}
+	}
 }
 
 // TestMalformedDeliveriesNameTheField: a refused delivery says which field is wrong, for the gateway's
@@ -878,6 +1098,19 @@ func TestMalformedDeliveriesNameTheField(t *testing.T) {
 		{"paystack sale_id a number", paystack, `{"event":"charge.success","data":{"id":1,"reference":"r","amount":100,"currency":"NGN","metadata":{"sale_id":123}}}`, "metadata.sale_id"},
 		{"paystack stringified store_id a number", paystack, `{"event":"charge.success","data":{"id":1,"reference":"r","amount":100,"currency":"NGN","metadata":"{\"store_id\":7}"}}`, "metadata.store_id"},
 		{"standard negative fee", std, `{"type":"payment.succeeded","data":{"sale_id":"sal_1","amount":{"amount":100,"currency":"USD"},"fee":{"amount":-5,"currency":"USD"}}}`, "fee"},
+		{"stripe ISK amount_refunded not ×100", stripe, `{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","amount_refunded":500050,"currency":"isk"}}}`, "data.object.amount_refunded"},
+		{"stripe charge.refunded without amount_refunded", stripe, `{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","currency":"usd"}}}`, "data.object.amount_refunded"},
+		{"stripe dispute without id", stripe, `{"id":"evt_1","type":"charge.dispute.closed","data":{"object":{"charge":"ch_1","status":"lost"}}}`, "data.object.id"},
+		{"standard refund without refund_id", std, `{"type":"refund.succeeded","data":{"sale_id":"sal_1","amount":{"amount":1,"currency":"USD"}}}`, "data.refund_id"},
+		{"standard refund without amount", std, `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"rfd_1"}}`, "data.amount"},
+		{"standard dispute without dispute_id", std, `{"type":"dispute.opened","data":{"sale_id":"sal_1"}}`, "data.dispute_id"},
+		{"standard dispute closed pending", std, `{"type":"dispute.closed","data":{"sale_id":"sal_1","dispute_id":"d","status":"pending"}}`, "data.status"},
+		{"standard refund negative", std, `{"type":"refund.succeeded","data":{"sale_id":"sal_1","refund_id":"r","amount":{"amount":-1,"currency":"USD"}}}`, "amount"},
+		{"paystack refund without transaction_reference", paystack, `{"event":"refund.processed","data":{"refund_reference":"r","amount":1}}`, "data.transaction_reference"},
+		{"paystack refund naming no refund", paystack, `{"event":"refund.processed","data":{"transaction_reference":"t","refund_reference":null,"amount":1}}`, "data.refund_reference"},
+		{"paystack refund without amount", paystack, `{"event":"refund.processed","data":{"transaction_reference":"t","refund_reference":"r"}}`, "data.amount"},
+		{"paystack dispute without id", paystack, `{"event":"charge.dispute.resolve","data":{"transaction":{"reference":"r"},"resolution":"declined"}}`, "data.id"},
+		{"paystack dispute naming no transaction", paystack, `{"event":"charge.dispute.resolve","data":{"id":1,"resolution":"declined"}}`, "data.transaction.reference"},
 	} {
 		_, err := tt.a.Parse(http.Header{"Webhook-Id": {"msg_1"}}, []byte(tt.body))
 		var f MalformedFieldError

@@ -26,6 +26,13 @@ import (
 // (integer minor units), "currency"}, "fee"?: {...}, "method"?: {"id","name"}, "failure_error"?:
 // {"code","message"}}}. type is used as the delivery's kind: payment.initiated, payment.pending,
 // payment.succeeded, payment.failed, payment.cancelled or settlement.done; any other type is ErrIgnored.
+//
+// Refunds and disputes (DESIGN.md, "Refunds and disputes") have data of their own, and their type is
+// used as the kind too: refund.succeeded {"sale_id", "store_id"?, "refund_id", "amount", "reason"?} (the
+// refund's own amount, not a running total; refund_id and amount are required: without them a refund
+// could be neither told from another nor applied), dispute.opened {"sale_id", "store_id"?, "dispute_id",
+// "amount"?, "reason"?} (no amount: the sale's) and dispute.closed {"sale_id", "store_id"?, "dispute_id",
+// "status": "won"|"lost"} (dispute_id required; any other status is ErrMalformed).
 type Standard struct{}
 
 // Verify checks webhook-signature; the timestamp is checked first (ErrStaleTimestamp), and a secret that
@@ -59,7 +66,8 @@ func (Standard) Verify(secret string, h http.Header, body []byte, now time.Time)
 	return ErrBadSignature
 }
 
-// Parse reads the body described on Standard; the delivery id is the webhook-id header.
+// Parse reads the body described on Standard; the delivery id is the webhook-id header, the same on
+// every retry of one message.
 func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error) {
 	var in struct {
 		Type string `json:"type"`
@@ -71,6 +79,10 @@ func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error
 			Fee           *events.Amount        `json:"fee"`
 			Method        *events.PaymentMethod `json:"method"`
 			FailureError  *events.FailureError  `json:"failure_error"`
+			RefundID      string                `json:"refund_id"`
+			DisputeID     string                `json:"dispute_id"`
+			Status        string                `json:"status"`
+			Reason        string                `json:"reason"`
 		} `json:"data"`
 	}
 	typ, err := eventName(body, "type")
@@ -78,7 +90,8 @@ func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error
 		return events.WebhookReceived{}, err
 	}
 	switch typ {
-	case "payment.initiated", "payment.pending", "payment.succeeded", "payment.failed", "payment.cancelled", "settlement.done":
+	case "payment.initiated", "payment.pending", "payment.succeeded", "payment.failed", "payment.cancelled", "settlement.done",
+		"refund.succeeded", "dispute.opened", "dispute.closed":
 	default:
 		return events.WebhookReceived{}, ErrIgnored
 	}
@@ -88,8 +101,32 @@ func (Standard) Parse(h http.Header, body []byte) (events.WebhookReceived, error
 	d := in.Data
 	out := events.WebhookReceived{DeliveryID: h.Get("webhook-id"), Kind: in.Type, SaleID: d.SaleID, StoreID: d.StoreID, TransactionID: d.TransactionID,
 		Amount: d.Amount, Fee: d.Fee, Method: d.Method, FailureError: d.FailureError}
+	switch typ {
+	case "refund.succeeded":
+		if d.RefundID == "" {
+			return events.WebhookReceived{}, MalformedFieldError{"data.refund_id", "is missing; a refund must name itself"}
+		}
+		if d.Amount == nil {
+			return events.WebhookReceived{}, MalformedFieldError{"data.amount", "is missing; a refund must say how much it gives back"}
+		}
+		out.RefundID, out.Reason = d.RefundID, d.Reason
+	case "dispute.opened":
+		if d.DisputeID == "" {
+			return events.WebhookReceived{}, MalformedFieldError{"data.dispute_id", "is missing; a dispute must name itself"}
+		}
+		out.DisputeID, out.Reason = d.DisputeID, d.Reason
+	case "dispute.closed":
+		if d.DisputeID == "" {
+			return events.WebhookReceived{}, MalformedFieldError{"data.dispute_id", "is missing; a dispute must name itself"}
+		}
+		if d.Status != events.DisputeWon && d.Status != events.DisputeLost {
+			return events.WebhookReceived{}, MalformedFieldError{"data.status", fmt.Sprintf("is %q; a closed dispute is won or lost", d.Status)}
+		}
+		out.DisputeID, out.DisputeStatus, out.Reason = d.DisputeID, d.Status, d.Reason
+	}
 	fields := []field{{"webhook-id header", out.DeliveryID, maxGatewayID}, {"data.sale_id", d.SaleID, domain.MaxIDLen},
-		{"data.store_id", d.StoreID, domain.MaxIDLen}, {"data.transaction_id", d.TransactionID, maxGatewayID}}
+		{"data.store_id", d.StoreID, domain.MaxIDLen}, {"data.transaction_id", d.TransactionID, maxGatewayID},
+		{"data.refund_id", out.RefundID, maxGatewayID}, {"data.dispute_id", out.DisputeID, maxGatewayID}, {"data.reason", out.Reason, maxReason}}
 	if d.Amount != nil {
 		fields = append(fields, field{"data.amount.currency", d.Amount.Currency, maxCurrency})
 	}

@@ -21,13 +21,30 @@ import (
 // Header: Stripe-Signature "t=<unix>,v1=<hex>[,v1=...]"; one v1 must be the hex HMAC-SHA256 of
 // "<t>.<raw body>" keyed with the endpoint's signing secret (whsec_…, used as given).
 //
-// Body: an Event {"id", "object": "event", "type", "data": {"object": <the PaymentIntent>}, ...}. Types
-// payment_intent.processing (kind payment.pending), payment_intent.succeeded (payment.succeeded),
-// payment_intent.payment_failed (payment.failed) and payment_intent.canceled (payment.cancelled); any
-// other (charge.refunded, charge.dispute.created, ...) is ErrIgnored. From the PaymentIntent: id (the
-// transaction), amount in Stripe's units converted to ISO minor units (see stripeAmount), currency
-// (upper-cased), metadata.sale_id and metadata.store_id, payment_method_types[0] as the method,
-// last_payment_error {code, message}. The delivery id is the event id.
+// Body: an Event {"id", "object": "event", "type", "livemode", "data": {"object": ...}, ...}. The delivery
+// id is the event id (the same on every retry of one event), Livemode the event's livemode.
+//
+// Payments: data.object is the PaymentIntent. Types payment_intent.processing (kind payment.pending),
+// payment_intent.succeeded (payment.succeeded), payment_intent.payment_failed (payment.failed) and
+// payment_intent.canceled (payment.cancelled). From the PaymentIntent: id (the transaction), amount in
+// Stripe's units converted to ISO minor units (see stripeAmount), currency (upper-cased),
+// metadata.sale_id and metadata.store_id, payment_method_types[0] as the method, last_payment_error
+// {code, message}.
+//
+// Refunds: charge.refunded (kind refund.succeeded), data.object the Charge. Its amount_refunded is the
+// charge's total refunded so far, not this refund's: the delivery is Cumulative, with no RefundID (one
+// charge.refunded event may cover several refunds, and two events may arrive in any order; the ledger
+// records the part of the total it has not recorded yet). The transaction is the charge's
+// payment_intent — the id the ledger recorded with the payment — or the charge id when it has none;
+// metadata.sale_id names the sale when the checkout put it on the charge too.
+//
+// Disputes: charge.dispute.created (dispute.opened) and charge.dispute.closed (dispute.closed),
+// data.object the Dispute: id (du_…, required), payment_intent or else charge as the transaction (a
+// dispute names no sale), amount and currency, reason. A closed dispute's status is won or lost;
+// warning_closed (an inquiry that closed without becoming a chargeback) and prevented are won — the store
+// keeps the money, so the settlement the open dispute held resumes; any other status is ErrIgnored.
+//
+// Any other type (charge.succeeded, charge.dispute.updated, payout.*, ...) is ErrIgnored.
 type Stripe struct{}
 
 // Verify checks Stripe-Signature; the timestamp t is checked first (ErrStaleTimestamp).
@@ -62,6 +79,34 @@ func (Stripe) Verify(secret string, h http.Header, body []byte, now time.Time) e
 	return ErrBadSignature
 }
 
+// stripeObject is the part of an Event's data.object the ledger reads: a PaymentIntent, a Charge or a
+// Dispute.
+type stripeObject struct {
+	ID                 string   `json:"id"`
+	Amount             *int64   `json:"amount"`
+	AmountRefunded     *int64   `json:"amount_refunded"` // Charge
+	Currency           string   `json:"currency"`
+	Metadata           metadata `json:"metadata"`
+	PaymentMethodTypes []string `json:"payment_method_types"` // PaymentIntent
+	LastPaymentError   *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_payment_error"` // PaymentIntent
+	PaymentIntent *string `json:"payment_intent"` // Charge, Dispute
+	Charge        *string `json:"charge"`         // Dispute
+	Reason        string  `json:"reason"`         // Dispute
+	Status        string  `json:"status"`
+}
+
+// stripeKinds maps the Event types the ledger acts on to their kind.
+var stripeKinds = map[string]string{"payment_intent.processing": "payment.pending", "payment_intent.succeeded": "payment.succeeded",
+	"payment_intent.payment_failed": "payment.failed", "payment_intent.canceled": "payment.cancelled",
+	"charge.refunded": "refund.succeeded", "charge.dispute.created": "dispute.opened", "charge.dispute.closed": "dispute.closed"}
+
+// stripeDisputeOutcomes maps a closed Dispute's status to the ledger's outcome (see Stripe).
+var stripeDisputeOutcomes = map[string]string{"won": events.DisputeWon, "warning_closed": events.DisputeWon, "prevented": events.DisputeWon,
+	"lost": events.DisputeLost}
+
 // Parse reads the Event described on Stripe.
 func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) {
 	var in struct {
@@ -69,26 +114,14 @@ func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) 
 		Type     string `json:"type"`
 		Livemode *bool  `json:"livemode"`
 		Data     struct {
-			Object struct {
-				ID                 string   `json:"id"`
-				Amount             *int64   `json:"amount"`
-				Currency           string   `json:"currency"`
-				Metadata           metadata `json:"metadata"`
-				PaymentMethodTypes []string `json:"payment_method_types"`
-				LastPaymentError   *struct {
-					Code    string `json:"code"`
-					Message string `json:"message"`
-				} `json:"last_payment_error"`
-			} `json:"object"`
+			Object stripeObject `json:"object"`
 		} `json:"data"`
 	}
 	typ, err := eventName(body, "type")
 	if err != nil {
 		return events.WebhookReceived{}, err
 	}
-	kinds := map[string]string{"payment_intent.processing": "payment.pending", "payment_intent.succeeded": "payment.succeeded",
-		"payment_intent.payment_failed": "payment.failed", "payment_intent.canceled": "payment.cancelled"}
-	kind, ok := kinds[typ]
+	kind, ok := stripeKinds[typ]
 	if !ok {
 		return events.WebhookReceived{}, ErrIgnored
 	}
@@ -96,28 +129,63 @@ func (Stripe) Parse(_ http.Header, body []byte) (events.WebhookReceived, error) 
 		return events.WebhookReceived{}, malformed(err)
 	}
 	o := in.Data.Object
-	amount, err := stripeAmount(o.Amount, o.Currency)
-	if err != nil {
-		return events.WebhookReceived{}, err
-	}
-	out := events.WebhookReceived{DeliveryID: in.ID, Kind: kind, SaleID: o.Metadata.SaleID, StoreID: o.Metadata.StoreID, TransactionID: o.ID,
-		Amount: amount, Livemode: in.Livemode}
-	if len(o.PaymentMethodTypes) > 0 {
-		out.Method = &events.PaymentMethod{ID: o.PaymentMethodTypes[0]}
-	}
-	if e := o.LastPaymentError; e != nil {
-		out.FailureError = &events.FailureError{Code: e.Code, Message: e.Message}
-	}
+	out := events.WebhookReceived{DeliveryID: in.ID, Kind: kind, SaleID: o.Metadata.SaleID, StoreID: o.Metadata.StoreID, Livemode: in.Livemode}
 	fields := []field{{"id", in.ID, maxGatewayID}, {"data.object.id", o.ID, maxGatewayID}, {"data.object.currency", o.Currency, maxCurrency},
 		{"data.object.metadata.sale_id", o.Metadata.SaleID, domain.MaxIDLen}, {"data.object.metadata.store_id", o.Metadata.StoreID, domain.MaxIDLen}}
-	if out.Method != nil {
-		fields = append(fields, field{"data.object.payment_method_types[0]", out.Method.ID, maxMethodID})
-	}
-	if e := out.FailureError; e != nil {
-		fields = append(fields, field{"data.object.last_payment_error.code", e.Code, maxFailureCode},
-			field{"data.object.last_payment_error.message", e.Message, maxFailureMessage})
+	switch typ {
+	case "charge.refunded":
+		if o.AmountRefunded == nil {
+			return events.WebhookReceived{}, MalformedFieldError{"data.object.amount_refunded", "is missing; a refunded charge says how much of it was refunded"}
+		}
+		if out.Amount, err = stripeAmount("data.object.amount_refunded", o.AmountRefunded, o.Currency); err != nil {
+			return events.WebhookReceived{}, err
+		}
+		out.Cumulative = true
+		out.TransactionID = firstOf(o.PaymentIntent, &o.ID)
+		fields = append(fields, field{"data.object.payment_intent", firstOf(o.PaymentIntent), maxGatewayID})
+	case "charge.dispute.created", "charge.dispute.closed":
+		if o.ID == "" {
+			return events.WebhookReceived{}, MalformedFieldError{"data.object.id", "is missing; a dispute must name itself"}
+		}
+		if kind == "dispute.closed" {
+			if out.DisputeStatus, ok = stripeDisputeOutcomes[o.Status]; !ok {
+				return events.WebhookReceived{}, ErrIgnored
+			}
+		}
+		if out.Amount, err = stripeAmount("data.object.amount", o.Amount, o.Currency); err != nil {
+			return events.WebhookReceived{}, err
+		}
+		out.DisputeID, out.Reason = o.ID, o.Reason
+		out.TransactionID = firstOf(o.PaymentIntent, o.Charge)
+		fields = append(fields, field{"data.object.payment_intent", firstOf(o.PaymentIntent), maxGatewayID},
+			field{"data.object.charge", firstOf(o.Charge), maxGatewayID}, field{"data.object.reason", o.Reason, maxReason})
+	default:
+		if out.Amount, err = stripeAmount("data.object.amount", o.Amount, o.Currency); err != nil {
+			return events.WebhookReceived{}, err
+		}
+		out.TransactionID = o.ID
+		if len(o.PaymentMethodTypes) > 0 {
+			out.Method = &events.PaymentMethod{ID: o.PaymentMethodTypes[0]}
+			fields = append(fields, field{"data.object.payment_method_types[0]", out.Method.ID, maxMethodID})
+		}
+		if e := o.LastPaymentError; e != nil {
+			out.FailureError = &events.FailureError{Code: e.Code, Message: e.Message}
+			fields = append(fields, field{"data.object.last_payment_error.code", e.Code, maxFailureCode},
+				field{"data.object.last_payment_error.message", e.Message, maxFailureMessage})
+		}
 	}
 	return out, within(fields...)
+}
+
+// firstOf is the first of ids that is given and not empty (Stripe writes an absent reference as null),
+// or "".
+func firstOf(ids ...*string) string {
+	for _, id := range ids {
+		if id != nil && *id != "" {
+			return *id
+		}
+	}
+	return ""
 }
 
 // Stripe's amounts are integers in Stripe's own units per currency, which are not always ISO 4217's
@@ -146,11 +214,11 @@ func stripeExponent(currency string) int {
 	return 2
 }
 
-// stripeAmount converts a Stripe amount to the ledger's minor units of currency. A currency the ledger
-// does not know is passed on unscaled (the sale's currency check then refuses it); an amount that does
-// not divide into the ledger's units (ISK 5,000.50 written 500050; Stripe itself requires multiples of
-// 100) is a MalformedFieldError.
-func stripeAmount(n *int64, currency string) (*events.Amount, error) {
+// stripeAmount converts a Stripe amount (the field name, as the Event has it) to the ledger's minor units
+// of currency. A currency the ledger does not know is passed on unscaled (the sale's currency check then
+// refuses it); an amount that does not divide into the ledger's units (ISK 5,000.50 written 500050;
+// Stripe itself requires multiples of 100) is a MalformedFieldError naming the field.
+func stripeAmount(name string, n *int64, currency string) (*events.Amount, error) {
 	if n == nil {
 		return nil, nil
 	}
@@ -162,13 +230,13 @@ func stripeAmount(n *int64, currency string) (*events.Amount, error) {
 	v := *n
 	for e := stripeExponent(cur); e > iso; e-- {
 		if v%10 != 0 {
-			return nil, MalformedFieldError{"data.object.amount", fmt.Sprintf("%d is not a whole number of %s minor units (Stripe writes %s in units of 10^-%d)", *n, cur, cur, stripeExponent(cur))}
+			return nil, MalformedFieldError{name, fmt.Sprintf("%d is not a whole number of %s minor units (Stripe writes %s in units of 10^-%d)", *n, cur, cur, stripeExponent(cur))}
 		}
 		v /= 10
 	}
 	for e := stripeExponent(cur); e < iso; e++ {
 		if v > math.MaxInt64/10 || v < math.MinInt64/10 {
-			return nil, MalformedFieldError{"data.object.amount", "is larger than any price"} // never wrap around
+			return nil, MalformedFieldError{name, "is larger than any price"} // never wrap around
 		}
 		v *= 10
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/salesledger/ledger/events"
 )
 
 // corpusDir holds each gateway's documented deliveries (gateways/testdata/README.md).
@@ -30,12 +32,17 @@ type corpusStep struct {
 	status      string // the sale's status once the delivery is applied
 	payment     string // its payment.status then
 	failure     string // its payment.failure_error.code then, when the delivery gives one
+	// refundKind: a refund or dispute delivery (refund.succeeded, dispute.opened, dispute.closed). It is
+	// recorded (200 received, webhook_received in the log); what it does to its sale is not asserted yet.
+	// TODO(issue 10): the payment processor applies these kinds in a change of its own; assert the sale's
+	// refunds, dispute and status here once it does.
+	refundKind bool
 }
 
 // Every documented delivery of every gateway goes through verify + parse + record + apply on a running
 // ledger: those naming a sale end in the status their kind means; the events the ledger does not act on
-// (refunds, disputes, payouts, transfers) are answered 2xx and change nothing; those naming no sale are
-// recorded and change nothing.
+// (payouts, transfers, other event types) are answered 2xx and change nothing; those naming no sale are
+// recorded and change nothing; refunds and disputes are recorded (their effect: see refundKind).
 func TestGatewayCorpus(t *testing.T) {
 	secrets := map[string]string{
 		"standard": "whsec_" + standardKey,
@@ -51,23 +58,29 @@ func TestGatewayCorpus(t *testing.T) {
 		{file: "standard/payment.initiated.json", placeholder: "sal_Standard0Initiated0001", amount: 2500, currency: "EUR", status: "awaiting_payment", payment: "initiated"},
 		{file: "standard/payment.pending.json", placeholder: "sal_Standard0Pending000001", amount: 15000, currency: "XOF", status: "awaiting_payment", payment: "pending"},
 		{file: "standard/payment.succeeded.json", placeholder: "sal_Standard0Succeeded0001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
+		// A dispute opened and won before the settlement, then the settlement, then a refund of it all.
+		{file: "standard/dispute.opened.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
+		{file: "standard/dispute.closed.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
 		{file: "standard/settlement.done.json", placeholder: "sal_Standard0Succeeded0001", status: "settled", payment: "success"},
-		{file: "standard/refund.succeeded.json", placeholder: "sal_Standard0Succeeded0001", ignored: true, status: "settled", payment: "success"},
+		{file: "standard/refund.succeeded.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
 		{file: "standard/payment.failed.json", placeholder: "sal_Standard0Failed0000001", amount: 1999, currency: "CAD", status: "failed", payment: "failed", failure: "insufficient_funds"},
 		{file: "standard/payment.cancelled.json", placeholder: "sal_Standard0Cancelled0001", amount: 350, currency: "KWD", status: "failed", payment: "cancelled", failure: "cancelled_by_customer"},
 		{file: "standard/contact.created.json", ignored: true},
 
 		{file: "stripe/payment_intent.processing.json", placeholder: "sal_Stripe0Processing00001", amount: 4900, currency: "EUR", status: "awaiting_payment", payment: "pending"},
 		{file: "stripe/payment_intent.succeeded.json", placeholder: "sal_Stripe0Succeeded000001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
-		{file: "stripe/charge.refunded.json", placeholder: "sal_Stripe0Succeeded000001", ignored: true, status: "completed", payment: "success"},
+		{file: "stripe/charge.refunded.json", placeholder: "sal_Stripe0Succeeded000001", refundKind: true},
 		{file: "stripe/payment_intent.payment_failed.json", placeholder: "sal_Stripe0Failed000000001", amount: 1500, currency: "GBP", status: "failed", payment: "failed", failure: "card_declined"},
 		{file: "stripe/payment_intent.canceled.json", placeholder: "sal_Stripe0Canceled0000001", amount: 120000, currency: "JPY", status: "failed", payment: "cancelled"},
-		{file: "stripe/charge.dispute.created.json", ignored: true},
+		{file: "stripe/charge.dispute.created.json", refundKind: true}, // Stripe's sample: names a charge no sale was paid with
+		{file: "stripe/charge.dispute.closed.json", refundKind: true},
 
 		{file: "paystack/charge.success.json"}, // "metadata": 0: recorded, names no sale
 		{file: "paystack/charge.success.sale.json", placeholder: "sal_Paystack0Success000001", amount: 250000, currency: "KES", status: "completed", payment: "success"},
 		{file: "paystack/charge.success.captured.json", placeholder: "sal_Paystack0Captured00001", amount: 10000, currency: "NGN", status: "completed", payment: "success"},
-		{file: "paystack/refund.processed.json", ignored: true},
+		{file: "paystack/refund.processed.json", refundKind: true},       // refunds the transaction charge.success.sale paid
+		{file: "paystack/charge.dispute.create.json", refundKind: true},  // disputes the transaction charge.success.captured paid
+		{file: "paystack/charge.dispute.resolve.json", refundKind: true}, // merchant-accepted: lost
 		{file: "paystack/transfer.success.json", ignored: true},
 		{file: "paystack/bank.transfer.rejected.json", ignored: true},
 
@@ -166,7 +179,7 @@ func TestGatewayCorpus(t *testing.T) {
 		if got := r.body["ignored"] == true; got != s.ignored {
 			t.Fatalf("%s: %s, want ignored %v", s.file, r.raw, s.ignored)
 		}
-		if id == "" {
+		if id == "" || s.refundKind {
 			continue
 		}
 		sale := waitSaleWithin(t, c, keys[id], id, 30*time.Second, func(d map[string]any) bool {
@@ -195,34 +208,54 @@ func TestGatewayCorpus(t *testing.T) {
 	// delivery left it (no ignored or saleless delivery moved it since), and the bystanders are untouched.
 	final := map[string]corpusStep{}
 	for _, s := range steps {
-		if s.placeholder != "" {
+		if s.placeholder != "" && !s.refundKind {
 			final[s.placeholder] = s
 		}
 	}
 	// Every delivery not ignored is in the log once; those naming no sale were set aside (webhook_rejected)
 	// by the payment processor, which has then handled every delivery.
-	var recorded, saleless int
+	// Refunds and disputes are recorded too, and left out of the count of those set aside (see refundKind).
+	var recorded, saleless, refunds int
 	for _, s := range steps {
 		if !s.ignored {
 			recorded++
-			if s.placeholder == "" {
+			switch {
+			case s.refundKind:
+				refunds++
+			case s.placeholder == "":
 				saleless++
 			}
 		}
 	}
-	if evs, _, err := m.events.LoadFilter(context.Background(), "ledger.platform.*.webhook.*.webhook_received"); err != nil || len(evs) != recorded {
-		t.Errorf("webhook_received: %d (%v), want %d", len(evs), err, recorded)
+	received, _, err := m.events.LoadFilter(context.Background(), "ledger.platform.*.webhook.*.webhook_received")
+	if err != nil || len(received) != recorded {
+		t.Errorf("webhook_received: %d (%v), want %d", len(received), err, recorded)
+	}
+	refundDeliveries := map[string]bool{}
+	for _, e := range received {
+		if d, ok := e.Payload.(events.WebhookReceived); ok && (strings.HasPrefix(d.Kind, "refund.") || strings.HasPrefix(d.Kind, "dispute.")) {
+			refundDeliveries[d.DeliveryID] = true
+		}
+	}
+	if len(refundDeliveries) != refunds {
+		t.Errorf("%d refund and dispute deliveries recorded, want %d", len(refundDeliveries), refunds)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		evs, _, err := m.events.LoadFilter(context.Background(), "ledger.platform.*.webhook.*.webhook_rejected")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) == saleless {
+		n := 0
+		for _, e := range evs {
+			if r, ok := e.Payload.(events.WebhookRejected); ok && !refundDeliveries[r.DeliveryID] {
+				n++
+			}
+		}
+		if n == saleless {
 			break
 		}
-		if len(evs) > saleless || time.Now().After(deadline) {
-			t.Fatalf("%d deliveries set aside, want %d (those naming no sale)", len(evs), saleless)
+		if n > saleless || time.Now().After(deadline) {
+			t.Fatalf("%d payment deliveries set aside, want %d (those naming no sale)", n, saleless)
 		}
 	}
 	for ph, s := range final {
