@@ -32,11 +32,13 @@ type corpusStep struct {
 	status      string // the sale's status once the delivery is applied
 	payment     string // its payment.status then
 	failure     string // its payment.failure_error.code then, when the delivery gives one
-	// refundKind: a refund or dispute delivery (refund.succeeded, dispute.opened, dispute.closed). It is
-	// recorded (200 received, webhook_received in the log); what it does to its sale is not asserted yet.
-	// TODO(issue 10): the payment processor applies these kinds in a change of its own; assert the sale's
-	// refunds, dispute and status here once it does.
+	// refundKind: a refund or dispute delivery (refund.succeeded, dispute.opened, dispute.closed). Its
+	// sale (placeholder, or paidWith: the placeholder of the sale whose payment's transaction it names)
+	// ends in status, with refunded minor units refunded and its dispute in dispute ("" for none).
 	refundKind bool
+	paidWith   string
+	refunded   int64
+	dispute    string
 }
 
 // Every documented delivery of every gateway goes through verify + parse + record + apply on a running
@@ -59,17 +61,17 @@ func TestGatewayCorpus(t *testing.T) {
 		{file: "standard/payment.pending.json", placeholder: "sal_Standard0Pending000001", amount: 15000, currency: "XOF", status: "awaiting_payment", payment: "pending"},
 		{file: "standard/payment.succeeded.json", placeholder: "sal_Standard0Succeeded0001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
 		// A dispute opened and won before the settlement, then the settlement, then a refund of it all.
-		{file: "standard/dispute.opened.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
-		{file: "standard/dispute.closed.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
+		{file: "standard/dispute.opened.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true, status: "completed", dispute: "open"},
+		{file: "standard/dispute.closed.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true, status: "completed", dispute: "won"},
 		{file: "standard/settlement.done.json", placeholder: "sal_Standard0Succeeded0001", status: "settled", payment: "success"},
-		{file: "standard/refund.succeeded.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true},
+		{file: "standard/refund.succeeded.json", placeholder: "sal_Standard0Succeeded0001", refundKind: true, status: "refunded", refunded: 7920, dispute: "won"},
 		{file: "standard/payment.failed.json", placeholder: "sal_Standard0Failed0000001", amount: 1999, currency: "CAD", status: "failed", payment: "failed", failure: "insufficient_funds"},
 		{file: "standard/payment.cancelled.json", placeholder: "sal_Standard0Cancelled0001", amount: 350, currency: "KWD", status: "failed", payment: "cancelled", failure: "cancelled_by_customer"},
 		{file: "standard/contact.created.json", ignored: true},
 
 		{file: "stripe/payment_intent.processing.json", placeholder: "sal_Stripe0Processing00001", amount: 4900, currency: "EUR", status: "awaiting_payment", payment: "pending"},
 		{file: "stripe/payment_intent.succeeded.json", placeholder: "sal_Stripe0Succeeded000001", amount: 7920, currency: "USD", status: "completed", payment: "success"},
-		{file: "stripe/charge.refunded.json", placeholder: "sal_Stripe0Succeeded000001", refundKind: true},
+		{file: "stripe/charge.refunded.json", placeholder: "sal_Stripe0Succeeded000001", refundKind: true, status: "refunded", refunded: 7920},
 		{file: "stripe/payment_intent.payment_failed.json", placeholder: "sal_Stripe0Failed000000001", amount: 1500, currency: "GBP", status: "failed", payment: "failed", failure: "card_declined"},
 		{file: "stripe/payment_intent.canceled.json", placeholder: "sal_Stripe0Canceled0000001", amount: 120000, currency: "JPY", status: "failed", payment: "cancelled"},
 		{file: "stripe/charge.dispute.created.json", refundKind: true}, // Stripe's sample: names a charge no sale was paid with
@@ -78,9 +80,9 @@ func TestGatewayCorpus(t *testing.T) {
 		{file: "paystack/charge.success.json"}, // "metadata": 0: recorded, names no sale
 		{file: "paystack/charge.success.sale.json", placeholder: "sal_Paystack0Success000001", amount: 250000, currency: "KES", status: "completed", payment: "success"},
 		{file: "paystack/charge.success.captured.json", placeholder: "sal_Paystack0Captured00001", amount: 10000, currency: "NGN", status: "completed", payment: "success"},
-		{file: "paystack/refund.processed.json", refundKind: true},       // refunds the transaction charge.success.sale paid
-		{file: "paystack/charge.dispute.create.json", refundKind: true},  // disputes the transaction charge.success.captured paid
-		{file: "paystack/charge.dispute.resolve.json", refundKind: true}, // merchant-accepted: lost
+		{file: "paystack/refund.processed.json", refundKind: true, paidWith: "sal_Paystack0Success000001", status: "refunded", refunded: 250000},
+		{file: "paystack/charge.dispute.create.json", refundKind: true, paidWith: "sal_Paystack0Captured00001", status: "completed", dispute: "open"},
+		{file: "paystack/charge.dispute.resolve.json", refundKind: true, paidWith: "sal_Paystack0Captured00001", status: "refunded", refunded: 10000, dispute: "lost"}, // merchant-accepted: a chargeback
 		{file: "paystack/transfer.success.json", ignored: true},
 		{file: "paystack/bank.transfer.rejected.json", ignored: true},
 
@@ -179,7 +181,23 @@ func TestGatewayCorpus(t *testing.T) {
 		if got := r.body["ignored"] == true; got != s.ignored {
 			t.Fatalf("%s: %s, want ignored %v", s.file, r.raw, s.ignored)
 		}
-		if id == "" || s.refundKind {
+		if s.refundKind {
+			if s.paidWith != "" {
+				id = sales[s.paidWith]
+			}
+			if id == "" {
+				continue // names a charge no sale here was paid with: set aside in the end, not asserted
+			}
+			waitSaleWithin(t, c, keys[id], id, 30*time.Second, func(d map[string]any) bool {
+				got := ""
+				if dd, ok := d["dispute"].(map[string]any); ok {
+					got, _ = dd["status"].(string)
+				}
+				return d["status"] == s.status && field(d, "amount_refunded.amount") == float64(s.refunded) && got == s.dispute
+			})
+			continue
+		}
+		if id == "" {
 			continue
 		}
 		sale := waitSaleWithin(t, c, keys[id], id, 30*time.Second, func(d map[string]any) bool {
@@ -208,9 +226,17 @@ func TestGatewayCorpus(t *testing.T) {
 	// delivery left it (no ignored or saleless delivery moved it since), and the bystanders are untouched.
 	final := map[string]corpusStep{}
 	for _, s := range steps {
-		if s.placeholder != "" && !s.refundKind {
-			final[s.placeholder] = s
+		ph := s.placeholder
+		if s.paidWith != "" {
+			ph = s.paidWith
 		}
+		if ph == "" {
+			continue
+		}
+		if s.refundKind {
+			s.payment = final[ph].payment // a refund or dispute leaves the payment as it was
+		}
+		final[ph] = s
 	}
 	// Every delivery not ignored is in the log once; those naming no sale were set aside (webhook_rejected)
 	// by the payment processor, which has then handled every delivery.
@@ -261,8 +287,9 @@ func TestGatewayCorpus(t *testing.T) {
 	for ph, s := range final {
 		r := c.do("GET", "/v1/sales/"+sales[ph], "Bearer "+keys[sales[ph]], nil)
 		d, _ := r.body["data"].(map[string]any)
-		if r.status != 200 || d["status"] != s.status || field(d, "payment.status") != s.payment {
-			t.Errorf("%s (%s): %d %s, want %s / payment %s", ph, s.file, r.status, r.raw, s.status, s.payment)
+		if r.status != 200 || d["status"] != s.status || field(d, "payment.status") != s.payment ||
+			(field(d, "amount_refunded.amount") != float64(s.refunded)) {
+			t.Errorf("%s (%s): %d %s, want %s / payment %s / refunded %d", ph, s.file, r.status, r.raw, s.status, s.payment, s.refunded)
 		}
 	}
 	for _, id := range bystanders {
