@@ -53,6 +53,11 @@ type Config struct {
 
 	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
 	readyCheckEvery time.Duration
+	// paymentsRedelivery and paymentsGiveUpAfter replace the payment processor's redelivery delays and
+	// the attempt from which a delivery whose sale cannot be found goes to the poison queue (zero: the
+	// defaults, 1 s … 5 min and 12); tests shorten them.
+	paymentsRedelivery  []time.Duration
+	paymentsGiveUpAfter int
 
 	gatewaySecretsRaw string
 	// envErrs are the environment variables whose values did not parse, by name; their settings are not

@@ -163,17 +163,19 @@ func (m *Main) Run(ctx context.Context) error {
 		// its group's fsync; enough in flight keeps the processor up with webhooks arriving at full
 		// speed (docs/benchmarks.md).
 		InFlight:   256,
+		Redelivery: cfg.paymentsRedelivery,
 		CheckEvery: m.readyCheckEvery(),
 		Log:        m.Log.With("component", "payments"),
 	})
 	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
-		Log:        m.Log,
-		Events:     m.events,
-		Reads:      func() handlers.ReadStore { return live.Store() },
-		Decode:     jetstream.EnvelopeOf,
-		LinkTTL:    cfg.DownloadTTL,
-		Now:        m.Now,
-		Subscriber: payments,
+		Log:         m.Log,
+		Events:      m.events,
+		Reads:       func() handlers.ReadStore { return live.Store() },
+		Decode:      jetstream.EnvelopeOf,
+		LinkTTL:     cfg.DownloadTTL,
+		Now:         m.Now,
+		Subscriber:  payments,
+		GiveUpAfter: cfg.paymentsGiveUpAfter,
 	})
 	if err != nil {
 		return err
