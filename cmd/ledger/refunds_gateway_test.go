@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/events/jetstream"
+	"github.com/salesledger/ledger/projections/sqlite"
 )
 
 const refundStripeSecret = "whsec_stripe_refunds_0123456789"
@@ -198,5 +202,60 @@ func TestDisputeHoldsTheSettlement(t *testing.T) {
 	waitHandled(t, m, 7)
 	if l := c.do("GET", "/v1/sales/"+lost, "Bearer "+live, nil).body["data"].(map[string]any); len(l["refunds"].([]any)) != 1 || l["status"] != "refunded" {
 		t.Errorf("a lost dispute again: %v", l["refunds"])
+	}
+}
+
+// TestRebuildWithRefundsEqualsLive: a rebuild from the log gives the read store the live projection
+// built — sales refunded in part and in full, disputes won and lost, their customers' net totals and
+// their revoked licences.
+func TestRebuildWithRefundsEqualsLive(t *testing.T) {
+	dir := t.TempDir()
+	m := startMain(t, dir, withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "rebuild-refunds")
+	partial := paidSale(t, c, live, "partial@example.com", 10000)
+	full := paidSale(t, c, live, "full@example.com", 5000)
+	disputed := paidSale(t, c, live, "disputed@example.com", 7000)
+	c.post("/v1/sales/"+partial+"/refunds", live, "", `{"amount":2500,"reason":"a partial refund"}`)
+	c.post("/v1/sales/"+full+"/refunds", live, "", `{}`)
+	c.standardWebhook("rb_d1", fmt.Sprintf(`{"type":"dispute.opened","data":{"sale_id":%q,"dispute_id":"dp_rb","amount":{"amount":7000,"currency":"USD"}}}`, disputed), time.Now())
+	c.standardWebhook("rb_d2", fmt.Sprintf(`{"type":"dispute.closed","data":{"sale_id":%q,"dispute_id":"dp_rb","status":"lost"}}`, disputed), time.Now())
+	waitSale(t, c, live, disputed, func(d map[string]any) bool { return d["status"] == "refunded" })
+	waitHandled(t, m, 5)
+	last, err := m.events.LastSequence(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.live.WaitFor(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.live.Store().Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rebuilt.db")
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", "off", "--until", fmt.Sprint(last), "--out", out}, env(nil), &stderr, &stderr); err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, stderr.String())
+	}
+	st, err := sqlite.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table := range want {
+		if !reflect.DeepEqual(got[table], want[table]) {
+			t.Errorf("table %s differs after the rebuild:\n got %v\nwant %v", table, got[table], want[table])
+		}
+	}
+	if len(want["sales"]) != 3 || !strings.Contains(strings.Join(want["sales"], "\n"), "refunded") {
+		t.Errorf("the live store lacks the refunded sales: %v", want["sales"])
 	}
 }
