@@ -10,7 +10,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
-	"github.com/salesledger/ledger/gateways"
+	"github.com/salesledger/ledger/handlers/gateways"
 )
 
 var (

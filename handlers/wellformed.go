@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/salesledger/ledger/domain"
-	"github.com/salesledger/ledger/gateways"
+	"github.com/salesledger/ledger/handlers/gateways"
 )
 
 // pathParam is the shape a route wildcard's value must have, and what a value of another shape is

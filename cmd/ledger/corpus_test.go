@@ -17,8 +17,8 @@ import (
 	"github.com/salesledger/ledger/events"
 )
 
-// corpusDir holds each gateway's documented deliveries (gateways/testdata/README.md).
-const corpusDir = "../../gateways/testdata"
+// corpusDir holds each gateway's documented deliveries (handlers/gateways/testdata/README.md).
+const corpusDir = "../../handlers/gateways/testdata"
 
 // corpusStep posts one corpus file. A delivery that names a sale carries a made-up sal_… id (placeholder)
 // where its gateway carries the sale; the test starts a real checkout for it with the delivery's amount
