@@ -2,6 +2,8 @@ package domain
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"math/big"
 	"strings"
 )
@@ -54,4 +56,12 @@ func RandomString(n int) string {
 		b[i] = base62[v.Int64()]
 	}
 	return string(b)
+}
+
+// HashID is a subject-safe id for free text (idempotency keys, gateway delivery ids, the event ids of
+// rejected deliveries): the first 16 bytes of its SHA-256, as 32 hex digits. It is deterministic, so the
+// same text always names the same subject or message id.
+func HashID(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
 }

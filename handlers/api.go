@@ -16,6 +16,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/handlers/internal/keyed"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 
@@ -47,8 +48,6 @@ type ReadStore interface {
 	HasCustomers(ctx context.Context, f sqlite.CustomerFilter) (bool, error)
 	// SaleByID reads a sale with its store and mode, whoever asks.
 	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
-	// SaleByTransaction finds the sale a gateway's payment (its transaction id) completed.
-	SaleByTransaction(ctx context.Context, gateway, transactionID string) (sale domain.Sale, storeID, mode string, err error)
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
 	LicenceByKey(ctx context.Context, storeID, mode, key string) (sqlite.LicenceRow, error)
 	LicencesOfSale(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)
@@ -124,9 +123,9 @@ type API struct {
 	metrics *httpMetrics
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
-	deliveries keyedMutex
+	deliveries keyed.Mutex
 	// sales serialises this replica's commands on one sale (changeSale).
-	sales keyedMutex
+	sales keyed.Mutex
 	// cursors seals and opens the customer list's cursors.
 	cursors *customerCursors
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.

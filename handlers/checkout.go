@@ -289,10 +289,3 @@ func (a *API) awaitProjection(ctx context.Context, seq uint64) {
 		a.log.WarnContext(ctx, "write not yet projected; reads may lag", "position", seq)
 	}
 }
-
-// hashID is a subject-safe id for free text (idempotency keys, gateway delivery ids): 32 hex digits of
-// its SHA-256.
-func hashID(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:16])
-}

@@ -53,7 +53,7 @@ func idempotencyOf(r *http.Request, mode, owner string, body []byte) (*idempoten
 	}
 	sum := sha256.Sum256(body)
 	return &idempotency{
-		agg:      events.Aggregate{Mode: mode, StoreID: owner, Type: events.AggregateIdempotency, ID: hashID(key)},
+		agg:      events.Aggregate{Mode: mode, StoreID: owner, Type: events.AggregateIdempotency, ID: domain.HashID(key)},
 		endpoint: r.Method + " " + r.URL.Path,
 		hash:     hex.EncodeToString(sum[:]),
 	}, nil

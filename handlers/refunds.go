@@ -141,7 +141,7 @@ func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domai
 	extra func(domain.Sale, []events.Payload, func(events.Aggregate, events.Payload) events.Envelope) []events.Write) (domain.Sale, uint64, error) {
 	sc := scopeFrom(ctx)
 	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
-	unlock := a.sales.lock(sc.Mode + "/" + id)
+	unlock := a.sales.Lock(sc.Mode + "/" + id)
 	defer unlock()
 	for attempt := 0; ; attempt++ {
 		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)

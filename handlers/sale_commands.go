@@ -93,7 +93,7 @@ func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
 func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error)) (domain.Sale, uint64, error) {
 	sc := scopeFrom(ctx)
 	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
-	unlock := a.sales.lock(sc.Mode + "/" + id)
+	unlock := a.sales.Lock(sc.Mode + "/" + id)
 	defer unlock()
 	for attempt := 0; ; attempt++ {
 		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)

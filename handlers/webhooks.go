@@ -91,7 +91,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	// filed under no customer, so it could not be erased with them. Its digest proves what was received.
 	sum := sha256.Sum256(body)
 	d.BodySHA256 = hex.EncodeToString(sum[:])
-	key := hashID(name + ":" + d.DeliveryID)
+	key := domain.HashID(name + ":" + d.DeliveryID)
 	env := events.Envelope{
 		ID:            domain.PrefixEvent + "wh" + key, // deterministic: a retry inside the window is absorbed by Nats-Msg-Id too
 		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: name, Type: events.AggregateWebhook, ID: key},
@@ -101,7 +101,7 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	// Concurrent copies of one delivery queue behind each other here, so the later ones find the first
 	// in the log below instead of racing it.
-	defer a.deliveries.lock(key)()
+	defer a.deliveries.Lock(key)()
 	// A repeated delivery is answered from the log without an append: it is the common case of a gateway
 	// retrying, and a failed condition would cost the appends that share its group a retry.
 	if prev, found, err := a.cfg.Events.Last(r.Context(), env.Aggregate.Filter()); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/handlers"
+	"github.com/salesledger/ledger/handlers/payments"
 	"github.com/salesledger/ledger/projections"
 )
 
@@ -155,7 +156,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	payments := m.events.NewSubscriber(jetstream.SubscriberConfig{
+	deliveries := m.events.NewSubscriber(jetstream.SubscriberConfig{
 		Durable: paymentsName,
 		Label:   jetstream.PaymentsDurable,
 		Filter:  "ledger.platform.*.webhook.*.webhook_received",
@@ -167,14 +168,14 @@ func (m *Main) Run(ctx context.Context) error {
 		CheckEvery: m.readyCheckEvery(),
 		Log:        m.Log.With("component", "payments"),
 	})
-	router, err := handlers.NewPaymentRouter(handlers.PaymentsConfig{
+	router, err := payments.NewRouter(payments.Config{
 		Log:         m.Log,
 		Events:      m.events,
-		Reads:       func() handlers.ReadStore { return live.Store() },
+		Reads:       func() payments.Reads { return live.Store() },
 		Decode:      jetstream.EnvelopeOf,
 		LinkTTL:     cfg.DownloadTTL,
 		Now:         m.Now,
-		Subscriber:  payments,
+		Subscriber:  deliveries,
 		GiveUpAfter: cfg.paymentsGiveUpAfter,
 	})
 	if err != nil {
@@ -245,7 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 			if !router.IsRunning() {
 				return errors.New("not running")
 			}
-			return payments.Err()
+			return deliveries.Err()
 		}}},
 		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
 			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},

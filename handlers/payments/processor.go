@@ -1,4 +1,8 @@
-package handlers
+// Package payments is the payment processor: it applies the gateway deliveries the HTTP handler
+// recorded in the log (webhook_received) to their sales — payments, settlements, refunds and disputes —
+// behind the log, through a durable JetStream consumer and a watermill router, and sets aside with the
+// reason (webhook_rejected, the poison queue) what can never apply.
+package payments
 
 import (
 	"context"
@@ -15,13 +19,32 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/handlers/internal/keyed"
 )
 
-// PaymentsConfig configures the payment processor.
-type PaymentsConfig struct {
+// Log is what the processor needs of the event store (events/jetstream.Store).
+type Log interface {
+	// AppendWrites appends one atomic batch, each write with its own expectation.
+	AppendWrites(ctx context.Context, ws ...events.Write) (uint64, error)
+	// Load reads one aggregate's events and its last subject sequence.
+	Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error)
+	// Last reads the last event matching a subject filter, straight from the log.
+	Last(ctx context.Context, filter string) (events.Envelope, bool, error)
+}
+
+// Reads is what the processor needs of the read store (projections/sqlite.Store): a sale by its id,
+// with its store and mode, and by the gateway transaction its payment completed (domain.ErrNotFound
+// when unknown).
+type Reads interface {
+	SaleByID(ctx context.Context, id string) (sale domain.Sale, storeID, mode string, err error)
+	SaleByTransaction(ctx context.Context, gateway, transactionID string) (sale domain.Sale, storeID, mode string, err error)
+}
+
+// Config configures the payment processor.
+type Config struct {
 	Log    *slog.Logger
-	Events EventStore
-	Reads  func() ReadStore
+	Events Log
+	Reads  func() Reads
 	// Decode reads the ledger event a subscriber message carries.
 	Decode func(*wmmessage.Message) (events.Envelope, error)
 	// Subscriber delivers webhook_received events in order, durably.
@@ -44,12 +67,12 @@ var (
 	errWrongStore     = errors.New("the delivery names another store than the sale's")
 )
 
-// NewPaymentRouter builds the watermill router that applies recorded deliveries to their sales. A
+// NewRouter builds the watermill router that applies recorded deliveries to their sales. A
 // delivery that can never apply (another store's or currency's sale, no sale id, a sale that never
 // appeared) is recorded as webhook_rejected through the poison queue and acknowledged; one that fails
 // for a passing reason (a concurrent change, a sale not yet projected) is retried, then redelivered later
 // by JetStream.
-func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
+func NewRouter(cfg Config) (*wmmessage.Router, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -64,7 +87,7 @@ func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &payments{cfg: cfg, cache: newSaleCache(16384)}
+	p := &processor{cfg: cfg, cache: newSaleCache(16384)}
 	poison, err := middleware.PoisonQueueWithFilter(p, events.TypeWebhookRejected, func(err error) bool {
 		var perm permanent
 		var panicked middleware.RecoveredPanicError
@@ -91,17 +114,17 @@ func NewPaymentRouter(cfg PaymentsConfig) (*wmmessage.Router, error) {
 	return r, nil
 }
 
-type payments struct {
-	cfg   PaymentsConfig
-	sales keyedMutex // one delivery at a time per sale
-	cache *saleCache // sales as this processor left them
+type processor struct {
+	cfg   Config
+	sales keyed.Mutex // one delivery at a time per sale
+	cache *saleCache  // sales as this processor left them
 }
 
 // handle applies one delivery. It loads the sale from its own subject in the log (exact), decides with
 // the pure domain, and appends with the sale's last sequence as expectation, together with any licence
 // it issues, as one atomic batch. The new events carry the delivery's correlation id and the
 // webhook_received event as their cause.
-func (p *payments) handle(msg *wmmessage.Message) (err error) {
+func (p *processor) handle(msg *wmmessage.Message) (err error) {
 	defer func() {
 		// The log refused the write: nothing is wrong with the delivery, so it comes back soon however
 		// long the outage lasts (jetstream.MetaRedeliverSoon).
@@ -136,7 +159,7 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 	if !domain.ValidID(domain.PrefixSale, d.SaleID) {
 		return permanent{fmt.Errorf("the delivery names no sale (sale_id %q)", d.SaleID)}
 	}
-	defer p.sales.lock(d.SaleID)()
+	defer p.sales.Lock(d.SaleID)()
 	// A redelivered or retried message reads the log: the read model may be what was stale.
 	fromLog := msg.Metadata.Get("ledger_retry") == "1" || msg.Metadata.Get("num_delivered") != "1"
 	sale, storeID, mode, err := p.load(ctx, d.SaleID, fromLog)
@@ -289,7 +312,7 @@ func (p *payments) handle(msg *wmmessage.Message) (err error) {
 // read model does not have the sale, it folds the sale from its subject in the log, which is exact. So
 // a replica whose read model lags (catching up after a failover) still applies deliveries at once, and
 // only a sale the log does not have either waits for redelivery.
-func (p *payments) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
+func (p *processor) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
 	if !fromLog {
 		if c, ok := p.cache.get(id); ok {
 			return c.sale, c.storeID, c.mode, nil
@@ -308,17 +331,20 @@ func (p *payments) load(ctx context.Context, id string, fromLog bool) (domain.Sa
 		return domain.Sale{}, "", "", domain.ErrNotFound
 	}
 	agg := last.Aggregate
-	sale, err := currentSale(ctx, p.cfg.Events, p.cfg.Reads(), agg, true)
-	return sale, agg.StoreID, agg.Mode, err
+	evs, _, err := p.cfg.Events.Load(ctx, agg)
+	if err != nil {
+		return domain.Sale{}, "", "", err
+	}
+	return domain.FoldSale(evs), agg.StoreID, agg.Mode, nil
 }
 
-func (p *payments) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {
+func (p *processor) envelope(agg events.Aggregate, cause events.Envelope, pl events.Payload, now time.Time) events.Envelope {
 	return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now,
 		CorrelationID: cause.CorrelationID, CausationID: cause.ID, Payload: pl}
 }
 
 // grants makes what a completion hands out: one licence per purchase when the product has licence terms.
-func (p *payments) grants(sale domain.Sale, now time.Time) (domain.Grants, []events.Payload) {
+func (p *processor) grants(sale domain.Sale, now time.Time) (domain.Grants, []events.Payload) {
 	g := domain.Grants{LinkTTL: p.cfg.LinkTTL}
 	terms := sale.Started.Product.Licence
 	if terms == nil {
@@ -331,7 +357,7 @@ func (p *payments) grants(sale domain.Sale, now time.Time) (domain.Grants, []eve
 
 // Publish is the poison queue: it records each message as webhook_rejected with the reason, on the
 // delivery's own subject, so an operator sees it next to the delivery and nothing applies it.
-func (p *payments) Publish(_ string, msgs ...*wmmessage.Message) error {
+func (p *processor) Publish(_ string, msgs ...*wmmessage.Message) error {
 	for _, m := range msgs {
 		env, err := p.cfg.Decode(m)
 		if err != nil {
@@ -340,14 +366,14 @@ func (p *payments) Publish(_ string, msgs ...*wmmessage.Message) error {
 		}
 		d, _ := env.Payload.(events.WebhookReceived)
 		rej := events.Envelope{
-			ID:            domain.PrefixEvent + "rj" + hashID(env.ID),
+			ID:            domain.PrefixEvent + "rj" + domain.HashID(env.ID),
 			Aggregate:     env.Aggregate,
 			Time:          p.cfg.Now().UTC(),
 			CorrelationID: env.CorrelationID,
 			CausationID:   env.ID,
 			Payload:       events.WebhookRejected{DeliveryID: d.DeliveryID, Reason: m.Metadata.Get(middleware.ReasonForPoisonedKey)},
 		}
-		if _, err := p.cfg.Events.Append(context.Background(), events.NoExpectation, rej); err != nil {
+		if _, err := p.cfg.Events.AppendWrites(context.Background(), events.Write{Event: rej, Expect: events.NoExpectation}); err != nil {
 			return err
 		}
 		p.cfg.Log.Warn("webhook delivery rejected to the poison queue", "gateway", d.Gateway, "delivery_id", d.DeliveryID,
@@ -357,4 +383,4 @@ func (p *payments) Publish(_ string, msgs ...*wmmessage.Message) error {
 }
 
 // Close is part of watermill's Publisher.
-func (p *payments) Close() error { return nil }
+func (p *processor) Close() error { return nil }

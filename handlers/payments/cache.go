@@ -1,4 +1,4 @@
-package handlers
+package payments
 
 import (
 	"sync"
@@ -63,40 +63,4 @@ func applied(s domain.Sale, evs []events.Envelope, last uint64) domain.Sale {
 		s = s.Evolve(e)
 	}
 	return s
-}
-
-// keyedMutex serialises work per key: deliveries for one sale are applied one after the other, each on
-// the state the previous one left, instead of racing and retrying.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	sync.Mutex
-	waiters int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[string]*keyedLock)
-	}
-	l, ok := k.locks[key]
-	if !ok {
-		l = &keyedLock{}
-		k.locks[key] = l
-	}
-	l.waiters++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }
