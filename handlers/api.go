@@ -170,6 +170,10 @@ func (a *API) Handler() http.Handler {
 	handle("GET /v1/sales/{sale_id}/events", a.store(a.saleEvents))
 	handle("POST /v1/sales/{sale_id}/rating", a.store(a.rateSale))
 	handle("POST /v1/sales/{sale_id}/refunds", a.store(a.createRefund))
+	// Test keys only: a live key is answered 404, as if these routes did not exist.
+	handle("POST /v1/test_helpers/sales/{sale_id}/pay", a.store(a.testHelper(testPay)))
+	handle("POST /v1/test_helpers/sales/{sale_id}/fail", a.store(a.testHelper(testFail)))
+	handle("POST /v1/test_helpers/sales/{sale_id}/refund", a.store(a.testHelper(testRefund)))
 	// Gateways carry no key and send from few addresses: no rate limit.
 	handle("POST /v1/webhooks/{gateway}", http.HandlerFunc(a.webhook))
 	handle("GET /v1/downloads/{download_token}", a.anonymous(http.HandlerFunc(a.download)))

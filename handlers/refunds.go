@@ -43,20 +43,7 @@ func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	var v domain.ValidationError
 	rr := domain.RefundRequest{ID: domain.NewID(domain.PrefixRefund), Currency: strings.TrimSpace(req.Currency), Reason: req.Reason, Source: events.RefundSourceAPI}
-	if len(req.Amount) > 0 && string(req.Amount) != "null" {
-		n, ok := integerLiteral(req.Amount)
-		switch {
-		case !ok:
-			v.Add("amount", "The refund amount must be an integer number of minor units (e.g. 4000 for $40.00).")
-		case n <= 0:
-			v.Add("amount", "The refund amount must be a positive integer number of minor units.")
-		default:
-			rr.Amount = &n
-		}
-	}
-	if !domain.CheckLength(&v, "reason", req.Reason, domain.MaxReasonLen) {
-		domain.CheckText(&v, "reason", req.Reason, true)
-	}
+	rr.Amount = refundFields(&v, req.Amount, req.Reason)
 	if err := v.Err(); err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -97,15 +84,7 @@ func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, domain.ErrNotRefundable):
-		err = errNotRefundable
-	case errors.Is(err, domain.ErrRefundExceedsAmount):
-		// "4000 requested, 3000 of 10000 USD left"
-		detail := strings.TrimPrefix(err.Error(), domain.ErrRefundExceedsAmount.Error()+": ")
-		err = &requestError{http.StatusConflict, "refund_exceeds_amount", "The refund would take the sale's refunds beyond its amount: " + detail + "."}
-	}
-	if err != nil {
+	if err = refundError(err); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -114,6 +93,41 @@ func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	a.awaitProjection(ctx, seq)
 	positioned(w, seq, http.StatusCreated, data{refund})
+}
+
+// refundFields checks a refund request's amount (omitted or null: nil, what is left) and reason,
+// recording what is wrong in v under the field's name.
+func refundFields(v *domain.ValidationError, amount json.RawMessage, reason string) *int64 {
+	var out *int64
+	if len(amount) > 0 && string(amount) != "null" {
+		n, ok := integerLiteral(amount)
+		switch {
+		case !ok:
+			v.Add("amount", "The refund amount must be an integer number of minor units (e.g. 4000 for $40.00).")
+		case n <= 0:
+			v.Add("amount", "The refund amount must be a positive integer number of minor units.")
+		default:
+			out = &n
+		}
+	}
+	if !domain.CheckLength(v, "reason", reason, domain.MaxReasonLen) {
+		domain.CheckText(v, "reason", reason, true)
+	}
+	return out
+}
+
+// refundError is the answer to a refund the sale refuses: 409 sale_not_refundable or
+// refund_exceeds_amount (saying how much is left); other errors unchanged.
+func refundError(err error) error {
+	switch {
+	case errors.Is(err, domain.ErrNotRefundable):
+		return errNotRefundable
+	case errors.Is(err, domain.ErrRefundExceedsAmount):
+		// "4000 requested, 3000 of 10000 USD left"
+		detail := strings.TrimPrefix(err.Error(), domain.ErrRefundExceedsAmount.Error()+": ")
+		return &requestError{http.StatusConflict, "refund_exceeds_amount", "The refund would take the sale's refunds beyond its amount: " + detail + "."}
+	}
+	return err
 }
 
 // replayRefund answers an earlier refund request with the same Idempotency-Key: the refund it recorded.

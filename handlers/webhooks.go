@@ -91,17 +91,10 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 	// filed under no customer, so it could not be erased with them. Its digest proves what was received.
 	sum := sha256.Sum256(body)
 	d.BodySHA256 = hex.EncodeToString(sum[:])
-	key := domain.HashID(name + ":" + d.DeliveryID)
-	env := events.Envelope{
-		ID:            domain.PrefixEvent + "wh" + key, // deterministic: a retry inside the window is absorbed by Nats-Msg-Id too
-		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: name, Type: events.AggregateWebhook, ID: key},
-		Time:          a.cfg.Now().UTC(),
-		CorrelationID: d.DeliveryID,
-		Payload:       d,
-	}
+	env := deliveryEnvelope(d, a.cfg.Now())
 	// Concurrent copies of one delivery queue behind each other here, so the later ones find the first
 	// in the log below instead of racing it.
-	defer a.deliveries.Lock(key)()
+	defer a.deliveries.Lock(env.Aggregate.ID)()
 	// A repeated delivery is answered from the log without an append: it is the common case of a gateway
 	// retrying, and a failed condition would cost the appends that share its group a retry.
 	if prev, found, err := a.cfg.Events.Last(r.Context(), env.Aggregate.Filter()); err != nil {
@@ -121,4 +114,20 @@ func (a *API) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	positioned(w, seq, http.StatusOK, map[string]any{"received": true})
+}
+
+// deliveryEnvelope is how a gateway delivery is filed in the log: on its own subject
+// ledger.platform.<gateway>.webhook.<hash of gateway and delivery id>, with an event id derived from the
+// same (a retry inside the de-duplication window is absorbed by Nats-Msg-Id too) and the delivery id as
+// correlation id, which every event the payment processor appends for it carries on. The caller appends
+// it with expectation 0 on that subject, so one delivery is recorded once.
+func deliveryEnvelope(d events.WebhookReceived, now time.Time) events.Envelope {
+	key := domain.HashID(d.Gateway + ":" + d.DeliveryID)
+	return events.Envelope{
+		ID:            domain.PrefixEvent + "wh" + key,
+		Aggregate:     events.Aggregate{Mode: events.ModePlatform, StoreID: d.Gateway, Type: events.AggregateWebhook, ID: key},
+		Time:          now.UTC(),
+		CorrelationID: d.DeliveryID,
+		Payload:       d,
+	}
 }
