@@ -115,18 +115,23 @@ func BenchmarkCreateCustomer(b *testing.B) {
 }
 
 // startBenchMain runs the whole ledger in-process, as startMain does, but with the production default
-// of LEDGER_SYNC_ALWAYS (true) instead of the tests' false.
-func startBenchMain(b *testing.B) *Main {
+// of LEDGER_SYNC_ALWAYS (true) instead of the tests' false. The per-key rate limit is off (as for the
+// load harness): a benchmark sends far more than the default 100 requests/s with one key. env is more
+// settings, name then value.
+func startBenchMain(b *testing.B, env ...string) *Main {
 	b.Helper()
 	dir := b.TempDir()
-	cfg, err := loadConfig("serve", nil, func(k string) string {
-		return map[string]string{
-			"LEDGER_DATA_DIR":    dir,
-			"LEDGER_HTTP_ADDR":   "127.0.0.1:0",
-			"LEDGER_NATS_LISTEN": "off",
-			"LEDGER_ADMIN_TOKEN": adminToken,
-		}[k]
-	}, nil)
+	settings := map[string]string{
+		"LEDGER_DATA_DIR":    dir,
+		"LEDGER_HTTP_ADDR":   "127.0.0.1:0",
+		"LEDGER_NATS_LISTEN": "off",
+		"LEDGER_ADMIN_TOKEN": adminToken,
+		"LEDGER_RATE_LIMIT":  "0",
+	}
+	for i := 0; i+1 < len(env); i += 2 {
+		settings[env[i]] = env[i+1]
+	}
+	cfg, err := loadConfig("serve", nil, func(k string) string { return settings[k] }, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
