@@ -17,6 +17,7 @@ import (
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/handlers/internal/keyed"
+	"github.com/salesledger/ledger/handlers/internal/salecache"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 
@@ -124,8 +125,11 @@ type API struct {
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyed.Mutex
-	// sales serialises this replica's commands on one sale (changeSale).
-	sales keyed.Mutex
+	// sales serialises this replica's commands on one sale (changeSale), and recent keeps each sale as
+	// this replica's last command left it, so the next command on it does not decide on a read store
+	// that has not folded that one yet (and conflict, and decide again from the log).
+	sales  keyed.Mutex
+	recent *salecache.Cache
 	// cursors seals and opens the customer list's cursors.
 	cursors *customerCursors
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
@@ -147,7 +151,7 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
-		cursors: newCustomerCursors(cfg.CursorKey), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits)}
+		cursors: newCustomerCursors(cfg.CursorKey), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits), recent: salecache.New(16384)}
 }
 
 // Handler is the complete HTTP handler with its middleware.

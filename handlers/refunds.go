@@ -158,7 +158,7 @@ func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domai
 	unlock := a.sales.Lock(sc.Mode + "/" + id)
 	defer unlock()
 	for attempt := 0; ; attempt++ {
-		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)
+		sale, err := a.saleForDecision(ctx, agg, attempt > 0)
 		if err != nil {
 			return domain.Sale{}, 0, err
 		}
@@ -180,6 +180,9 @@ func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domai
 		}
 		writes = append(writes, extra(sale, payloads, env)...)
 		seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
+		if err != nil {
+			a.decided(agg, sale, err)
+		}
 		if errors.Is(err, domain.ErrConflict) {
 			if ctx.Err() != nil {
 				return domain.Sale{}, 0, ctx.Err()
@@ -203,6 +206,7 @@ func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domai
 			e.Sequence = first + uint64(i)
 			sale = sale.Evolve(e)
 		}
+		a.decided(agg, sale, nil)
 		return sale, seq, nil
 	}
 }

@@ -96,7 +96,7 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 	unlock := a.sales.Lock(sc.Mode + "/" + id)
 	defer unlock()
 	for attempt := 0; ; attempt++ {
-		sale, err := currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, attempt > 0)
+		sale, err := a.saleForDecision(ctx, agg, attempt > 0)
 		if err != nil {
 			return domain.Sale{}, 0, err
 		}
@@ -110,6 +110,9 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 			envs[i] = events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 		}
 		seq, err := a.cfg.Events.Append(ctx, sale.Version, envs...)
+		if err != nil {
+			a.decided(agg, sale, err)
+		}
 		if errors.Is(err, domain.ErrConflict) {
 			if ctx.Err() != nil {
 				return domain.Sale{}, 0, ctx.Err()
@@ -127,6 +130,7 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 			envs[i].Sequence = seq - uint64(len(envs)-1-i)
 			sale = sale.Evolve(envs[i])
 		}
+		a.decided(agg, sale, nil)
 		return sale, seq, nil
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/handlers/internal/keyed"
+	"github.com/salesledger/ledger/handlers/internal/salecache"
 )
 
 // Log is what the processor needs of the event store (events/jetstream.Store).
@@ -87,7 +88,7 @@ func NewRouter(cfg Config) (*wmmessage.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &processor{cfg: cfg, cache: newSaleCache(16384)}
+	p := &processor{cfg: cfg, cache: salecache.New(16384)}
 	poison, err := middleware.PoisonQueueWithFilter(p, events.TypeWebhookRejected, func(err error) bool {
 		var perm permanent
 		var panicked middleware.RecoveredPanicError
@@ -116,8 +117,8 @@ func NewRouter(cfg Config) (*wmmessage.Router, error) {
 
 type processor struct {
 	cfg   Config
-	sales keyed.Mutex // one delivery at a time per sale
-	cache *saleCache  // sales as this processor left them
+	sales keyed.Mutex      // one delivery at a time per sale
+	cache *salecache.Cache // sales as this processor left them
 }
 
 // handle applies one delivery. It loads the sale from its own subject in the log (exact), decides with
@@ -296,14 +297,14 @@ func (p *processor) handle(msg *wmmessage.Message) (err error) {
 	}
 	seq, err := p.cfg.Events.AppendWrites(ctx, writes...)
 	if err != nil {
-		p.cache.forget(d.SaleID)
+		p.cache.Forget(d.SaleID)
 		if errors.Is(err, domain.ErrConflict) {
 			msg.Metadata.Set("ledger_retry", "1") // the Retry middleware runs us again: read the log then
 		}
 		return err
 	}
 	// The sale's events come first in the batch, its licences after.
-	p.cache.put(cachedSale{applied(sale, saleEvents, seq-uint64(len(licences))), storeID, mode})
+	p.cache.Put(salecache.Entry{Sale: salecache.Applied(sale, saleEvents, seq-uint64(len(licences))), StoreID: storeID, Mode: mode})
 	return nil
 }
 
@@ -314,8 +315,8 @@ func (p *processor) handle(msg *wmmessage.Message) (err error) {
 // only a sale the log does not have either waits for redelivery.
 func (p *processor) load(ctx context.Context, id string, fromLog bool) (domain.Sale, string, string, error) {
 	if !fromLog {
-		if c, ok := p.cache.get(id); ok {
-			return c.sale, c.storeID, c.mode, nil
+		if c, ok := p.cache.Get(id); ok {
+			return c.Sale, c.StoreID, c.Mode, nil
 		}
 		sale, storeID, mode, err := p.cfg.Reads().SaleByID(ctx, id)
 		if !errors.Is(err, domain.ErrNotFound) {
