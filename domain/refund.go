@@ -132,39 +132,76 @@ func (s Sale) Revocations(evs []events.Payload) []string {
 	return s.Completed.LicenceIDs
 }
 
-// OpenDispute records a dispute the gateway reports (amount nil: the sale's amount). The same dispute
-// again is nothing; a sale not paid is ErrNotRefundable (its payment's delivery may still be on its way).
+// disputeOpen reports whether any of the sale's disputes is open: each holds the settlement.
+func (s Sale) disputeOpen() bool {
+	for _, d := range s.Disputes {
+		if d.Status == DisputeOpen {
+			return true
+		}
+	}
+	return s.Dispute != nil && s.Dispute.Status == DisputeOpen
+}
+
+// dispute finds one of the sale's disputes by its id.
+func (s Sale) dispute(id string) (Dispute, bool) {
+	for _, d := range s.Disputes {
+		if d.ID == id {
+			return d, true
+		}
+	}
+	if s.Dispute != nil && s.Dispute.ID == id {
+		return *s.Dispute, true
+	}
+	return Dispute{}, false
+}
+
+// OpenDispute records a dispute the gateway reports (amount nil: the sale's amount). A sale may have
+// several (Paystack and Standard Webhooks gateways open one per claim); each is closed by its own id and
+// each holds the settlement while open. The same dispute again is nothing; a sale not paid is
+// ErrNotRefundable (its payment's delivery may still be on its way); an amount not above zero or above
+// the sale's is a *ValidationError naming amount.
 func (s Sale) OpenDispute(id string, amount *int64, reason, gateway, deliveryID string) ([]events.Payload, error) {
 	if !s.paid() {
 		return nil, ErrNotRefundable
 	}
-	if s.Dispute != nil && s.Dispute.ID == id {
+	if _, seen := s.dispute(id); seen {
 		return nil, nil
 	}
 	a := s.Started.Amount
 	if amount != nil {
+		if *amount <= 0 || *amount > s.Started.Amount.Amount {
+			var v ValidationError
+			v.Add("amount", fmt.Sprintf("A dispute's amount must be from 1 to the sale's %d minor units; got %d.", s.Started.Amount.Amount, *amount))
+			return nil, &v
+		}
 		a.Amount = *amount
 	}
 	return []events.Payload{events.DisputeOpened{DisputeID: id, Amount: a, Reason: reason, Gateway: gateway, DeliveryID: deliveryID}}, nil
 }
 
-// CloseDispute records a dispute's outcome (won or lost). A lost dispute is a refund of the disputed
-// amount (at most what is left), reason chargeback, in the same batch; refundID names it. Closing a
-// dispute already closed is nothing, so a lost dispute on a fully refunded sale changes nothing twice.
-// A dispute the sale never saw open is ErrDisputeUnknown.
-func (s Sale) CloseDispute(id, status, gateway, deliveryID, refundID string) ([]events.Payload, error) {
+// CloseDispute records a dispute's outcome (won or lost). A lost dispute is a refund of the amount lost
+// — lostAmount when the gateway says it at the closing (Paystack's refund_amount when the merchant
+// accepts part of a claim), else the disputed amount — at most what is left, reason chargeback, in the
+// same batch; refundID names it. Closing a dispute already closed is nothing, so a lost dispute on a
+// fully refunded sale changes nothing twice. A dispute the sale never saw open is ErrDisputeUnknown.
+func (s Sale) CloseDispute(id, status, gateway, deliveryID, refundID string, lostAmount *int64) ([]events.Payload, error) {
 	if status != events.DisputeWon && status != events.DisputeLost {
 		return nil, fmt.Errorf("unknown dispute outcome %q", status)
 	}
-	if s.Dispute == nil || s.Dispute.ID != id {
+	d, ok := s.dispute(id)
+	if !ok {
 		return nil, ErrDisputeUnknown
 	}
-	if s.Dispute.Status != DisputeOpen {
+	if d.Status != DisputeOpen {
 		return nil, nil
 	}
 	out := []events.Payload{events.DisputeClosed{DisputeID: id, Status: status, Gateway: gateway, DeliveryID: deliveryID}}
 	if status == events.DisputeLost {
-		if amount := min(s.Dispute.Amount.Amount, s.Remaining()); amount > 0 {
+		lost := d.Amount.Amount
+		if lostAmount != nil && *lostAmount >= 0 {
+			lost = *lostAmount // the gateway's final figure; what is left caps it below
+		}
+		if amount := min(lost, s.Remaining()); amount > 0 {
 			out = append(out, events.RefundRecorded{RefundID: refundID, Amount: events.Amount{Amount: amount, Currency: s.Started.Amount.Currency},
 				Reason: events.RefundReasonChargeback, Source: gateway, DisputeID: id, DeliveryID: deliveryID})
 		}
@@ -250,8 +287,17 @@ func (s Sale) evolveRefunds(e events.Envelope) (Sale, bool) {
 			s.Status = StatusRefunded
 		}
 	case events.DisputeOpened:
-		s.Dispute = &Dispute{ID: p.DisputeID, Status: DisputeOpen, Amount: p.Amount, Reason: p.Reason, Gateway: p.Gateway, OpenedAt: e.Time}
+		d := Dispute{ID: p.DisputeID, Status: DisputeOpen, Amount: p.Amount, Reason: p.Reason, Gateway: p.Gateway, OpenedAt: e.Time}
+		s.Disputes = append(append([]Dispute(nil), s.Disputes...), d)
+		s.Dispute = &d
 	case events.DisputeClosed:
+		ds := append([]Dispute(nil), s.Disputes...)
+		for i := range ds {
+			if ds[i].ID == p.DisputeID {
+				ds[i].Status, ds[i].ClosedAt = p.Status, e.Time
+			}
+		}
+		s.Disputes = ds
 		if s.Dispute != nil && s.Dispute.ID == p.DisputeID {
 			d := *s.Dispute
 			d.Status, d.ClosedAt = p.Status, e.Time

@@ -185,7 +185,7 @@ func TestDisputes(t *testing.T) {
 	checkSaleEvents(t, nil, err, nil, domain.ErrNotRefundable)
 
 	// Won: the settlement resumes.
-	evs, err = held.CloseDispute("du_1", events.DisputeWon, "stripe", "", "ref_cb")
+	evs, err = held.CloseDispute("du_1", events.DisputeWon, "stripe", "", "ref_cb", nil)
 	won := events.DisputeClosed{DisputeID: "du_1", Status: events.DisputeWon, Gateway: "stripe"}
 	checkSaleEvents(t, evs, err, []events.Payload{won}, nil)
 	if s := givenSale(sale10k(open, won)...); s.DueAt().IsZero() || s.Status != domain.StatusCompleted {
@@ -195,24 +195,63 @@ func TestDisputes(t *testing.T) {
 	// Lost: a chargeback refund of the disputed amount (at most what is left); closing again is nothing.
 	lost := events.DisputeClosed{DisputeID: "du_1", Status: events.DisputeLost, Gateway: "stripe"}
 	chargeback := events.RefundRecorded{RefundID: "ref_cb", Amount: usd(10000), Reason: events.RefundReasonChargeback, Source: "stripe", DisputeID: "du_1"}
-	evs, err = held.CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb")
+	evs, err = held.CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb", nil)
 	checkSaleEvents(t, evs, err, []events.Payload{lost, chargeback}, nil)
 	after := givenSale(sale10k(open, lost, chargeback)...)
 	if after.Status != domain.StatusRefunded {
 		t.Errorf("lost: status %s", after.Status)
 	}
-	evs, err = after.CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb2")
+	evs, err = after.CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb2", nil)
 	checkSaleEvents(t, evs, err, nil, nil)
 
 	// Lost on a sale partly refunded: the rest only. On one fully refunded: the closing only, no refund.
-	evs, err = givenSale(sale10k(refundOf(7000, "api"), open)...).CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb")
+	evs, err = givenSale(sale10k(refundOf(7000, "api"), open)...).CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb", nil)
 	partCB := chargeback
 	partCB.Amount = usd(3000)
 	checkSaleEvents(t, evs, err, []events.Payload{lost, partCB}, nil)
-	evs, err = givenSale(sale10k(open, refundOf(10000, "api"))...).CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb")
+	evs, err = givenSale(sale10k(open, refundOf(10000, "api"))...).CloseDispute("du_1", events.DisputeLost, "stripe", "", "ref_cb", nil)
 	checkSaleEvents(t, evs, err, []events.Payload{lost}, nil)
 
 	// A closing before its opening (out of order) is unknown: the caller retries.
-	_, err = givenSale(sale10k()...).CloseDispute("du_1", events.DisputeWon, "stripe", "", "")
+	_, err = givenSale(sale10k()...).CloseDispute("du_1", events.DisputeWon, "stripe", "", "", nil)
 	checkSaleEvents(t, nil, err, nil, domain.ErrDisputeUnknown)
+}
+
+// TestSeveralDisputes: a second dispute opened before the first closes neither hides nor replaces it
+// (found by the reviews: the first one's loss was never recorded); each holds the settlement while open,
+// and a closing may say the amount actually lost (Paystack's merchant-accepted with a refund_amount).
+func TestSeveralDisputes(t *testing.T) {
+	a := events.DisputeOpened{DisputeID: "dp_a", Amount: usd(4000), Gateway: "standard"}
+	b := events.DisputeOpened{DisputeID: "dp_b", Amount: usd(3000), Gateway: "standard"}
+	bWon := events.DisputeClosed{DisputeID: "dp_b", Status: events.DisputeWon, Gateway: "standard"}
+	s := givenSale(sale10k(a, b, bWon)...)
+	if !s.DueAt().IsZero() {
+		t.Errorf("dp_a still open: due %v, want held", s.DueAt())
+	}
+	if s.Dispute == nil || s.Dispute.ID != "dp_b" || len(s.Disputes) != 2 {
+		t.Errorf("shown dispute %+v, all %+v", s.Dispute, s.Disputes)
+	}
+	evs, err := s.CloseDispute("dp_a", events.DisputeLost, "standard", "", "ref_cb", nil)
+	checkSaleEvents(t, evs, err, []events.Payload{
+		events.DisputeClosed{DisputeID: "dp_a", Status: events.DisputeLost, Gateway: "standard"},
+		events.RefundRecorded{RefundID: "ref_cb", Amount: usd(4000), Reason: events.RefundReasonChargeback, Source: "standard", DisputeID: "dp_a"},
+	}, nil)
+	after := givenSale(sale10k(a, b, bWon, evs[0], evs[1])...)
+	if after.DueAt().IsZero() || after.Refunded != 4000 {
+		t.Errorf("both closed: due %v refunded %d", after.DueAt(), after.Refunded)
+	}
+
+	// Part of the claim accepted: the closing's amount is what is lost.
+	evs, err = givenSale(sale10k(a)...).CloseDispute("dp_a", events.DisputeLost, "paystack", "", "ref_cb", i64(1500))
+	if err != nil || len(evs) != 2 || evs[1].(events.RefundRecorded).Amount != usd(1500) {
+		t.Errorf("partial acceptance: %v %v", evs, err)
+	}
+	// An opening amount that is no amount of this sale is refused, naming it.
+	for _, n := range []int64{0, -1, 10001} {
+		_, err := givenSale(sale10k()...).OpenDispute("dp_x", i64(n), "", "standard", "")
+		var v *domain.ValidationError
+		if !errors.As(err, &v) || len(v.Fields["amount"]) == 0 {
+			t.Errorf("dispute of %d: %v", n, err)
+		}
+	}
 }

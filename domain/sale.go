@@ -61,7 +61,10 @@ type Sale struct {
 	// Cumulative is, per gateway, the highest cumulative refunded figure it reported (Stripe's
 	// amount_refunded), so an older or repeated one records nothing.
 	Cumulative map[string]int64
-	Dispute    *Dispute
+	// Disputes are the sale's disputes, in the order they opened; Dispute is the last of them (the one
+	// the sale object shows).
+	Disputes []Dispute
+	Dispute  *Dispute
 	// Version is the sale's last subject sequence: the expectation for the next append.
 	Version uint64
 }
@@ -120,7 +123,7 @@ func ErasePersonal(p events.SaleStarted) events.SaleStarted {
 // DueAt is when a timer must act on the sale next: the abandon deadline of an unpaid checkout, the due
 // date of a scheduled settlement; zero when nothing is pending.
 func (s Sale) DueAt() time.Time {
-	if s.Dispute != nil && s.Dispute.Status == DisputeOpen {
+	if s.disputeOpen() {
 		return time.Time{} // an open dispute holds the settlement
 	}
 	switch s.Status {
@@ -248,7 +251,7 @@ func (s Sale) Settle(now time.Time, source string) ([]events.Payload, error) {
 		return nil, ErrNotCompleted
 	case source == "schedule" && now.Before(s.Completed.SettlementDueAt):
 		return nil, nil
-	case source == "schedule" && s.Dispute != nil && s.Dispute.Status == DisputeOpen:
+	case source == "schedule" && s.disputeOpen():
 		return nil, nil // held until the dispute closes
 	}
 	return []events.Payload{events.SaleSettled{Source: source}}, nil

@@ -71,18 +71,26 @@ func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, &v)
 		return
 	}
-	sale, seq, err := a.changeSale(r.Context(), r.PathValue("sale_id"), func(s domain.Sale) ([]events.Payload, error) {
+	ctx := r.Context()
+	_, seq, err := a.changeSale(ctx, r.PathValue("sale_id"), func(s domain.Sale) ([]events.Payload, error) {
 		return s.Rate(domain.NewID("rat_"), *req.Value, req.Comment)
 	})
 	if errors.Is(err, domain.ErrNotCompleted) {
 		err = &requestError{http.StatusConflict, "sale_not_completed", "Only a completed sale can be rated."}
 	}
+	var sale domain.Sale
+	if err == nil {
+		// The answer is the sale as the log has it now: the decision's copy may be this replica's cached
+		// one, which holds no personal data (salecache).
+		sc := scopeFrom(ctx)
+		sale, err = currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: r.PathValue("sale_id")}, true)
+	}
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.awaitProjection(r.Context(), seq)
-	positioned(w, seq, http.StatusCreated, data{saleObject(sale, scopeFrom(r.Context()).Mode)})
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusCreated, data{saleObject(sale, scopeFrom(ctx).Mode)})
 }
 
 // changeSale loads a sale of the caller's scope from the log, decides, and appends with the sale's last

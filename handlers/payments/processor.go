@@ -215,7 +215,14 @@ func (p *processor) handle(msg *wmmessage.Message) (err error) {
 		}
 		payloads, err = sale.OpenDispute(d.DisputeID, amount, d.Reason, d.Gateway, d.DeliveryID)
 	case "dispute.closed":
-		payloads, err = sale.CloseDispute(d.DisputeID, d.DisputeStatus, d.Gateway, d.DeliveryID, domain.NewID(domain.PrefixRefund))
+		var lost *int64
+		if d.Amount != nil {
+			if d.Amount.Currency != sale.Started.Amount.Currency {
+				return permanent{fmt.Errorf("%w: dispute in %s, sale is in %s", domain.ErrPaymentMismatch, d.Amount.Currency, sale.Started.Amount.Currency)}
+			}
+			lost = &d.Amount.Amount
+		}
+		payloads, err = sale.CloseDispute(d.DisputeID, d.DisputeStatus, d.Gateway, d.DeliveryID, domain.NewID(domain.PrefixRefund), lost)
 	case "settlement.done":
 		payloads, err = sale.Settle(now, d.Gateway)
 		if errors.Is(err, domain.ErrNotCompleted) && sale.Status == domain.StatusAwaitingPayment {

@@ -13,6 +13,10 @@ import (
 // decision on a sale neither waits for the projection to catch up nor reads it. It is a hint: a copy
 // older than the log (another process, or another path of this one, changed the sale) fails its
 // append's expected sequence, and the retry reads the log. Safe for concurrent use.
+//
+// It holds no personal data: Put keeps a sale as an erased customer's sale reads (domain.ErasePersonal),
+// since a copy kept here would outlive the customer's erasure on every replica that has one. No
+// decision reads the buyer's details, and answers are rendered from the read store or the log.
 type Cache struct {
 	mu    sync.Mutex
 	max   int
@@ -38,8 +42,9 @@ func (c *Cache) Get(id string) (Entry, bool) {
 	return s, ok
 }
 
-// Put keeps s; when full, an arbitrary half is dropped (map order is random).
+// Put keeps s, without its personal data; when full, an arbitrary half is dropped (map order is random).
 func (c *Cache) Put(s Entry) {
+	s.Sale.Started = domain.ErasePersonal(s.Sale.Started)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.sales) >= c.max {
