@@ -70,7 +70,10 @@ func CheckText(v *ValidationError, field, s string, multiline bool) bool {
 		}
 		return false
 	})
-	if bad {
+	switch {
+	case bad && multiline:
+		v.Add(field, fmt.Sprintf("The %s field must not contain control characters other than line breaks and tabs (such as NUL), or bidirectional overrides.", field))
+	case bad:
 		v.Add(field, fmt.Sprintf("The %s field must not contain control characters (such as NUL or a line break) or bidirectional overrides.", field))
 	}
 	return bad

@@ -107,6 +107,9 @@ func (s Sale) Refund(r RefundRequest) ([]events.Payload, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	if s.Remaining() <= 0 {
+		return nil, fmt.Errorf("%w: nothing is left to refund (%d of %d %s refunded)", ErrRefundExceedsAmount, s.Refunded, s.Started.Amount.Amount, cur)
+	}
 	if amount <= 0 || amount > s.Remaining() {
 		return nil, fmt.Errorf("%w: %d requested, %d of %d %s left", ErrRefundExceedsAmount, amount, s.Remaining(), s.Started.Amount.Amount, cur)
 	}

@@ -31,7 +31,7 @@ type refundRequest struct {
 // naming amount, currency or reason.
 func (a *API) createRefund(w http.ResponseWriter, r *http.Request) {
 	var req refundRequest
-	raw, err := decodeBody(r, &req)
+	raw, err := decodeOptionalBody(r, &req)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -102,6 +102,8 @@ func refundFields(v *domain.ValidationError, amount json.RawMessage, reason stri
 	if len(amount) > 0 && string(amount) != "null" {
 		n, ok := integerLiteral(amount)
 		switch {
+		case !ok && strings.Trim(strings.TrimPrefix(strings.TrimSpace(string(amount)), "-"), "0123456789") == "":
+			v.Add("amount", fmt.Sprintf("The refund amount may be at most %d minor units.", domain.MaxAmount)) // an integer beyond int64
 		case !ok:
 			v.Add("amount", "The refund amount must be an integer number of minor units (e.g. 4000 for $40.00).")
 		case n <= 0:
@@ -123,8 +125,11 @@ func refundError(err error) error {
 	case errors.Is(err, domain.ErrNotRefundable):
 		return errNotRefundable
 	case errors.Is(err, domain.ErrRefundExceedsAmount):
-		// "4000 requested, 3000 of 10000 USD left"
+		// "4000 requested, 3000 of 10000 USD left", or "nothing is left to refund (…)"
 		detail := strings.TrimPrefix(err.Error(), domain.ErrRefundExceedsAmount.Error()+": ")
+		if strings.HasPrefix(detail, "nothing is left") {
+			return &requestError{http.StatusConflict, "refund_exceeds_amount", "The sale was already refunded in full: " + detail + "."}
+		}
 		return &requestError{http.StatusConflict, "refund_exceeds_amount", "The refund would take the sale's refunds beyond its amount: " + detail + "."}
 	}
 	return err

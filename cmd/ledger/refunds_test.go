@@ -160,3 +160,29 @@ func TestConcurrentRefundsNeverExceedTheAmount(t *testing.T) {
 		t.Errorf("after the race: %d refunds, status %v", n, sale["status"])
 	}
 }
+
+// TestRefundMessagesSayWhatIsWrong (new-user review): no body at all refunds the rest, a sale refunded
+// in full says so rather than "0 requested", an integer too large names the bound, and a reason's
+// message does not claim that line breaks are refused.
+func TestRefundMessagesSayWhatIsWrong(t *testing.T) {
+	m := startMain(t, t.TempDir(), withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "refund-messages")
+	id := paidSale(t, c, live, "messages@example.com", 10000)
+	for _, tt := range []struct{ body, want string }{
+		{`{"amount":100000000000000000000}`, "at most 1000000000000000"},
+		{`{"reason":"a\u0000b"}`, "other than line breaks"},
+	} {
+		if r := c.post("/v1/sales/"+id+"/refunds", live, "", tt.body); r.status != 422 || !strings.Contains(r.raw, tt.want) {
+			t.Errorf("%s: %d %s, want 422 saying %q", tt.body, r.status, r.raw, tt.want)
+		}
+	}
+	r := c.send("POST", "/v1/sales/"+id+"/refunds", map[string]string{"Authorization": "Bearer " + live}, nil)
+	if r.status != 201 || field(r.body, "data.amount.amount") != 10000.0 {
+		t.Fatalf("no body: %d %s", r.status, r.raw)
+	}
+	r = c.send("POST", "/v1/sales/"+id+"/refunds", map[string]string{"Authorization": "Bearer " + live}, nil)
+	if msg, _ := field(r.body, "error.message").(string); r.status != 409 || !strings.Contains(msg, "already refunded in full") || strings.Contains(msg, "0 requested") {
+		t.Errorf("a sale refunded in full: %d %s", r.status, r.raw)
+	}
+}

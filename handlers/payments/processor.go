@@ -175,7 +175,11 @@ func (p *processor) handle(msg *wmmessage.Message) (err error) {
 	}
 	if d.Livemode != nil && *d.Livemode != (mode == events.ModeLive) {
 		delivered := map[bool]string{true: "live", false: "test"}[*d.Livemode]
-		return permanent{fmt.Errorf("%w: a %s-mode payment for a %s-mode sale", domain.ErrPaymentMismatch, delivered, mode)}
+		what := "payment"
+		if afterPayment {
+			what = strings.SplitN(d.Kind, ".", 2)[0] // refund, dispute
+		}
+		return permanent{fmt.Errorf("%w: a %s-mode %s for a %s-mode sale", domain.ErrPaymentMismatch, delivered, what, mode)}
 	}
 	if d.StoreID != "" && d.StoreID != storeID {
 		return permanent{fmt.Errorf("%w: delivery for store %s, sale %s belongs to another", errWrongStore, d.StoreID, d.SaleID)}
