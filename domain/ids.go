@@ -18,6 +18,8 @@ const (
 	PrefixAddress  = "adr_"
 	PrefixEvent    = "evt_"
 	PrefixRefund   = "ref_"
+	// PrefixWebhookEndpoint names an outgoing-webhook endpoint.
+	PrefixWebhookEndpoint = "we_"
 )
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

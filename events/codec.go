@@ -192,6 +192,14 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[DisputeOpened](data)
 	case eventType == TypeDisputeClosed && version == 1:
 		return decodeInto[DisputeClosed](data)
+	case eventType == TypeWebhookEndpointCreated && version == 1:
+		return decodeInto[WebhookEndpointCreated](data)
+	case eventType == TypeWebhookEndpointUpdated && version == 1:
+		return decodeInto[WebhookEndpointUpdated](data)
+	case eventType == TypeWebhookEndpointSecretRotated && version == 1:
+		return decodeInto[WebhookEndpointSecretRotated](data)
+	case eventType == TypeWebhookEndpointDeleted && version == 1:
+		return decodeInto[WebhookEndpointDeleted](data)
 	case eventType == TypeLicenceIssued && version == 1:
 		return decodeInto[LicenceIssued](data)
 	case eventType == TypeLicenceActivated && version == 1:

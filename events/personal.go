@@ -20,7 +20,8 @@ import (
 // Personal is a payload with personal data.
 type Personal interface {
 	Payload
-	// DataSubject is the id of the customer the personal data is about (whose key seals it).
+	// DataSubject is the id of the customer the personal data is about (whose key seals it), or of the
+	// webhook endpoint whose signing secret it is.
 	DataSubject() string
 	// PersonalMembers are the JSON members of the payload that are personal.
 	PersonalMembers() []string
@@ -119,9 +120,13 @@ func open(ctx context.Context, keys Keyring, data []byte) ([]byte, error) {
 }
 
 // subjectOf finds the data subject in a payload's clear members: every personal payload carries its
-// customer's id as customer_id.
+// customer's id as customer_id, or, for a webhook endpoint's secret, the endpoint's as endpoint_id.
 func subjectOf(members map[string]json.RawMessage) string {
 	var id string
-	_ = json.Unmarshal(members["customer_id"], &id)
+	if raw, ok := members["customer_id"]; ok {
+		_ = json.Unmarshal(raw, &id)
+		return id
+	}
+	_ = json.Unmarshal(members["endpoint_id"], &id)
 	return id
 }
