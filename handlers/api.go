@@ -52,6 +52,10 @@ type ReadStore interface {
 	DueSales(ctx context.Context, now time.Time, limit int) ([]sqlite.SaleRef, error)
 	LicenceByKey(ctx context.Context, storeID, mode, key string) (sqlite.LicenceRow, error)
 	LicencesOfSale(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)
+	// WebhookEndpoint reads one webhook endpoint of a store and mode (without its secrets).
+	WebhookEndpoint(ctx context.Context, storeID, mode, id string) (sqlite.WebhookEndpointRow, error)
+	ListWebhookEndpoints(ctx context.Context, f sqlite.WebhookEndpointFilter) ([]sqlite.WebhookEndpointRow, bool, error)
+	HasWebhookEndpoints(ctx context.Context, f sqlite.WebhookEndpointFilter) (bool, error)
 }
 
 // Projection reports how far the read model has folded the log.
@@ -86,6 +90,9 @@ type Config struct {
 	PublicURL string
 	// GatewaySecrets holds each enabled gateway's webhook signing secret.
 	GatewaySecrets map[string]string
+	// AllowPrivateWebhooks lets webhook endpoints name loopback, private and link-local addresses
+	// (LEDGER_WEBHOOK_ALLOW_PRIVATE: for development and tests).
+	AllowPrivateWebhooks bool
 	// AdminTokenHash is the hex SHA-256 of the admin token.
 	AdminTokenHash string
 	// Registry collects the API's metrics and is served at /metrics.
@@ -199,6 +206,13 @@ func (a *API) Handler() http.Handler {
 	const photo = "PUT /v1/customers/{customer_id}/photo"
 	mux.Handle(photo, a.instrument(photo, a.limit(a.wellFormed(photo, a.store(a.putPhoto)), MaxPhotoBytes+64<<10)))
 	handle("GET /v1/avatars/{avatar_token}", a.anonymous(http.HandlerFunc(a.avatar)))
+
+	handle("POST /v1/webhook_endpoints", a.store(a.createWebhookEndpoint))
+	handle("GET /v1/webhook_endpoints", a.store(a.listWebhookEndpoints))
+	handle("GET /v1/webhook_endpoints/{webhook_endpoint_id}", a.store(a.getWebhookEndpoint))
+	handle("PATCH /v1/webhook_endpoints/{webhook_endpoint_id}", a.store(a.updateWebhookEndpoint))
+	handle("DELETE /v1/webhook_endpoints/{webhook_endpoint_id}", a.store(a.deleteWebhookEndpoint))
+	handle("POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret", a.store(a.rotateWebhookSecret))
 
 	handle("/", a.anonymous(a.unrouted(mux)))
 	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).

@@ -56,6 +56,7 @@ var errorTable = []struct {
 }{
 	{domain.ErrNotFound, http.StatusNotFound, "not_found", "No such resource."},
 	{domain.ErrCustomerErased, http.StatusNotFound, "not_found", "The customer could not be found, please check the id."},
+	{domain.ErrWebhookEndpointDeleted, http.StatusNotFound, "not_found", "The webhook endpoint could not be found, please check the id."},
 	{domain.ErrSlugTaken, http.StatusConflict, "slug_taken", "The slug is already taken by another store."},
 	{domain.ErrConflict, http.StatusConflict, "conflict", "The resource was modified concurrently; retry the request."},
 	{domain.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", "What the request asks to record is larger than the event log accepts in one event; send less (shorter texts, fewer files)."},

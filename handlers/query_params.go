@@ -20,20 +20,22 @@ var anyQuery = []string{"*"}
 // cache-buster) that the signature in the path does not cover; probes and scrapers are configured by
 // operators' tools.
 var queryParams = map[string][]string{
-	"GET /v1/store":                             nil,
-	"GET /v1/sales":                             {"per_page", "cursor", "status", "customer_id", "search", "start_date", "end_date"},
-	"GET /v1/sales/{sale_id}":                   nil,
-	"GET /v1/sales/{sale_id}/events":            nil,
-	"GET /v1/licences/{licence_key}":            nil,
-	"GET /v1/customers":                         {"per_page", "cursor", "page", "page_size", "search", "email", "start_date", "end_date"},
-	"GET /v1/customers/{customer_id}":           nil,
-	"GET /v1/customers/{customer_id}/addresses": nil,
-	"GET /v1/downloads/{download_token}":        anyQuery,
-	"GET /v1/avatars/{avatar_token}":            anyQuery,
-	"GET /healthz":                              anyQuery,
-	"GET /readyz":                               anyQuery,
-	"GET /metrics":                              anyQuery,
-	"GET /openapi.json":                         anyQuery,
+	"GET /v1/store":                                   nil,
+	"GET /v1/sales":                                   {"per_page", "cursor", "status", "customer_id", "search", "start_date", "end_date"},
+	"GET /v1/sales/{sale_id}":                         nil,
+	"GET /v1/sales/{sale_id}/events":                  nil,
+	"GET /v1/licences/{licence_key}":                  nil,
+	"GET /v1/customers":                               {"per_page", "cursor", "page", "page_size", "search", "email", "start_date", "end_date"},
+	"GET /v1/customers/{customer_id}":                 nil,
+	"GET /v1/customers/{customer_id}/addresses":       nil,
+	"GET /v1/webhook_endpoints":                       {"per_page", "cursor"},
+	"GET /v1/webhook_endpoints/{webhook_endpoint_id}": nil,
+	"GET /v1/downloads/{download_token}":              anyQuery,
+	"GET /v1/avatars/{avatar_token}":                  anyQuery,
+	"GET /healthz":                                    anyQuery,
+	"GET /readyz":                                     anyQuery,
+	"GET /metrics":                                    anyQuery,
+	"GET /openapi.json":                               anyQuery,
 }
 
 // queryAliases are what integrators coming from other APIs send for a parameter the ledger names

@@ -25,13 +25,14 @@ type pathParam struct {
 // of the wrong shape is 404 (DESIGN §6). A sale id "*" used to list every sale's events of the store
 // through a subject wildcard.
 var pathParams = map[string]pathParam{
-	"sale_id":        {idOf(domain.PrefixSale), domain.ErrNotFound},
-	"customer_id":    {idOf(domain.PrefixCustomer), errCustomerNotFound},
-	"address_id":     {idOf(domain.PrefixAddress), errAddressNotFound},
-	"licence_key":    {domain.ValidLicenceKey, domain.ErrNotFound},
-	"download_token": {validLinkToken, errLinkForged},
-	"avatar_token":   {validLinkToken, errAvatarLink},
-	"gateway":        {func(s string) bool { _, ok := gateways.Lookup(s); return ok }, errUnknownGateway},
+	"sale_id":             {idOf(domain.PrefixSale), domain.ErrNotFound},
+	"customer_id":         {idOf(domain.PrefixCustomer), errCustomerNotFound},
+	"address_id":          {idOf(domain.PrefixAddress), errAddressNotFound},
+	"webhook_endpoint_id": {idOf(domain.PrefixWebhookEndpoint), errWebhookEndpointNotFound},
+	"licence_key":         {domain.ValidLicenceKey, domain.ErrNotFound},
+	"download_token":      {validLinkToken, errLinkForged},
+	"avatar_token":        {validLinkToken, errAvatarLink},
+	"gateway":             {func(s string) bool { _, ok := gateways.Lookup(s); return ok }, errUnknownGateway},
 }
 
 func idOf(prefix string) func(string) bool {

@@ -50,6 +50,9 @@ type Config struct {
 	RateLimit   float64
 	RateBurst   int
 	RateLimitIP float64
+	// WebhookAllowPrivate lets webhook endpoints name loopback, private and link-local addresses
+	// (development and tests only: in production it would let a store reach the ledger's own network).
+	WebhookAllowPrivate bool
 
 	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
 	readyCheckEvery time.Duration
@@ -121,6 +124,8 @@ func (c *Config) setDefaults(env func(string) string) {
 	note("LEDGER_RATE_BURST", err)
 	c.RateLimitIP, err = strconv.ParseFloat(get("LEDGER_RATE_LIMIT_IP", "1000"), 64)
 	note("LEDGER_RATE_LIMIT_IP", err)
+	c.WebhookAllowPrivate, err = strconv.ParseBool(get("LEDGER_WEBHOOK_ALLOW_PRIVATE", "false"))
+	note("LEDGER_WEBHOOK_ALLOW_PRIVATE", err)
 }
 
 // bindFlags registers a flag for every field; defaults come from setDefaults.
@@ -148,6 +153,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive connection stays open (LEDGER_HTTP_IDLE_TIMEOUT)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second each API key and the admin token may make; 0: no limit (LEDGER_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests a key may make at once, above its rate (LEDGER_RATE_BURST)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhook endpoints name loopback, private and link-local addresses; development only (LEDGER_WEBHOOK_ALLOW_PRIVATE)")
 	fs.Float64Var(&c.RateLimitIP, "rate-limit-ip", c.RateLimitIP, "requests per second each client address may make without a valid key (bursts of twice as many); gateway webhooks are not limited; 0: no limit (LEDGER_RATE_LIMIT_IP)")
 }
 

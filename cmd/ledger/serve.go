@@ -227,21 +227,22 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api := handlers.New(handlers.Config{
-		Log:            m.Log,
-		Events:         m.events,
-		Projection:     liveProjection{live},
-		AdminTokenHash: adminHash,
-		GatewaySecrets: cfg.GatewaySecrets,
-		DownloadKey:    downloadKey,
-		ClaimKey:       claimKey,
-		CursorKey:      cursorKey,
-		Keys:           keys,
-		Photos:         photos,
-		DownloadTTL:    cfg.DownloadTTL,
-		Now:            m.Now,
-		PublicURL:      publicURL,
-		Registry:       reg,
-		ReadyMaxLag:    cfg.ReadyMaxLag,
+		Log:                  m.Log,
+		Events:               m.events,
+		Projection:           liveProjection{live},
+		AdminTokenHash:       adminHash,
+		GatewaySecrets:       cfg.GatewaySecrets,
+		AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+		DownloadKey:          downloadKey,
+		ClaimKey:             claimKey,
+		CursorKey:            cursorKey,
+		Keys:                 keys,
+		Photos:               photos,
+		DownloadTTL:          cfg.DownloadTTL,
+		Now:                  m.Now,
+		PublicURL:            publicURL,
+		Registry:             reg,
+		ReadyMaxLag:          cfg.ReadyMaxLag,
 		ReadyChecks: []handlers.ReadyCheck{{Name: "payment processor", Err: func() error {
 			if !router.IsRunning() {
 				return errors.New("not running")

@@ -209,6 +209,10 @@ var writes = []string{
 	sqlInsertLicence,
 	sqlLicenceActivity,
 	sqlRevokeLicence,
+	sqlSelectWebhookEndpointDoc,
+	sqlInsertWebhookEndpoint,
+	sqlUpdateWebhookEndpoint,
+	sqlDeleteWebhookEndpoint,
 }
 
 func (s *Store) prepare(ctx context.Context) error {
@@ -253,7 +257,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
@@ -269,7 +273,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if tables > 0 && version != SchemaVersion {
 		return fmt.Errorf("%w (version %d, current %d)", ErrSchemaOutdated, version, SchemaVersion)
 	}
-	for _, sch := range []string{schema, salesSchema, customersSchema, licencesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
+	for _, sch := range []string{schema, salesSchema, customersSchema, licencesSchema, webhookEndpointsSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
 		if _, err := s.w.ExecContext(ctx, sch); err != nil {
 			return err
 		}
@@ -342,6 +346,8 @@ func fold(b *batchTx, e events.Envelope) error {
 		return foldCustomer(b, e)
 	case events.LicenceIssued, events.LicenceActivated, events.LicenceDeactivated, events.LicenceRevoked:
 		return foldLicence(b, e)
+	case events.WebhookEndpointCreated, events.WebhookEndpointUpdated, events.WebhookEndpointSecretRotated, events.WebhookEndpointDeleted:
+		return foldWebhookEndpoint(b, e)
 	case events.EmailClaimed, events.EmailReleased, events.IdempotencyKeyRecorded, events.WebhookReceived, events.WebhookRejected:
 		return nil // read from the log itself, where compare-and-set keeps them exact
 	default:

@@ -1,0 +1,308 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/projections/sqlite"
+)
+
+var errWebhookEndpointNotFound = &requestError{http.StatusNotFound, "not_found", "The webhook endpoint could not be found, please check the id."}
+
+// webhookEndpointJSON is the webhook endpoint object. The signing secret is in it only in the answers
+// to the create and rotate_secret calls that made it (Secret set); everywhere else only its last four
+// characters are shown. previous_secret_expires_at is when the secret replaced by the last rotation
+// stops signing (null: never rotated).
+type webhookEndpointJSON struct {
+	ID                      string   `json:"id"`
+	Object                  string   `json:"object"`
+	URL                     string   `json:"url"`
+	Events                  []string `json:"events"`
+	Description             *string  `json:"description"`
+	Disabled                bool     `json:"disabled"`
+	SecretLast4             string   `json:"secret_last4"`
+	PreviousSecretExpiresAt *string  `json:"previous_secret_expires_at"`
+	Livemode                bool     `json:"livemode"`
+	CreatedAt               string   `json:"created_at"`
+	UpdatedAt               string   `json:"updated_at"`
+}
+
+// webhookEndpointWithSecret is the answer of create and rotate_secret: the object and the secret, shown
+// once (null in a replay of the create: see createWebhookEndpoint).
+type webhookEndpointWithSecret struct {
+	webhookEndpointJSON
+	Secret *string `json:"secret"`
+}
+
+func webhookEndpointObject(sc Scope, w domain.WebhookEndpoint) webhookEndpointJSON {
+	return webhookEndpointJSON{ID: w.ID, Object: "webhook_endpoint", URL: w.URL, Events: w.Events, Description: optString(w.Description),
+		Disabled: w.Disabled, SecretLast4: w.SecretLast4, PreviousSecretExpiresAt: optTime(w.PreviousExpiresAt),
+		Livemode: sc.Mode == events.ModeLive, CreatedAt: rfc3339(w.CreatedAt), UpdatedAt: rfc3339(w.UpdatedAt)}
+}
+
+func webhookEndpointAgg(sc Scope, id string) events.Aggregate {
+	return events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateWebhookEndpoint, ID: id}
+}
+
+// webhookEndpointCreate is the body of POST /v1/webhook_endpoints.
+type webhookEndpointCreate struct {
+	URL         *string   `json:"url"`
+	Events      *[]string `json:"events"`
+	Description *string   `json:"description"`
+}
+
+// createWebhookEndpoint is POST /v1/webhook_endpoints: 201 with the endpoint and its new signing secret,
+// which no other answer ever shows. The secret is recorded sealed with the endpoint's own key (it cannot
+// be hashed: deliveries are signed with it). With an Idempotency-Key the key's record and the endpoint
+// are one atomic batch; a replay answers the endpoint as the log has it now, with "secret": null — the
+// secret was shown once, to the request that created it, like a new store's keys (a client that lost
+// that answer rotates the secret).
+func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	var in webhookEndpointCreate
+	raw, err := decodeBody(r, &in)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	idem, err := storeIdempotency(r, raw)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
+	var (
+		ep     domain.WebhookEndpoint
+		secret *string
+		seq    uint64
+	)
+	err = a.idempotent(ctx, idem, 3, func(prev *events.IdempotencyKeyRecorded) error {
+		if prev != nil {
+			ep, secret = domain.WebhookEndpoint{}, nil
+			var err error
+			ep, err = a.currentWebhookEndpoint(ctx, sc, prev.ResourceID, true)
+			seq = ep.Version
+			return err
+		}
+		id, s := domain.NewID(domain.PrefixWebhookEndpoint), domain.NewWebhookSecret()
+		p, err := domain.NewWebhookEndpoint(id, domain.WebhookEndpointInput{URL: in.URL, Events: in.Events, Description: in.Description}, s, a.cfg.AllowPrivateWebhooks)
+		if err != nil {
+			return err
+		}
+		now := a.cfg.Now().UTC()
+		envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
+			return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
+		}
+		writes := append(idem.writes(envelope, id), events.Write{Event: envelope(webhookEndpointAgg(sc, id), p), Expect: 0})
+		if seq, err = a.cfg.Events.AppendWrites(ctx, writes...); err != nil {
+			return err
+		}
+		ep, secret = domain.WebhookEndpoint{}.Evolve(events.Envelope{Payload: p, Time: now, Sequence: seq}), &s
+		return nil
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if secret == nil {
+		markReplayed(w)
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusCreated, data{webhookEndpointWithSecret{webhookEndpointObject(sc, ep), secret}})
+}
+
+// currentWebhookEndpoint loads an endpoint of the scope: from the read model, or from the log (exact,
+// on a retry after a conflict). A deleted or unknown one is 404.
+func (a *API) currentWebhookEndpoint(ctx context.Context, sc Scope, id string, fromLog bool) (domain.WebhookEndpoint, error) {
+	if !fromLog {
+		row, err := a.cfg.Projection.Reads().WebhookEndpoint(ctx, sc.StoreID, sc.Mode, id)
+		if err == nil {
+			return row.WebhookEndpoint, nil
+		}
+		if !errors.Is(err, domain.ErrNotFound) {
+			return domain.WebhookEndpoint{}, err
+		}
+	}
+	evs, _, err := a.cfg.Events.Load(ctx, webhookEndpointAgg(sc, id))
+	if err != nil {
+		return domain.WebhookEndpoint{}, err
+	}
+	ep := domain.FoldWebhookEndpoint(evs)
+	if ep.ID == "" || ep.Deleted {
+		return domain.WebhookEndpoint{}, errWebhookEndpointNotFound
+	}
+	return ep, nil
+}
+
+// changeWebhookEndpoint loads an endpoint of the caller's scope, decides, and appends with the
+// endpoint's last sequence as expectation, deciding again from the log on a concurrent change. It
+// returns the endpoint as the change left it and the change's position (the endpoint's own version
+// when nothing changed).
+func (a *API) changeWebhookEndpoint(ctx context.Context, id string, decide func(domain.WebhookEndpoint) (events.Payload, error)) (domain.WebhookEndpoint, uint64, error) {
+	sc := scopeFrom(ctx)
+	for attempt := 0; ; attempt++ {
+		ep, err := a.currentWebhookEndpoint(ctx, sc, id, attempt > 0)
+		if err != nil {
+			return ep, 0, err
+		}
+		p, err := decide(ep)
+		if err != nil || p == nil {
+			return ep, ep.Version, err
+		}
+		e := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: webhookEndpointAgg(sc, id), Time: a.cfg.Now().UTC(),
+			CorrelationID: requestID(ctx), Payload: p}
+		seq, err := a.cfg.Events.Append(ctx, ep.Version, e)
+		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return ep, 0, err
+		}
+		e.Sequence = seq
+		return ep.Evolve(e), seq, nil
+	}
+}
+
+// getWebhookEndpoint is GET /v1/webhook_endpoints/{id}.
+func (a *API) getWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	row, err := a.cfg.Projection.Reads().WebhookEndpoint(r.Context(), sc.StoreID, sc.Mode, r.PathValue("webhook_endpoint_id"))
+	if errors.Is(err, domain.ErrNotFound) {
+		err = errWebhookEndpointNotFound
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, data{webhookEndpointObject(sc, row.WebhookEndpoint)})
+}
+
+// listWebhookEndpoints is GET /v1/webhook_endpoints: newest first, per_page (1–100, default 15) and
+// cursor, as the customer list pages.
+func (a *API) listWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+	sc := scopeFrom(r.Context())
+	q := r.URL.Query()
+	f := sqlite.WebhookEndpointFilter{StoreID: sc.StoreID, Mode: sc.Mode, Limit: 15}
+	if s := q.Get("per_page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			writeError(w, r, a.log, badRequest("The per_page parameter must be an integer from 1 to 100."))
+			return
+		}
+		f.Limit = n
+	}
+	var cur *sqlite.Cursor[int64]
+	if q.Has("cursor") {
+		c, err := a.cursors.open(sc, q.Get("cursor"))
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		cur, f = &c, f.At(&c)
+	}
+	reads := a.cfg.Projection.Reads()
+	rows, more, err := reads.ListWebhookEndpoints(r.Context(), f)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := make([]webhookEndpointJSON, len(rows))
+	seqs := make([]int64, len(rows))
+	for i, row := range rows {
+		out[i], seqs[i] = webhookEndpointObject(sc, row.WebhookEndpoint), row.Seq
+	}
+	l, err := sqlite.ExactOlder(cur, sqlite.PageLinks(cur, seqs, more), func(c sqlite.Cursor[int64]) (bool, error) {
+		return reads.HasWebhookEndpoints(r.Context(), f.At(&c))
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Data       []webhookEndpointJSON `json:"data"`
+		Pagination customerPagination    `json:"pagination"`
+	}{out, customerPagination{NextCursor: a.cursors.seal(sc, l.Next), PrevCursor: a.cursors.seal(sc, l.Prev), HasMore: l.HasMore}})
+}
+
+// updateWebhookEndpoint is PATCH /v1/webhook_endpoints/{id}: url, events, description, disabled; a
+// member left out keeps its value.
+func (a *API) updateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	var in domain.WebhookEndpointInput
+	if _, err := decodeBody(r, &in); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	ep, seq, err := a.changeWebhookEndpoint(ctx, r.PathValue("webhook_endpoint_id"), func(ep domain.WebhookEndpoint) (events.Payload, error) {
+		return ep.Update(in, a.cfg.AllowPrivateWebhooks)
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusOK, data{webhookEndpointObject(scopeFrom(ctx), ep)})
+}
+
+// rotateWebhookSecret is POST /v1/webhook_endpoints/{id}/rotate_secret (no body, or {}): a new signing
+// secret, shown in this answer only. The one it replaces keeps signing deliveries, as a second
+// signature, for 24 hours (previous_secret_expires_at); a rotation within them drops the older one.
+func (a *API) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
+	if err := emptyObjectBody(r); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	ctx := r.Context()
+	secret := domain.NewWebhookSecret()
+	ep, seq, err := a.changeWebhookEndpoint(ctx, r.PathValue("webhook_endpoint_id"), func(ep domain.WebhookEndpoint) (events.Payload, error) {
+		return ep.RotateSecret(secret, a.cfg.Now())
+	})
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusOK, data{webhookEndpointWithSecret{webhookEndpointObject(scopeFrom(ctx), ep), &secret}})
+}
+
+// emptyObjectBody accepts a request without a body, or with {}: the calls that take no parameters.
+func emptyObjectBody(r *http.Request) error {
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("{}")) {
+		return badRequest("This endpoint takes no parameters; send no body, or {}.")
+	}
+	return nil
+}
+
+// deleteWebhookEndpoint is DELETE /v1/webhook_endpoints/{id}. The endpoint's key is destroyed first —
+// from then on none of its secrets can be read from the log, by anyone — then webhook_endpoint_deleted
+// is recorded. A repeated DELETE after a failure in between finishes the job; once done, the endpoint
+// is 404.
+func (a *API) deleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
+	id := r.PathValue("webhook_endpoint_id")
+	if _, err := a.currentWebhookEndpoint(ctx, sc, id, true); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if err := a.cfg.Keys.Erase(ctx, id); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	_, seq, err := a.changeWebhookEndpoint(ctx, id, func(ep domain.WebhookEndpoint) (events.Payload, error) { return ep.Delete() })
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.awaitProjection(ctx, seq)
+	positioned(w, seq, http.StatusOK, data{map[string]any{"id": id, "object": "webhook_endpoint", "deleted": true}})
+}

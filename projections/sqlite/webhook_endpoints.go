@@ -1,0 +1,191 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
+)
+
+// The webhook endpoints read model keeps each endpoint's folded state (domain.WebhookEndpoint as JSON,
+// which never carries its secrets: they stay sealed in the log, where deleting the endpoint shreds them)
+// and the columns lists need. seq, the rowid, is the order endpoints were created in: lists run newest
+// first by it. A deleted endpoint's row is removed.
+const webhookEndpointsSchema = `
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, so a cursor never lands on another endpoint
+	id       TEXT NOT NULL UNIQUE,
+	store_id TEXT NOT NULL,
+	mode     TEXT NOT NULL,
+	doc      TEXT NOT NULL,
+	version  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS webhook_endpoints_by_scope ON webhook_endpoints (store_id, mode, seq);
+`
+
+const (
+	sqlSelectWebhookEndpointDoc = `SELECT doc FROM webhook_endpoints WHERE id = ?`
+	sqlInsertWebhookEndpoint    = `INSERT INTO webhook_endpoints (id, store_id, mode, doc, version) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+	sqlUpdateWebhookEndpoint = `UPDATE webhook_endpoints SET doc = ?, version = ? WHERE id = ?`
+	sqlDeleteWebhookEndpoint = `DELETE FROM webhook_endpoints WHERE id = ?`
+)
+
+func foldWebhookEndpoint(b *batchTx, e events.Envelope) error {
+	var (
+		w   domain.WebhookEndpoint
+		doc string
+	)
+	known := true
+	switch err := b.queryRow(sqlSelectWebhookEndpointDoc, e.Aggregate.ID).Scan(&doc); {
+	case err == nil:
+		if err := json.Unmarshal([]byte(doc), &w); err != nil {
+			return fmt.Errorf("webhook endpoint %s: stored state: %w", e.Aggregate.ID, err)
+		}
+	case errors.Is(err, sql.ErrNoRows):
+		known = false
+		switch e.Payload.(type) {
+		case events.WebhookEndpointCreated:
+		case events.WebhookEndpointDeleted:
+			return nil
+		default:
+			return fmt.Errorf("%s for webhook endpoint %s, which was never created", e.Type(), e.Aggregate.ID)
+		}
+	default:
+		return err
+	}
+	w = w.Evolve(e)
+	if w.Deleted {
+		return b.exec(sqlDeleteWebhookEndpoint, w.ID)
+	}
+	out, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return b.exec(sqlInsertWebhookEndpoint, w.ID, e.Aggregate.StoreID, e.Aggregate.Mode, string(out), w.Version)
+	}
+	return b.exec(sqlUpdateWebhookEndpoint, string(out), w.Version, w.ID)
+}
+
+// WebhookEndpointRow is an endpoint as the API shows it (without its secrets).
+type WebhookEndpointRow struct {
+	domain.WebhookEndpoint
+	StoreID, Mode string
+	Seq           int64
+}
+
+const webhookEndpointCols = `seq, store_id, mode, doc`
+
+func scanWebhookEndpoint(scan func(...any) error) (WebhookEndpointRow, error) {
+	var (
+		r   WebhookEndpointRow
+		doc string
+	)
+	if err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc); err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal([]byte(doc), &r.WebhookEndpoint)
+}
+
+// WebhookEndpoint returns one endpoint of a store and mode; another store's, another mode's or a deleted
+// one is domain.ErrNotFound.
+func (s *Store) WebhookEndpoint(ctx context.Context, storeID, mode, id string) (WebhookEndpointRow, error) {
+	r, err := scanWebhookEndpoint(s.queryRow(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE id = ? AND store_id = ? AND mode = ?`, id, storeID, mode).Scan)
+	if errors.Is(err, sql.ErrNoRows) {
+		return WebhookEndpointRow{}, domain.ErrNotFound
+	}
+	return r, err
+}
+
+// WebhookEndpointFilter selects and pages endpoints. StoreID and Mode are always applied.
+type WebhookEndpointFilter struct {
+	StoreID, Mode string
+	// After continues after this seq (older endpoints), Before goes back (newer); Inclusive includes it.
+	After, Before int64
+	Inclusive     bool
+	Limit         int
+}
+
+// At is f paged at c, as a client's cursor asks (nil: the top of the list).
+func (f WebhookEndpointFilter) At(c *Cursor[int64]) WebhookEndpointFilter {
+	f.After, f.Before, f.Inclusive = 0, 0, false
+	if c != nil {
+		if c.Back {
+			f.Before = c.At
+		} else {
+			f.After = c.At
+		}
+		f.Inclusive = c.Inclusive
+	}
+	return f
+}
+
+func listWebhookEndpointsQuery(f WebhookEndpointFilter) (string, []any) {
+	where := []string{"store_id = ?", "mode = ?"}
+	args := []any{f.StoreID, f.Mode}
+	order := "seq DESC"
+	lt, gt := " < ?", " > ?"
+	if f.Inclusive {
+		lt, gt = " <= ?", " >= ?"
+	}
+	switch {
+	case f.After > 0:
+		where, args = append(where, "seq"+lt), append(args, f.After)
+	case f.Before > 0:
+		where, args = append(where, "seq"+gt), append(args, f.Before)
+		order = "seq ASC"
+	}
+	return `SELECT ` + webhookEndpointCols + ` FROM webhook_endpoints WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`,
+		append(args, f.Limit+1)
+}
+
+// HasWebhookEndpoints tells whether any endpoint matches f at its position (Limit aside).
+func (s *Store) HasWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter) (bool, error) {
+	f.Limit = 0 // LIMIT 1
+	q, args := listWebhookEndpointsQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
+// ListWebhookEndpoints returns up to Limit endpoints, newest first, and whether more exist beyond them
+// in the direction of travel.
+func (s *Store) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter) ([]WebhookEndpointRow, bool, error) {
+	q, args := listWebhookEndpointsQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []WebhookEndpointRow
+	for rows.Next() {
+		r, err := scanWebhookEndpoint(rows.Scan)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	if f.Before > 0 {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, more, nil
+}
