@@ -13,7 +13,6 @@ import (
 	"github.com/salesledger/ledger/events"
 )
 
-
 func endpointOf(t *testing.T, payloads ...events.Payload) domain.WebhookEndpoint {
 	t.Helper()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
