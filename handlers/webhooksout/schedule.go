@@ -68,7 +68,15 @@ func (s *Schedule) UnmarshalText(text []byte) error {
 func (s Schedule) MarshalText() ([]byte, error) {
 	parts := make([]string, len(s))
 	for i, d := range s {
-		parts[i] = d.String()
+		// 5m and 2h, not Duration.String's 5m0s and 2h0m0s.
+		t := d.String()
+		if strings.HasSuffix(t, "m0s") {
+			t = strings.TrimSuffix(t, "0s")
+		}
+		if strings.HasSuffix(t, "h0m") {
+			t = strings.TrimSuffix(t, "0m")
+		}
+		parts[i] = t
 	}
 	return []byte(strings.Join(parts, ",")), nil
 }

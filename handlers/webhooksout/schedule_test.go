@@ -17,6 +17,9 @@ func TestDefaultSchedule(t *testing.T) {
 	if !slices.Equal(parsed, webhooksout.DefaultSchedule) {
 		t.Errorf("DefaultScheduleText parses to %v, DefaultSchedule is %v", parsed, webhooksout.DefaultSchedule)
 	}
+	if text, _ := webhooksout.DefaultSchedule.MarshalText(); string(text) != webhooksout.DefaultScheduleText {
+		t.Errorf("DefaultSchedule.MarshalText() = %q, want %q", text, webhooksout.DefaultScheduleText)
+	}
 	// DESIGN.md: retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then failed.
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at, n := t0, 0
