@@ -2,6 +2,8 @@ package webhooksout_test
 
 import (
 	"errors"
+	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -70,4 +72,25 @@ func TestValidateURL(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Whatever ValidateURL accepts is an http(s) URL with a host and no user information, and a literal
+// address in it passes CheckAddr.
+func FuzzValidateURL(f *testing.F) {
+	for _, s := range []string{"https://shop.example.com/h", "http://127.0.0.1/", "http://[::ffff:7f00:1]/", "http://0x7f.1/",
+		"https://u@h/", "http://[fe80::1%25en0]:80/", "http://localhost./"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if webhooksout.ValidateURL(raw, false) != nil {
+			return
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil {
+			t.Fatalf("accepted %q (%v)", raw, err)
+		}
+		if addr, err := netip.ParseAddr(u.Hostname()); err == nil && webhooksout.CheckAddr(addr, false) != nil {
+			t.Fatalf("accepted %q, a refused address", raw)
+		}
+	})
 }
