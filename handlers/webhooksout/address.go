@@ -54,6 +54,7 @@ type AddressError struct {
 	Range string
 }
 
+// Error says which address was refused and why: "address 127.0.0.1 is refused: loopback (RFC 1122)".
 func (e *AddressError) Error() string {
 	return fmt.Sprintf("address %s is refused: %s", e.Addr, e.Range)
 }
