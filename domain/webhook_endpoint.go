@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -144,8 +143,7 @@ func NewWebhookSecret() string {
 func last4(s string) string { return s[max(0, len(s)-4):] }
 
 // NewWebhookEndpoint decides the creation of endpoint id with secret: url and events are required.
-// allowPrivate lets the URL name a loopback, private or link-local address (LEDGER_WEBHOOK_ALLOW_PRIVATE).
-func NewWebhookEndpoint(id string, in WebhookEndpointInput, secret string, allowPrivate bool) (events.WebhookEndpointCreated, error) {
+func NewWebhookEndpoint(id string, in WebhookEndpointInput, secret string) (events.WebhookEndpointCreated, error) {
 	var v ValidationError
 	if in.URL == nil {
 		v.Add("url", "The url field is required.")
@@ -156,7 +154,7 @@ func NewWebhookEndpoint(id string, in WebhookEndpointInput, secret string, allow
 	if in.Disabled != nil {
 		v.Add("disabled", "An endpoint is created enabled; disable it with PATCH.")
 	}
-	next := checkWebhookInput(in, allowPrivate, &v)
+	next := checkWebhookInput(in, &v)
 	if err := v.Err(); err != nil {
 		return events.WebhookEndpointCreated{}, err
 	}
@@ -173,12 +171,12 @@ func deref(s *string) string {
 
 // Update decides a change of the endpoint: WebhookEndpointUpdated naming what changes, or nothing (nil)
 // when nothing does.
-func (w WebhookEndpoint) Update(in WebhookEndpointInput, allowPrivate bool) (events.Payload, error) {
+func (w WebhookEndpoint) Update(in WebhookEndpointInput) (events.Payload, error) {
 	if w.Deleted {
 		return nil, ErrWebhookEndpointDeleted
 	}
 	var v ValidationError
-	next := checkWebhookInput(in, allowPrivate, &v)
+	next := checkWebhookInput(in, &v)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -221,10 +219,10 @@ func (w WebhookEndpoint) Delete() (events.Payload, error) {
 
 // checkWebhookInput validates the members in gives, recording problems in v, and returns them in their
 // stored form (events de-duplicated, in the order given).
-func checkWebhookInput(in WebhookEndpointInput, allowPrivate bool, v *ValidationError) WebhookEndpointInput {
+func checkWebhookInput(in WebhookEndpointInput, v *ValidationError) WebhookEndpointInput {
 	out := in
 	if in.URL != nil {
-		if msg := WebhookURLProblem(*in.URL, allowPrivate); msg != "" {
+		if msg := WebhookURLProblem(*in.URL); msg != "" {
 			v.Add("url", msg)
 		}
 	}
@@ -275,14 +273,10 @@ func truncate(s string, n int) string {
 
 // WebhookURLProblem says what is wrong with raw as a webhook endpoint's URL, or "" if nothing is: it
 // must be an absolute http or https URL of at most MaxURLLen characters, with a host and no user
-// information; unless allowPrivate, a host that is a literal IP address must be a public unicast one
-// (not loopback, private, link-local — cloud metadata services live there —, shared, unspecified or
-// multicast), and "localhost" and the known metadata host names are refused.
-//
-// This is the rule at creation. The delivery client (handlers/webhooksout) applies the same rule to the
-// addresses a host name resolves to, at connect time, and should share this function's address test
-// (WebhookAddrAllowed) rather than keep a copy.
-func WebhookURLProblem(raw string, allowPrivate bool) string {
+// information. Which addresses a webhook may be sent to (not loopback, private, link-local or cloud
+// metadata ones) is the delivery client's rule, applied to the URL at creation and to every address the
+// host resolves to at connect time: handlers/webhooksout (ValidateURL, CheckAddr).
+func WebhookURLProblem(raw string) string {
 	if raw == "" {
 		return "The url field is required."
 	}
@@ -299,33 +293,8 @@ func WebhookURLProblem(raw string, allowPrivate bool) string {
 	if u.User != nil {
 		return "The url field must not contain a user name or password."
 	}
-	host := u.Hostname()
-	if host == "" {
+	if u.Hostname() == "" {
 		return "The url field must name a host."
 	}
-	if allowPrivate {
-		return ""
-	}
-	if addr, err := netip.ParseAddr(host); err == nil {
-		if !WebhookAddrAllowed(addr) {
-			return "The url field names a loopback, private, link-local or otherwise non-public address, which webhooks are not sent to."
-		}
-		return ""
-	}
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "metadata.google.internal" || h == "metadata" {
-		return "The url field names a local or cloud-metadata host, which webhooks are not sent to."
-	}
 	return ""
-}
-
-// sharedAddressSpace is 100.64.0.0/10 (RFC 6598, carrier-grade NAT): not public.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-// WebhookAddrAllowed tells whether a webhook may be sent to addr when private addresses are not
-// allowed: a public unicast address only.
-func WebhookAddrAllowed(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	return addr.IsValid() && addr.IsGlobalUnicast() && !addr.IsPrivate() && !sharedAddressSpace.Contains(addr) &&
-		!addr.IsLoopback() && !addr.IsLinkLocalUnicast()
 }

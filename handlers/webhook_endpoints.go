@@ -9,6 +9,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/handlers/webhooksout"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 
@@ -74,6 +75,10 @@ func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if err := a.webhookAddress(in.URL); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
 	var (
@@ -90,7 +95,7 @@ func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		id, s := domain.NewID(domain.PrefixWebhookEndpoint), domain.NewWebhookSecret()
-		p, err := domain.NewWebhookEndpoint(id, domain.WebhookEndpointInput{URL: in.URL, Events: in.Events, Description: in.Description}, s, a.cfg.AllowPrivateWebhooks)
+		p, err := domain.NewWebhookEndpoint(id, domain.WebhookEndpointInput{URL: in.URL, Events: in.Events, Description: in.Description}, s)
 		if err != nil {
 			return err
 		}
@@ -237,9 +242,13 @@ func (a *API) updateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if err := a.webhookAddress(in.URL); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
 	ctx := r.Context()
 	ep, seq, err := a.changeWebhookEndpoint(ctx, r.PathValue("webhook_endpoint_id"), func(ep domain.WebhookEndpoint) (events.Payload, error) {
-		return ep.Update(in, a.cfg.AllowPrivateWebhooks)
+		return ep.Update(in)
 	})
 	if err != nil {
 		writeError(w, r, a.log, err)
@@ -305,4 +314,15 @@ func (a *API) deleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	a.awaitProjection(ctx, seq)
 	positioned(w, seq, http.StatusOK, data{map[string]any{"id": id, "object": "webhook_endpoint", "deleted": true}})
+}
+
+// webhookAddress applies the delivery client's address rule (handlers/webhooksout.ValidateURL: no
+// loopback, private, link-local or cloud-metadata address unless LEDGER_WEBHOOK_ALLOW_PRIVATE; metadata
+// never) to a URL given for an endpoint: 422 naming url. The URL's syntax is the domain's; a URL that is
+// not even an absolute http(s) URL is left for it to name.
+func (a *API) webhookAddress(u *string) error {
+	if u == nil || domain.WebhookURLProblem(*u) != "" {
+		return nil
+	}
+	return webhooksout.ValidateURL(*u, a.cfg.AllowPrivateWebhooks)
 }

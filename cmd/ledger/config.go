@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/salesledger/ledger/handlers/webhooksout"
 )
 
 // Config is the ledger's start-up configuration. Every field has an environment variable and a flag;
@@ -50,9 +52,12 @@ type Config struct {
 	RateLimit   float64
 	RateBurst   int
 	RateLimitIP float64
-	// WebhookAllowPrivate lets webhook endpoints name loopback, private and link-local addresses
-	// (development and tests only: in production it would let a store reach the ledger's own network).
-	WebhookAllowPrivate bool
+	// WebhookRetrySchedule is the wait before each retry of an outgoing webhook delivery;
+	// WebhookAllowPrivate lets endpoints be on loopback, private and link-local addresses (never cloud
+	// metadata ones). Both are for the webhook dispatcher (handlers/webhooksout), which issue 11 still has
+	// to wire into Main: nothing reads them yet.
+	WebhookRetrySchedule webhooksout.Schedule
+	WebhookAllowPrivate  bool
 
 	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
 	readyCheckEvery time.Duration
@@ -126,6 +131,10 @@ func (c *Config) setDefaults(env func(string) string) {
 	note("LEDGER_RATE_LIMIT_IP", err)
 	c.WebhookAllowPrivate, err = strconv.ParseBool(get("LEDGER_WEBHOOK_ALLOW_PRIVATE", "false"))
 	note("LEDGER_WEBHOOK_ALLOW_PRIVATE", err)
+	// ParseSchedule's error names the variable and its value already.
+	if c.WebhookRetrySchedule, err = webhooksout.ParseSchedule(get(webhooksout.ScheduleEnv, webhooksout.DefaultScheduleText)); err != nil {
+		c.envErrs[webhooksout.ScheduleEnv] = err
+	}
 }
 
 // bindFlags registers a flag for every field; defaults come from setDefaults.
@@ -153,7 +162,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive connection stays open (LEDGER_HTTP_IDLE_TIMEOUT)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second each API key and the admin token may make; 0: no limit (LEDGER_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests a key may make at once, above its rate (LEDGER_RATE_BURST)")
-	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhook endpoints name loopback, private and link-local addresses; development only (LEDGER_WEBHOOK_ALLOW_PRIVATE)")
+	fs.TextVar(&c.WebhookRetrySchedule, "webhook-retry-schedule", c.WebhookRetrySchedule, "waits before each retry of a failed webhook delivery, a comma list of durations; after the last one the delivery is failed (LEDGER_WEBHOOK_RETRY_SCHEDULE)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhook endpoints be on loopback, private and link-local addresses, for development; cloud metadata addresses stay refused (LEDGER_WEBHOOK_ALLOW_PRIVATE)")
 	fs.Float64Var(&c.RateLimitIP, "rate-limit-ip", c.RateLimitIP, "requests per second each client address may make without a valid key (bursts of twice as many); gateway webhooks are not limited; 0: no limit (LEDGER_RATE_LIMIT_IP)")
 }
 

@@ -3,8 +3,12 @@ package main
 import (
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/salesledger/ledger/handlers/webhooksout"
 )
 
 func TestConfig(t *testing.T) {
@@ -17,6 +21,23 @@ func TestConfig(t *testing.T) {
 		if c.HTTPAddr != "127.0.0.1:8080" || c.DataDir != "./data" || c.NATSURL != "" || c.NATSListen != "127.0.0.1:4222" ||
 			!c.SyncAlways || c.AdminToken != "" || len(c.GatewaySecrets) != 0 || c.RateLimit != 100 || c.HTTPMaxConns != 1024 {
 			t.Fatalf("defaults: %+v", c)
+		}
+	})
+	t.Run("webhook settings", func(t *testing.T) {
+		c, err := loadConfig("serve", nil, envOf(nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c.WebhookRetrySchedule, webhooksout.DefaultSchedule) || c.WebhookAllowPrivate {
+			t.Errorf("defaults: schedule %v, allow private %v", c.WebhookRetrySchedule, c.WebhookAllowPrivate)
+		}
+		c, err = loadConfig("serve", []string{"--webhook-retry-schedule", "1s, 2m"},
+			envOf(map[string]string{"LEDGER_WEBHOOK_RETRY_SCHEDULE": "9h", "LEDGER_WEBHOOK_ALLOW_PRIVATE": "true"}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c.WebhookRetrySchedule, webhooksout.Schedule{time.Second, 2 * time.Minute}) || !c.WebhookAllowPrivate {
+			t.Errorf("schedule %v, allow private %v", c.WebhookRetrySchedule, c.WebhookAllowPrivate)
 		}
 	})
 	t.Run("flag beats environment", func(t *testing.T) {
@@ -93,6 +114,14 @@ func TestConfigErrors(t *testing.T) {
 		{"tail ignores serve's settings", commandTail, map[string]string{"LEDGER_HTTP_ADDR": "nowhere", "LEDGER_NATS_REPLICAS": "9"}, nil, nil, nil},
 		{"tools check what they use", commandTail, map[string]string{"LEDGER_NATS_LISTEN": "nowhere", "LEDGER_LOG_LEVEL": "loud"}, nil,
 			[]string{"LEDGER_NATS_LISTEN", "LEDGER_LOG_LEVEL"}, nil},
+		{"unparsable retry schedule", commandServe, map[string]string{"LEDGER_WEBHOOK_RETRY_SCHEDULE": "5s,soon"}, nil,
+			[]string{`LEDGER_WEBHOOK_RETRY_SCHEDULE="5s,soon": entry 2`}, nil},
+		{"retry schedule flag names its variable", commandServe, nil, []string{"--webhook-retry-schedule", "5s,-1m"},
+			[]string{`--webhook-retry-schedule (LEDGER_WEBHOOK_RETRY_SCHEDULE): invalid value "5s,-1m": entry 2`}, nil},
+		{"unparsable allow-private", commandServe, map[string]string{"LEDGER_WEBHOOK_ALLOW_PRIVATE": "sometimes"}, nil,
+			[]string{`LEDGER_WEBHOOK_ALLOW_PRIVATE="sometimes"`}, nil},
+		{"rebuild ignores webhook settings", commandRebuild, map[string]string{"LEDGER_WEBHOOK_RETRY_SCHEDULE": "x",
+			"LEDGER_WEBHOOK_ALLOW_PRIVATE": "x"}, nil, nil, nil},
 		{"a serve flag given to a tool", commandRebuild, nil, []string{"--http-max-conns", "5"},
 			[]string{"--http-max-conns is a setting of ledger serve only"}, nil},
 	}

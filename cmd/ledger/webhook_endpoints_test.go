@@ -299,4 +299,8 @@ func TestWebhookEndpointsAllowPrivate(t *testing.T) {
 	if r := c.post("/v1/webhook_endpoints", live, "", `{"url":"file:///etc/passwd","events":["*"]}`); r.status != 422 {
 		t.Errorf("a file URL with private addresses allowed: %d %s", r.status, r.raw)
 	}
+	// The cloud metadata service hands out the host's credentials: never an endpoint, flag or not.
+	if r := c.post("/v1/webhook_endpoints", live, "", `{"url":"http://169.254.169.254/latest/meta-data","events":["*"]}`); r.status != 422 {
+		t.Errorf("the metadata address with private addresses allowed: %d %s", r.status, r.raw)
+	}
 }
