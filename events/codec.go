@@ -200,6 +200,14 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[WebhookEndpointSecretRotated](data)
 	case eventType == TypeWebhookEndpointDeleted && version == 1:
 		return decodeInto[WebhookEndpointDeleted](data)
+	case eventType == TypeWebhookDeliveryScheduled && version == 1:
+		return decodeInto[WebhookDeliveryScheduled](data)
+	case eventType == TypeWebhookDeliveryAttempted && version == 1:
+		return decodeInto[WebhookDeliveryAttempted](data)
+	case eventType == TypeWebhookDeliveryRetryRequested && version == 1:
+		return decodeInto[WebhookDeliveryRetryRequested](data)
+	case eventType == TypeWebhookDeliveryCancelled && version == 1:
+		return decodeInto[WebhookDeliveryCancelled](data)
 	case eventType == TypeLicenceIssued && version == 1:
 		return decodeInto[LicenceIssued](data)
 	case eventType == TypeLicenceActivated && version == 1:
