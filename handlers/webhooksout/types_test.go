@@ -142,8 +142,12 @@ func env(mode, aggType, id string, p events.Payload) events.Envelope {
 
 func TestEventFor(t *testing.T) {
 	sale := func(p events.Payload) events.Envelope { return env(events.ModeLive, events.AggregateSale, "sal_1", p) }
-	cus := func(p events.Payload) events.Envelope { return env(events.ModeTest, events.AggregateCustomer, "cus_1", p) }
-	lic := func(p events.Payload) events.Envelope { return env(events.ModeLive, events.AggregateLicence, "lic_1", p) }
+	cus := func(p events.Payload) events.Envelope {
+		return env(events.ModeTest, events.AggregateCustomer, "cus_1", p)
+	}
+	lic := func(p events.Payload) events.Envelope {
+		return env(events.ModeLive, events.AggregateLicence, "lic_1", p)
+	}
 	pay := func(status string) events.PaymentRecorded { return events.PaymentRecorded{Status: status} }
 	tests := []struct {
 		name       string
