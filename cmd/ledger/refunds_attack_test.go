@@ -71,7 +71,7 @@ func TestMixedRefundRace(t *testing.T) {
 				t.Errorf("racer: %d %s", r.status, r.raw)
 			}
 		}
-		waitHandled(t, m, 1)
+		waitHandled(t, m)
 		time.Sleep(300 * time.Millisecond)
 		s := waitSale(t, c, test, id, func(map[string]any) bool { return true })
 		refunded := field(s, "amount_refunded.amount").(float64)
@@ -110,9 +110,9 @@ func TestSecondDisputeHidesTheFirst(t *testing.T) {
 	waitSale(t, c, live, id, func(d map[string]any) bool { return field(d, "dispute.id") == "dp_b" })
 	dispute("r10d3", "dispute.closed", "dp_b", `,"status":"won"`)
 	dispute("r10d4", "dispute.closed", "dp_a", `,"status":"lost"`)
-	waitHandled(t, m, 5)
+	waitHandled(t, m)
 	time.Sleep(500 * time.Millisecond)
-	waitHandled(t, m, 5)
+	waitHandled(t, m)
 	s := waitSale(t, c, live, id, func(map[string]any) bool { return true })
 	if field(s, "amount_refunded.amount") != 4000.0 {
 		t.Errorf("dp_a was lost for 4000, the ledger has refunded %v (refunds %v, dispute %v)", field(s, "amount_refunded"), s["refunds"], s["dispute"])
