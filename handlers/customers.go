@@ -556,5 +556,5 @@ func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.awaitProjection(ctx, seq)
-	positioned(w, seq, http.StatusOK, data{map[string]any{"id": id, "object": "customer", "deleted": true}})
+	positioned(w, seq, http.StatusOK, data{deletedCustomer(id)})
 }

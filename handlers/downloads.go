@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/projections/sqlite"
 )
 
 var (
@@ -118,8 +120,21 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, origin, http.StatusFound)
 }
 
+// licencesOfSale lists the licences a sale issued: the read model's (GET) or, for ObjectAt, each as
+// the log stood at a sequence.
+type licencesOfSale func(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error)
+
+// saleData is the sale object GET /v1/sales/{id} answers: the sale and what it gives access to, with
+// its licences as licences lists them.
+func (a *API) saleData(ctx context.Context, s domain.Sale, mode string, licences licencesOfSale) (saleJSON, error) {
+	obj := saleObject(s, mode)
+	var err error
+	obj.PostPurchase, err = a.postPurchase(ctx, s, mode, licences)
+	return obj, err
+}
+
 // postPurchase renders what a completed sale gives access to: signed file links and its licences.
-func (a *API) postPurchase(r *http.Request, s domain.Sale, mode string) (*postPurchaseJSON, error) {
+func (a *API) postPurchase(ctx context.Context, s domain.Sale, mode string, licences licencesOfSale) (*postPurchaseJSON, error) {
 	if s.Completed == nil {
 		return nil, nil
 	}
@@ -128,17 +143,22 @@ func (a *API) postPurchase(r *http.Request, s domain.Sale, mode string) (*postPu
 		link, exp := a.downloadURL(s.Started.Store.ID, mode, s.ID, f)
 		pp.Files = append(pp.Files, fileJSON{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type, DownloadURL: link, ExpiresAt: rfc3339(exp)})
 	}
-	rows, err := a.cfg.Projection.Reads().LicencesOfSale(r.Context(), s.ID)
+	rows, err := licences(ctx, s.ID)
 	if err != nil {
 		return nil, err
 	}
 	now := a.cfg.Now()
 	for _, l := range rows {
-		lj := licenceJSON{ID: l.ID, LicenceKey: l.Key, Status: domain.LicenceStatus(l.Revoked, l.ExpiresAt, l.Activations, now), Activations: l.Activations, MaxActivations: l.MaxActivations}
-		if l.ExpiresAt != nil {
-			lj.ExpiresAt = optTime(*l.ExpiresAt)
-		}
-		pp.Licences = append(pp.Licences, lj)
+		pp.Licences = append(pp.Licences, licenceEntry(l, now))
 	}
 	return pp, nil
+}
+
+// licenceEntry is one licence as a sale's post_purchase lists it.
+func licenceEntry(l sqlite.LicenceRow, now time.Time) licenceJSON {
+	lj := licenceJSON{ID: l.ID, LicenceKey: l.Key, Status: domain.LicenceStatus(l.Revoked, l.ExpiresAt, l.Activations, now), Activations: l.Activations, MaxActivations: l.MaxActivations}
+	if l.ExpiresAt != nil {
+		lj.ExpiresAt = optTime(*l.ExpiresAt)
+	}
+	return lj
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/salesledger/ledger/domain"
@@ -31,6 +32,7 @@ func (a *API) licenceObject(l domain.Licence) map[string]any {
 	for i := range l.Instances {
 		instances = append(instances, i)
 	}
+	slices.Sort(instances) // one spelling of one licence: a map has no order
 	return map[string]any{
 		"id": out.ID, "object": "licence", "licence_key": out.LicenceKey, "status": out.Status,
 		"activations": out.Activations, "max_activations": out.MaxActivations, "expires_at": out.ExpiresAt,
@@ -50,11 +52,16 @@ func (a *API) loadLicence(ctx context.Context, key string) (domain.Licence, even
 	if err != nil {
 		return domain.Licence{}, agg, err
 	}
+	return foldLicence(evs), agg, nil
+}
+
+// foldLicence folds a licence from its events in order.
+func foldLicence(evs []events.Envelope) domain.Licence {
 	var l domain.Licence
 	for _, e := range evs {
 		l = l.Evolve(e)
 	}
-	return l, agg, nil
+	return l
 }
 
 // getLicence is GET /v1/licences/{key}.

@@ -23,8 +23,8 @@ func (a *API) getSale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	obj := saleObject(sale, sc.Mode)
-	if obj.PostPurchase, err = a.postPurchase(r, sale, sc.Mode); err != nil {
+	obj, err := a.saleData(r.Context(), sale, sc.Mode, a.cfg.Projection.Reads().LicencesOfSale)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}

@@ -128,8 +128,8 @@ func (a *API) testHelper(action string) http.HandlerFunc {
 			return
 		}
 		a.awaitProjection(ctx, pos)
-		obj := saleObject(sale, sc.Mode)
-		if obj.PostPurchase, err = a.postPurchase(r, sale, sc.Mode); err != nil {
+		obj, err := a.saleData(ctx, sale, sc.Mode, a.cfg.Projection.Reads().LicencesOfSale)
+		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}

@@ -59,8 +59,10 @@ type Main struct {
 	stopGroups func()
 	debugSrv   *http.Server
 	timers     *handlers.Timers
-	stop       context.CancelFunc
-	done       chan struct{}
+	// api serves the HTTP contract (tests render objects with it: api.ObjectAt).
+	api  *handlers.API
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Data dir layout.
@@ -255,6 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		// A gateway's body follows its headers at once; give it what a client has for its headers.
 		WebhookBodyTimeout: min(cfg.HTTPReadHeaderTimeout, cfg.HTTPReadTimeout),
 	})
+	m.api = api
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	// A client sends its request header right after connecting; one silent for a second (or the
 	// read-header timeout, if shorter) can give its slot up at the cap.
