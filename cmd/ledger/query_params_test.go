@@ -30,7 +30,12 @@ func TestUnknownQueryParametersAre400(t *testing.T) {
 	if r := c.standardWebhook("pay_params", paymentBody("payment.succeeded", sale, 5000, "USD"), time.Now()); r.status != http.StatusOK {
 		t.Fatalf("webhook: %d %s", r.status, r.raw)
 	}
-	done := waitSale(t, c, live, sale, func(d map[string]any) bool { return d["status"] == "completed" })
+	// The licence is in the same append as the completion, but the read model may fold them in two
+	// batches: wait for both.
+	done := waitSale(t, c, live, sale, func(d map[string]any) bool {
+		lic, _ := field(d, "post_purchase.licences").([]any)
+		return d["status"] == "completed" && len(lic) == 1
+	})
 	licence := field(done, "post_purchase.licences").([]any)[0].(map[string]any)["licence_key"].(string)
 	download := field(done, "post_purchase.files").([]any)[0].(map[string]any)["download_url"].(string)
 
