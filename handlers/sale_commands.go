@@ -99,6 +99,17 @@ func (a *API) rateSale(w http.ResponseWriter, r *http.Request) {
 // deciding again, until the request's context ends: a conflict never reaches the caller while there is
 // time left, since deciding again on the new state is always right.
 func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error)) (domain.Sale, uint64, error) {
+	return a.changeSaleWrites(ctx, id, decide, func() bool { return false }, nil)
+}
+
+// changeSaleWrites is changeSale for a decision whose batch holds more than the sale's own events:
+// extra (nil: none) returns the other writes (other aggregates, an idempotency record) for the sale as
+// it was decided on and its new events. The sale's first event carries the sale's version as
+// expectation; a conflict decides again on the sale as the log has it, until the context ends, unless
+// abort (asked after each conflict) says another request settled the matter, which returns
+// domain.ErrConflict.
+func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domain.Sale) ([]events.Payload, error), abort func() bool,
+	extra func(domain.Sale, []events.Payload, func(events.Aggregate, events.Payload) events.Envelope) []events.Write) (domain.Sale, uint64, error) {
 	sc := scopeFrom(ctx)
 	agg := events.Aggregate{Mode: sc.Mode, StoreID: sc.StoreID, Type: events.AggregateSale, ID: id}
 	unlock := a.sales.Lock(sc.Mode + "/" + id)
@@ -112,18 +123,31 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 		if err != nil || len(payloads) == 0 {
 			return sale, sale.Version, err
 		}
-		envs := make([]events.Envelope, len(payloads))
 		now := a.cfg.Now().UTC()
-		for i, p := range payloads {
-			envs[i] = events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
+		env := func(agg events.Aggregate, p events.Payload) events.Envelope {
+			return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 		}
-		seq, err := a.cfg.Events.Append(ctx, sale.Version, envs...)
+		writes := make([]events.Write, 0, len(payloads)+2)
+		for i, p := range payloads {
+			w := events.Write{Event: env(agg, p), Expect: events.NoExpectation}
+			if i == 0 {
+				w.Expect = sale.Version
+			}
+			writes = append(writes, w)
+		}
+		if extra != nil {
+			writes = append(writes, extra(sale, payloads, env)...)
+		}
+		seq, err := a.cfg.Events.AppendWrites(ctx, writes...)
 		if err != nil {
 			a.decided(agg, sale, err)
 		}
 		if errors.Is(err, domain.ErrConflict) {
 			if ctx.Err() != nil {
 				return domain.Sale{}, 0, ctx.Err()
+			}
+			if abort() {
+				return domain.Sale{}, 0, err
 			}
 			if attempt >= 2 {
 				// Others keep winning the race: step aside a little, at random, before the next try.
@@ -134,9 +158,11 @@ func (a *API) changeSale(ctx context.Context, id string, decide func(domain.Sale
 		if err != nil {
 			return domain.Sale{}, 0, err
 		}
-		for i := range envs {
-			envs[i].Sequence = seq - uint64(len(envs)-1-i)
-			sale = sale.Evolve(envs[i])
+		first := seq - uint64(len(writes)-1)
+		for i := range payloads {
+			e := writes[i].Event
+			e.Sequence = first + uint64(i)
+			sale = sale.Evolve(e)
 		}
 		a.decided(agg, sale, nil)
 		return sale, seq, nil
