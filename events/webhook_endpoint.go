@@ -38,6 +38,9 @@ func (WebhookEndpointCreated) EventVersion() int         { return 1 }
 func (c WebhookEndpointCreated) DataSubject() string     { return c.EndpointID }
 func (WebhookEndpointCreated) PersonalMembers() []string { return webhookSecretMembers }
 
+// CredentialMembers are the members no reader shows, even one that may open sealed data (Credentials).
+func (WebhookEndpointCreated) CredentialMembers() []string { return webhookSecretMembers }
+
 // WebhookEndpointUpdated (v1) changes what it names and nothing else: an absent member keeps its value.
 // Description may be set to "" (cleared); Events, when present, is never empty.
 type WebhookEndpointUpdated struct {
@@ -66,6 +69,16 @@ func (WebhookEndpointSecretRotated) EventType() string         { return TypeWebh
 func (WebhookEndpointSecretRotated) EventVersion() int         { return 1 }
 func (r WebhookEndpointSecretRotated) DataSubject() string     { return r.EndpointID }
 func (WebhookEndpointSecretRotated) PersonalMembers() []string { return webhookSecretMembers }
+
+// CredentialMembers are the members no reader shows (Credentials).
+func (WebhookEndpointSecretRotated) CredentialMembers() []string { return webhookSecretMembers }
+
+// Credentials is a payload some of whose members are credentials (a signing secret): sealed like
+// personal data on the wire, and never shown by a tool that reads the log, even one that holds the
+// keyring (ledger tail shows "[credential]" in their place).
+type Credentials interface {
+	CredentialMembers() []string
+}
 
 // WebhookEndpointDeleted (v1): the endpoint is gone, and its key with it (its secrets are unreadable).
 type WebhookEndpointDeleted struct {

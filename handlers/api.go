@@ -139,6 +139,8 @@ type API struct {
 	recent *salecache.Cache
 	// cursors seals and opens the customer list's cursors.
 	cursors *customerCursors
+	// endpointCursors seals the webhook endpoint list's cursors, with keys of their own.
+	endpointCursors *customerCursors
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
 	unknownKeyWaits chan struct{}
 }
@@ -158,7 +160,7 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
-		cursors: newCustomerCursors(cfg.CursorKey), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits), recent: salecache.New(16384)}
+		cursors: newCustomerCursors(cfg.CursorKey, "customer"), endpointCursors: newCustomerCursors(cfg.CursorKey, "webhook endpoint"), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits), recent: salecache.New(16384)}
 }
 
 // Handler is the complete HTTP handler with its middleware.

@@ -28,8 +28,10 @@ type customerCursors struct {
 }
 
 // newCustomerCursors derives the cipher and MAC keys from secret (every replica's shared
-// customer_cursor_key); without one, a random key, valid for this process only.
-func newCustomerCursors(secret []byte) *customerCursors {
+// customer_cursor_key); without one, a random key, valid for this process only. list names the list the
+// cursors page ("customer", "webhook endpoint"): each list's keys are its own, so one list's cursor never
+// opens on another.
+func newCustomerCursors(secret []byte, list string) *customerCursors {
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
@@ -41,11 +43,11 @@ func newCustomerCursors(secret []byte) *customerCursors {
 		h.Write([]byte(label))
 		return h.Sum(nil)
 	}
-	block, err := aes.NewCipher(derive("customer cursor cipher"))
+	block, err := aes.NewCipher(derive(list + " cursor cipher"))
 	if err != nil {
 		panic(err) // a 32-byte key is always valid
 	}
-	return &customerCursors{block: block, mac: derive("customer cursor tag")}
+	return &customerCursors{block: block, mac: derive(list + " cursor tag")}
 }
 
 const (

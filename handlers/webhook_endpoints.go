@@ -165,6 +165,11 @@ func (a *API) changeWebhookEndpoint(ctx context.Context, id string, decide func(
 		if errors.Is(err, domain.ErrConflict) && attempt < 5 {
 			continue
 		}
+		if errors.Is(err, events.ErrErased) {
+			// The endpoint's key is gone: a DELETE destroyed it (and records the deletion, or failed
+			// before it could). No secret can be sealed for it any more: it is gone.
+			return ep, 0, errWebhookEndpointNotFound
+		}
 		if err != nil {
 			return ep, 0, err
 		}
@@ -203,7 +208,7 @@ func (a *API) listWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
 	}
 	var cur *sqlite.Cursor[int64]
 	if q.Has("cursor") {
-		c, err := a.cursors.open(sc, q.Get("cursor"))
+		c, err := a.endpointCursors.open(sc, q.Get("cursor"))
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
@@ -231,7 +236,7 @@ func (a *API) listWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Data       []webhookEndpointJSON `json:"data"`
 		Pagination customerPagination    `json:"pagination"`
-	}{out, customerPagination{NextCursor: a.cursors.seal(sc, l.Next), PrevCursor: a.cursors.seal(sc, l.Prev), HasMore: l.HasMore}})
+	}{out, customerPagination{NextCursor: a.endpointCursors.seal(sc, l.Next), PrevCursor: a.endpointCursors.seal(sc, l.Prev), HasMore: l.HasMore}})
 }
 
 // updateWebhookEndpoint is PATCH /v1/webhook_endpoints/{id}: url, events, description, disabled; a

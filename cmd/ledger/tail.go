@@ -253,6 +253,18 @@ func tailLine(ctx context.Context, keys events.Keyring, subject string, header f
 		ev.Error = err.Error()
 		return ev
 	}
+	if c, ok := e.Payload.(events.Credentials); ok {
+		// A signing secret is a live credential: the operator may read customers' data, never that.
+		var members map[string]json.RawMessage
+		if json.Unmarshal(payload, &members) == nil {
+			for _, k := range c.CredentialMembers() {
+				if _, present := members[k]; present {
+					members[k] = json.RawMessage(`"[credential]"`)
+				}
+			}
+			payload, _ = json.Marshal(members)
+		}
+	}
 	if bytes.Contains(data, []byte(`"sealed":`)) {
 		var members map[string]json.RawMessage
 		if json.Unmarshal(payload, &members) == nil {

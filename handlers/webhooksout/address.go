@@ -43,9 +43,20 @@ var blockedRanges = []blockedRange{
 	{netip.MustParsePrefix("fe80::/10"), "link-local (RFC 4291)", false},
 	{netip.MustParsePrefix("fec0::/10"), "site-local, deprecated (RFC 3879)", false},
 	{netip.MustParsePrefix("ff00::/8"), "multicast (RFC 4291)", false},
+	// Ranges that carry an IPv4 address to a translator or tunnel, which could lead anywhere on the
+	// ledger's own network: local-use NAT64 (RFC 8215), 6to4 (RFC 3056) and Teredo (RFC 4380). Their
+	// embedded IPv4 address is checked too (below), so a metadata address inside stays refused always.
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "local-use IPv4/IPv6 translation (RFC 8215)", false},
+	{netip.MustParsePrefix("2002::/16"), "6to4, an IPv4 address in IPv6 (RFC 3056)", false},
+	{netip.MustParsePrefix("2001::/32"), "Teredo tunnelling (RFC 4380)", false},
 }
 
-var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+var (
+	nat64        = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052: the IPv4 address in the last 32 bits
+	nat64Local   = netip.MustParsePrefix("64:ff9b:1::/48")  // RFC 8215: as RFC 6052 with a /96 prefix
+	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765 (SIIT): the IPv4 address in the last 32 bits
+	sixToFour    = netip.MustParsePrefix("2002::/16")       // RFC 3056: the IPv4 address in bits 16–47
+)
 
 // AddressError is the refusal of an address a webhook may not go to: Addr is the address as dialled or
 // written in the URL, Range says which kind of address it is and its RFC.
@@ -68,13 +79,23 @@ func CheckAddr(addr netip.Addr, allowPrivate bool) error {
 		return &AddressError{Addr: addr, Range: "not an IP address"}
 	}
 	ip := addr.WithZone("").Unmap()
-	if ip.Is6() && nat64.Contains(ip) {
+	// An IPv6 address that carries an IPv4 one is refused for its own range (below) and for the IPv4
+	// address it carries: a metadata address inside a translation prefix is still a metadata address.
+	candidates := []netip.Addr{ip}
+	if ip.Is6() {
 		b := ip.As16()
-		ip = netip.AddrFrom4([4]byte(b[12:]))
+		switch {
+		case nat64.Contains(ip), nat64Local.Contains(ip), v4Translated.Contains(ip):
+			candidates = append(candidates, netip.AddrFrom4([4]byte(b[12:])))
+		case sixToFour.Contains(ip):
+			candidates = append(candidates, netip.AddrFrom4([4]byte(b[2:6])))
+		}
 	}
-	for _, r := range blockedRanges {
-		if r.prefix.Contains(ip) && (r.always || !allowPrivate) {
-			return &AddressError{Addr: addr, Range: r.what}
+	for _, c := range candidates {
+		for _, r := range blockedRanges {
+			if r.prefix.Contains(c) && (r.always || !allowPrivate) {
+				return &AddressError{Addr: addr, Range: r.what}
+			}
 		}
 	}
 	return nil
