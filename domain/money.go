@@ -191,13 +191,6 @@ func CurrencyExponent(code string) (int, error) {
 	return def.digits, nil
 }
 
-// ActiveCurrency reports whether code (case-insensitive) is in ISO 4217's list of current codes with a
-// minor unit, i.e. whether a new price or payment may use it.
-func ActiveCurrency(code string) bool {
-	_, err := activeCurrency(code)
-	return err == nil
-}
-
 // CheckAmount reports whether a new price or payment amount is within 0..MaxAmount minor units; the
 // error wraps ErrInvalidAmount (negative) or ErrAmountTooLarge.
 func CheckAmount(minor int64) error {
@@ -600,11 +593,4 @@ func (t Total) MarshalJSON() ([]byte, error) {
 		Currency  string      `json:"currency"`
 		Formatted string      `json:"formatted"`
 	}{json.Number(t.AmountText()), def.code, t.Formatted()})
-}
-
-// StoredCurrency reports whether code (case-insensitive) is a currency the ledger ever accepted, active
-// or since withdrawn: the codes a recorded sale may carry.
-func StoredCurrency(code string) bool {
-	_, err := normCurrency(code)
-	return err == nil
 }

@@ -63,7 +63,7 @@ func BenchmarkCreateCustomer(b *testing.B) {
 			lat := make([]time.Duration, b.N)
 			var (
 				next, failed atomic.Int64
-				maxPos       atomic.Uint64
+				maxPos       benchMax
 				firstFailure sync.Once
 				failure      string
 				wg           sync.WaitGroup
@@ -86,12 +86,7 @@ func BenchmarkCreateCustomer(b *testing.B) {
 							firstFailure.Do(func() { failure = fmt.Sprintf("%s: %d %v %s", email, r.status, r.err, r.body) })
 							continue
 						}
-						for {
-							cur := maxPos.Load()
-							if r.position <= cur || maxPos.CompareAndSwap(cur, r.position) {
-								break
-							}
-						}
+						maxPos.Max(r.position)
 					}
 				})
 			}
@@ -99,11 +94,7 @@ func BenchmarkCreateCustomer(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 
-			p := benchPercentiles(lat)
-			b.ReportMetric(p(0.50), "p50-ms")
-			b.ReportMetric(p(0.99), "p99-ms")
-			b.ReportMetric(p(1), "max-ms")
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "creates/s")
+			benchReportLatency(b, lat, elapsed, "creates/s")
 			if n := failed.Load(); n > 0 {
 				b.Fatalf("%d of %d creates were not 201; first: %s", n, b.N, failure)
 			}
@@ -263,4 +254,28 @@ func benchPercentiles(ds []time.Duration) func(q float64) float64 {
 		i = min(max(i, 0), len(s)-1)
 		return float64(s[i]) / float64(time.Millisecond)
 	}
+}
+
+// benchMax is the highest value stored in it, safe for concurrent use (the highest Ledger-Position an
+// answer carried).
+type benchMax struct{ atomic.Uint64 }
+
+// Max raises the value to v if v is higher.
+func (m *benchMax) Max(v uint64) {
+	for {
+		cur := m.Load()
+		if v <= cur || m.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// benchReportLatency reports the p50, p99 and max of lat in milliseconds, and b.N per second of elapsed
+// as unit ("creates/s").
+func benchReportLatency(b *testing.B, lat []time.Duration, elapsed time.Duration, unit string) {
+	p := benchPercentiles(lat)
+	b.ReportMetric(p(0.50), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.ReportMetric(p(1), "max-ms")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
 }

@@ -113,7 +113,7 @@ func BenchmarkRefund(b *testing.B) {
 			got := make([]int64, b.N)
 			var (
 				next, failed atomic.Int64
-				maxPos       atomic.Uint64
+				maxPos       benchMax
 				firstFailure sync.Once
 				failure      string
 				wg           sync.WaitGroup
@@ -141,12 +141,7 @@ func BenchmarkRefund(b *testing.B) {
 							continue
 						}
 						got[i] = r.amount
-						for {
-							cur := maxPos.Load()
-							if r.position <= cur || maxPos.CompareAndSwap(cur, r.position) {
-								break
-							}
-						}
+						maxPos.Max(r.position)
 					}
 				})
 			}
@@ -154,11 +149,7 @@ func BenchmarkRefund(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 
-			p := benchPercentiles(lat)
-			b.ReportMetric(p(0.50), "p50-ms")
-			b.ReportMetric(p(0.99), "p99-ms")
-			b.ReportMetric(p(1), "max-ms")
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "refunds/s")
+			benchReportLatency(b, lat, elapsed, "refunds/s")
 			benchLogMetrics(b, before, benchMetrics(b, hc, base))
 			if n := failed.Load(); n > 0 {
 				b.Fatalf("%d of %d refunds were not 201; first: %s", n, b.N, failure)

@@ -12,14 +12,7 @@ import (
 // gateway, and waits until it is completed.
 func paidSale(t *testing.T, c client, key, email string, amount int64) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"product":{"id":"prd_app","name":"App","type":"software","price":{"amount":%d,"currency":"USD"},
-		"files":[{"name":"app.zip","url":"https://cdn.example.com/app.zip"}],"licence":{"max_activations":3}},
-		"customer":{"email":%q}}`, amount, email)
-	r := c.post("/v1/checkouts", key, "", body)
-	if r.status != 201 {
-		t.Fatalf("checkout: %d %s", r.status, r.raw)
-	}
-	id := field(r.body, "data.id").(string)
+	id := licensedCheckout(t, c, key, email, amount)
 	if r := c.standardWebhook("msg_pay_"+id, paymentBody("payment.succeeded", id, amount, "USD"), time.Now()); r.status != 200 {
 		t.Fatalf("pay: %d %s", r.status, r.raw)
 	}

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/salesledger/ledger/events"
-	"github.com/salesledger/ledger/projections/sqlite"
 )
 
 // End-to-end tests of the webhook endpoints API: real embedded NATS, real SQLite, real HTTP.
@@ -271,20 +267,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "rebuilt.db")
-	var stderr bytes.Buffer
-	if err := run(context.Background(), []string{"rebuild", "--data-dir", dir, "--nats-listen", "off", "--until", fmt.Sprint(last), "--out", out}, env(nil), &stderr, &stderr); err != nil {
-		t.Fatalf("rebuild: %v\n%s", err, stderr.String())
-	}
-	st, err := sqlite.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	rebuilt, err := st.Dump(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rebuilt := rebuiltDump(t, dir, last)
 	if !reflect.DeepEqual(rebuilt["webhook_endpoints"], want["webhook_endpoints"]) {
 		t.Errorf("webhook_endpoints after the rebuild:\n got %v\nwant %v", rebuilt["webhook_endpoints"], want["webhook_endpoints"])
 	}

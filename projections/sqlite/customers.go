@@ -333,13 +333,7 @@ func (f CustomerFilter) At(c *Cursor[int64]) CustomerFilter {
 func (s *Store) HasCustomers(ctx context.Context, f CustomerFilter) (bool, error) {
 	f.Limit, f.Offset = 0, 0 // LIMIT 1
 	q, args := listCustomersQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return found, rows.Err()
+	return s.anyRow(ctx, q, args)
 }
 
 // ListCustomers returns up to Limit customers, newest first, and whether more exist beyond them in the
@@ -347,32 +341,7 @@ func (s *Store) HasCustomers(ctx context.Context, f CustomerFilter) (bool, error
 // first; a shorter one reads the store's customers.
 func (s *Store) ListCustomers(ctx context.Context, f CustomerFilter) ([]CustomerRow, bool, error) {
 	q, args := listCustomersQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	var out []CustomerRow
-	for rows.Next() {
-		r, err := scanCustomer(rows.Scan)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	more := len(out) > f.Limit
-	if more {
-		out = out[:f.Limit]
-	}
-	if f.Before > 0 {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
-	}
-	return out, more, nil
+	return listPage(ctx, s, q, args, f.Limit, f.Before > 0, scanCustomer)
 }
 
 // decodeSpent reads the spent column: {"USD": 12300, ...}, minor units by currency as JSON integer

@@ -1,5 +1,10 @@
 package sqlite
 
+import (
+	"context"
+	"slices"
+)
+
 // Cursor is a page boundary as a client sends it back: the items after At (older, further down the
 // newest-first list) or, with Back, before it (newer); At itself too when Inclusive. P is the list's
 // position type: Position for sales, the registration seq for customers.
@@ -76,4 +81,46 @@ func ExactOlder[P any](cur *Cursor[P], l Links[P], exists func(Cursor[P]) (bool,
 		l.Next, l.HasMore = nil, false
 	}
 	return l, nil
+}
+
+// anyRow tells whether the query q returns a row (a list's query at LIMIT 1: whether a cursor leads
+// anywhere).
+func (s *Store) anyRow(ctx context.Context, q string, args []any) (bool, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
+}
+
+// listPage runs a list's query — which asks for limit+1 rows in the direction of travel — and returns
+// at most limit of them, newest first (a page read going back, back, comes in oldest first and is
+// turned round), and whether more exist beyond them.
+func listPage[T any](ctx context.Context, s *Store, q string, args []any, limit int, back bool, scan func(func(...any) error) (T, error)) ([]T, bool, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		r, err := scan(rows.Scan)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	if back {
+		slices.Reverse(out)
+	}
+	return out, more, nil
 }

@@ -196,13 +196,7 @@ func (s *Store) HasSales(ctx context.Context, f SaleFilter) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return found, rows.Err()
+	return s.anyRow(ctx, q, args)
 }
 
 // ListSales returns up to Limit sales, newest first, and whether more exist beyond them in the
@@ -212,36 +206,14 @@ func (s *Store) ListSales(ctx context.Context, f SaleFilter) ([]domain.Sale, boo
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	var out []domain.Sale
-	for rows.Next() {
+	return listPage(ctx, s, q, args, f.Limit, f.Before != nil, func(scan func(...any) error) (domain.Sale, error) {
 		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, false, err
-		}
 		var sale domain.Sale
-		if err := json.Unmarshal([]byte(doc), &sale); err != nil {
-			return nil, false, err
+		if err := scan(&doc); err != nil {
+			return sale, err
 		}
-		out = append(out, sale)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	more := len(out) > f.Limit
-	if more {
-		out = out[:f.Limit]
-	}
-	if f.Before != nil {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
-	}
-	return out, more, nil
+		return sale, json.Unmarshal([]byte(doc), &sale)
+	})
 }
 
 // broadSearch is the number of sales an email prefix must match for a search to walk the list order

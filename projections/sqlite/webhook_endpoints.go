@@ -149,43 +149,12 @@ func listWebhookEndpointsQuery(f WebhookEndpointFilter) (string, []any) {
 func (s *Store) HasWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter) (bool, error) {
 	f.Limit = 0 // LIMIT 1
 	q, args := listWebhookEndpointsQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return found, rows.Err()
+	return s.anyRow(ctx, q, args)
 }
 
 // ListWebhookEndpoints returns up to Limit endpoints, newest first, and whether more exist beyond them
 // in the direction of travel.
 func (s *Store) ListWebhookEndpoints(ctx context.Context, f WebhookEndpointFilter) ([]WebhookEndpointRow, bool, error) {
 	q, args := listWebhookEndpointsQuery(f)
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	var out []WebhookEndpointRow
-	for rows.Next() {
-		r, err := scanWebhookEndpoint(rows.Scan)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	more := len(out) > f.Limit
-	if more {
-		out = out[:f.Limit]
-	}
-	if f.Before > 0 {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
-	}
-	return out, more, nil
+	return listPage(ctx, s, q, args, f.Limit, f.Before > 0, scanWebhookEndpoint)
 }
