@@ -25,6 +25,9 @@ var (
 	// ErrWebhookDeliveryNotPending is an attempt recorded on a delivery that is not pending (it
 	// succeeded, failed or was cancelled in the meantime, e.g. by another replica).
 	ErrWebhookDeliveryNotPending = errors.New("the webhook delivery is not pending")
+	// ErrWebhookDeliveryNotClaimable is a claim of an attempt that is not due, or that another replica
+	// owns, or of a delivery that is not pending.
+	ErrWebhookDeliveryNotClaimable = errors.New("the webhook delivery's next attempt cannot be claimed")
 )
 
 // WebhookDeliveryID is the delivery of ledger event eventID to endpoint endpointID: "whd_" and 32 hex
@@ -86,15 +89,20 @@ type WebhookDelivery struct {
 	Manual bool `json:"manual,omitempty"`
 	// CancelReason says why a cancelled delivery stopped (events.DeliveryCancel…); "" otherwise.
 	CancelReason string `json:"cancel_reason,omitempty"`
+	// LeaseUntil is until when the replica that scheduled or last claimed the delivery owns its next
+	// attempt; zero once that attempt is recorded.
+	LeaseUntil time.Time `json:"lease_until"`
 	// Version is the delivery's last subject sequence: the expectation for the next append.
 	Version uint64 `json:"version"`
 }
 
 // ScheduleWebhookDelivery decides the delivery of outgoing event eventType, caused by ledger event e,
-// to endpoint endpointID; object is the id of the object the body's data renders (at e.Sequence).
-func ScheduleWebhookDelivery(endpointID string, e events.Envelope, eventType, object string) events.WebhookDeliveryScheduled {
+// to endpoint endpointID; object is the id of the object the body's data renders (at e.Sequence). The
+// scheduling replica owns the first attempt until leaseUntil.
+func ScheduleWebhookDelivery(endpointID string, e events.Envelope, eventType, object string, leaseUntil time.Time) events.WebhookDeliveryScheduled {
 	return events.WebhookDeliveryScheduled{DeliveryID: WebhookDeliveryID(endpointID, e.ID), EndpointID: endpointID,
-		EventID: e.ID, Type: eventType, Object: object, EventSequence: e.Sequence, CreatedAt: e.Time.UTC()}
+		EventID: e.ID, Type: eventType, Object: object, EventSequence: e.Sequence, CreatedAt: e.Time.UTC(),
+		LeaseUntil: leaseUntil.UTC()}
 }
 
 // Evolve returns the delivery with one more event applied.
@@ -103,14 +111,14 @@ func (d WebhookDelivery) Evolve(e events.Envelope) WebhookDelivery {
 	case events.WebhookDeliveryScheduled:
 		d = WebhookDelivery{ID: p.DeliveryID, EndpointID: p.EndpointID, EventID: p.EventID, EventType: p.Type,
 			Object: p.Object, EventSequence: p.EventSequence, CreatedAt: p.CreatedAt, Status: DeliveryPending,
-			NextAttemptAt: e.Time, Version: d.Version}
+			NextAttemptAt: e.Time, LeaseUntil: p.LeaseUntil, Version: d.Version}
 	case events.WebhookDeliveryAttempted:
 		d.Attempts = append(d.Attempts[:len(d.Attempts):len(d.Attempts)], DeliveryAttempt{Attempt: p.Attempt, At: p.At,
 			StatusCode: p.StatusCode, DurationMS: p.DurationMS, Error: p.Error, Success: p.Success})
 		if !d.Manual {
 			d.ScheduledAttempts++
 		}
-		d.Manual, d.NextAttemptAt = false, time.Time{}
+		d.Manual, d.NextAttemptAt, d.LeaseUntil = false, time.Time{}, time.Time{}
 		switch {
 		case p.Success:
 			d.Status = DeliverySucceeded
@@ -125,7 +133,9 @@ func (d WebhookDelivery) Evolve(e events.Envelope) WebhookDelivery {
 		}
 		d.NextAttemptAt = p.At
 	case events.WebhookDeliveryCancelled:
-		d.Status, d.NextAttemptAt, d.Manual, d.CancelReason = DeliveryFailed, time.Time{}, false, p.Reason
+		d.Status, d.NextAttemptAt, d.Manual, d.CancelReason, d.LeaseUntil = DeliveryFailed, time.Time{}, false, p.Reason, time.Time{}
+	case events.WebhookDeliveryClaimed:
+		d.LeaseUntil = p.Until
 	default:
 		return d
 	}
@@ -147,6 +157,26 @@ func FoldWebhookDelivery(evs []events.Envelope) WebhookDelivery {
 // Due reports whether the delivery's next attempt is due at now.
 func (d WebhookDelivery) Due(now time.Time) bool {
 	return d.Status == DeliveryPending && !now.Before(d.NextAttemptAt)
+}
+
+// Claimable reports whether a replica may claim the delivery's next attempt at now: it is due and no
+// replica owns it (the lease of whoever scheduled or last claimed it has run out).
+func (d WebhookDelivery) Claimable(now time.Time) bool {
+	return d.Due(now) && !now.Before(d.LeaseUntil)
+}
+
+// Claim decides that the caller makes the delivery's next attempt, owning it until until. Only a
+// claimable delivery can be claimed: ErrWebhookDeliveryNotPending otherwise (finished, not due, or
+// owned by another replica).
+func (d WebhookDelivery) Claim(now, until time.Time) (events.WebhookDeliveryClaimed, error) {
+	if d.ID == "" {
+		return events.WebhookDeliveryClaimed{}, ErrWebhookDeliveryUnknown
+	}
+	if !d.Claimable(now) {
+		return events.WebhookDeliveryClaimed{}, fmt.Errorf("%w: %s is %s, due %s, owned until %s", ErrWebhookDeliveryNotClaimable,
+			d.ID, d.Status, d.NextAttemptAt.Format(time.RFC3339), d.LeaseUntil.Format(time.RFC3339))
+	}
+	return events.WebhookDeliveryClaimed{Attempt: len(d.Attempts) + 1, Until: until.UTC()}, nil
 }
 
 // RecordAttempt decides the record of an attempt that ended with r: attempt number len(Attempts)+1,

@@ -103,7 +103,7 @@ func TestWebhookDeliveryLifecycle(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := events.Envelope{ID: "evt_9", Aggregate: events.Aggregate{Mode: "live", StoreID: "str_1", Type: "sale", ID: "sal_1"},
 				Time: t0.Add(-time.Second), Sequence: 77, Payload: events.SaleCompleted{}}
-			sched := domain.ScheduleWebhookDelivery("we_1", e, "sale.completed", "sal_1")
+			sched := domain.ScheduleWebhookDelivery("we_1", e, "sale.completed", "sal_1", t0)
 			if sched.DeliveryID != domain.WebhookDeliveryID("we_1", "evt_9") || sched.EventID != "evt_9" || sched.EventSequence != 77 ||
 				sched.Type != "sale.completed" || sched.Object != "sal_1" || !sched.CreatedAt.Equal(e.Time) {
 				t.Fatalf("scheduled %+v", sched)
@@ -203,5 +203,54 @@ func TestWebhookDeliveryUnknown(t *testing.T) {
 	}
 	if d.Due(time.Now()) {
 		t.Fatal("an unknown delivery is due")
+	}
+}
+
+// TestWebhookDeliveryClaims: the scheduler owns the first attempt until its lease ends; afterwards, and
+// after every recorded attempt once the next is due, exactly the claimable attempt can be claimed, and a
+// claim owns it until its own end.
+func TestWebhookDeliveryClaims(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	lease := 45 * time.Second
+	e := events.Envelope{ID: "evt_9", Aggregate: events.Aggregate{Mode: "live", StoreID: "str_1", Type: "sale", ID: "sal_1"},
+		Time: t0, Sequence: 77, Payload: events.SaleCompleted{}}
+	d := domain.WebhookDelivery{}.Evolve(events.Envelope{Payload: domain.ScheduleWebhookDelivery("we_1", e, "sale.completed", "sal_1", t0.Add(lease)), Time: t0, Sequence: 1})
+	if !d.Due(t0) || d.Claimable(t0) || d.Claimable(t0.Add(lease-time.Nanosecond)) || !d.Claimable(t0.Add(lease)) {
+		t.Fatalf("the scheduler's lease: %+v", d)
+	}
+	if _, err := d.Claim(t0.Add(time.Second), t0.Add(time.Minute)); !errors.Is(err, domain.ErrWebhookDeliveryNotClaimable) {
+		t.Fatalf("claim inside the scheduler's lease: %v", err)
+	}
+	// The scheduler died: another replica claims after the lease.
+	at := t0.Add(lease)
+	c, err := d.Claim(at, at.Add(lease))
+	if err != nil || c.Attempt != 1 || !c.Until.Equal(at.Add(lease)) {
+		t.Fatalf("claim %+v, %v", c, err)
+	}
+	d = d.Evolve(events.Envelope{Payload: c, Time: at, Sequence: 2})
+	if d.Claimable(at.Add(lease-time.Nanosecond)) || !d.Claimable(at.Add(lease)) {
+		t.Fatalf("the claim's lease: %+v", d)
+	}
+	a, _ := d.RecordAttempt(domain.AttemptResult{At: at.Add(time.Second), StatusCode: 500}, webhooksout.Schedule{5 * time.Second})
+	d = d.Evolve(events.Envelope{Payload: a, Time: at.Add(time.Second), Sequence: 3})
+	next := at.Add(6 * time.Second)
+	if !d.LeaseUntil.IsZero() || d.Claimable(next.Add(-time.Nanosecond)) || !d.Claimable(next) {
+		t.Fatalf("after a failed attempt: %+v", d)
+	}
+	c, err = d.Claim(next, next.Add(lease))
+	if err != nil || c.Attempt != 2 {
+		t.Fatalf("second claim %+v, %v", c, err)
+	}
+	d = d.Evolve(events.Envelope{Payload: c, Time: next, Sequence: 4})
+	a, _ = d.RecordAttempt(domain.AttemptResult{At: next, StatusCode: 200, Success: true}, webhooksout.Schedule{5 * time.Second})
+	d = d.Evolve(events.Envelope{Payload: a, Time: next, Sequence: 5})
+	if d.Claimable(next.Add(time.Hour)) {
+		t.Fatalf("a succeeded delivery is claimable: %+v", d)
+	}
+	if _, err := d.Claim(next.Add(time.Hour), next.Add(2*time.Hour)); !errors.Is(err, domain.ErrWebhookDeliveryNotClaimable) {
+		t.Fatalf("claim of a succeeded delivery: %v", err)
+	}
+	if _, err := (domain.WebhookDelivery{}).Claim(t0, t0); !errors.Is(err, domain.ErrWebhookDeliveryUnknown) {
+		t.Fatalf("claim of an unknown delivery: %v", err)
 	}
 }

@@ -208,6 +208,8 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		return decodeInto[WebhookDeliveryRetryRequested](data)
 	case eventType == TypeWebhookDeliveryCancelled && version == 1:
 		return decodeInto[WebhookDeliveryCancelled](data)
+	case eventType == TypeWebhookDeliveryClaimed && version == 1:
+		return decodeInto[WebhookDeliveryClaimed](data)
 	case eventType == TypeLicenceIssued && version == 1:
 		return decodeInto[LicenceIssued](data)
 	case eventType == TypeLicenceActivated && version == 1:

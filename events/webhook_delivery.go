@@ -14,12 +14,15 @@ const (
 	TypeWebhookDeliveryAttempted      = "webhook_delivery_attempted"
 	TypeWebhookDeliveryRetryRequested = "webhook_delivery_retry_requested"
 	TypeWebhookDeliveryCancelled      = "webhook_delivery_cancelled"
+	TypeWebhookDeliveryClaimed        = "webhook_delivery_claimed"
 )
 
 // WebhookDeliveryScheduled (v1) opens a delivery: the outgoing event EventID (the ledger event's own id,
 // which is the body's "id" and the webhook-id header on every attempt) of type Type is to be sent
 // to EndpointID, first at once. Object names what the body's data is (a sale, customer or licence id)
-// and EventSequence the ledger event's stream sequence, at which that object is rendered.
+// and EventSequence the ledger event's stream sequence, at which that object is rendered. The replica
+// that schedules a delivery makes its first attempt: until LeaseUntil no other replica may (a delivery
+// whose scheduler died is taken over after it, with webhook_delivery_claimed).
 type WebhookDeliveryScheduled struct {
 	DeliveryID    string    `json:"delivery_id"` // whd_…
 	EndpointID    string    `json:"endpoint_id"`
@@ -28,6 +31,7 @@ type WebhookDeliveryScheduled struct {
 	Object        string    `json:"object,omitempty"`
 	EventSequence uint64    `json:"event_sequence,omitempty"`
 	CreatedAt     time.Time `json:"created_at"` // when the ledger event happened: the body's created_at
+	LeaseUntil    time.Time `json:"lease_until"`
 }
 
 func (WebhookDeliveryScheduled) EventType() string { return TypeWebhookDeliveryScheduled }
@@ -75,3 +79,16 @@ type WebhookDeliveryCancelled struct {
 
 func (WebhookDeliveryCancelled) EventType() string { return TypeWebhookDeliveryCancelled }
 func (WebhookDeliveryCancelled) EventVersion() int { return 1 }
+
+// WebhookDeliveryClaimed (v1): a replica takes the attempt numbered Attempt of a pending delivery that is
+// due, and no other replica may make it until Until (the send's timeout and a margin). It is appended
+// with the delivery's last sequence as expectation, so of two replicas claiming one attempt exactly one
+// wins; a claimant that dies leaves the attempt to whoever claims it after Until, so an attempt is never
+// forgotten (at least once) and, while its claimant lives, made by one replica only.
+type WebhookDeliveryClaimed struct {
+	Attempt int       `json:"attempt"`
+	Until   time.Time `json:"until"`
+}
+
+func (WebhookDeliveryClaimed) EventType() string { return TypeWebhookDeliveryClaimed }
+func (WebhookDeliveryClaimed) EventVersion() int { return 1 }

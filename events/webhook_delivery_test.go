@@ -13,11 +13,12 @@ func TestWebhookDeliveryRoundTrip(t *testing.T) {
 	next := at.Add(5 * time.Minute)
 	for _, p := range []events.Payload{
 		events.WebhookDeliveryScheduled{DeliveryID: "whd_0123456789abcdef0123456789abcdef", EndpointID: "we_1", EventID: "evt_1",
-			Type: "sale.completed", Object: "sal_1", EventSequence: 42, CreatedAt: at},
+			Type: "sale.completed", Object: "sal_1", EventSequence: 42, CreatedAt: at, LeaseUntil: at.Add(45 * time.Second)},
 		events.WebhookDeliveryAttempted{Attempt: 2, At: at, StatusCode: 503, DurationMS: 812, Error: "HTTP 503", NextAttemptAt: &next},
 		events.WebhookDeliveryAttempted{Attempt: 3, At: next, StatusCode: 200, DurationMS: 12, Success: true},
 		events.WebhookDeliveryRetryRequested{At: at},
 		events.WebhookDeliveryCancelled{Reason: events.DeliveryCancelEndpointDisabled},
+		events.WebhookDeliveryClaimed{Attempt: 4, Until: next.Add(45 * time.Second)},
 	} {
 		t.Run(p.EventType(), func(t *testing.T) {
 			in := events.Envelope{ID: "evt_2", Time: at, Payload: p, Aggregate: events.Aggregate{Mode: events.ModeTest, StoreID: "str_1",

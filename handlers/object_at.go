@@ -26,9 +26,9 @@ import (
 //     the clock (licence expired, a download link re-minted once the one issued has expired) is
 //     computed at the time of the call, as GET would. A licence the sale's completion names is listed
 //     from the completion on, though its licence_issued follows sale_completed in their atomic append.
-//   - seq is a stream sequence, not an append: events appended together with the one at seq (a
-//     licence revoked with the refund that refunds a sale in full) show only if their own sequence is
-//     <= seq. A caller that wants the state an append left passes the append's last sequence.
+//   - A sale's licences are as the command that appended the sale's event at seq left them: a licence
+//     revoked by the refund that refunds the sale in full shows revoked at the refund's sequence,
+//     though its licence_revoked follows refund_recorded in their append.
 //   - Personal data is as the log reads now: a customer erased since seq shows erased. A customer
 //     erased by now (customer_erased recorded, or their key already destroyed) renders, at every seq,
 //     as {"id": ..., "object": "customer", "deleted": true} — what DELETE answers — never their old
@@ -76,6 +76,7 @@ func (a *API) saleAt(ctx context.Context, agg events.Aggregate, evs []events.Env
 	if s.ID == "" {
 		return nil, domain.ErrNotFound
 	}
+	last := evs[len(evs)-1]
 	a.awaitProjection(ctx, seq)
 	licences := func(ctx context.Context, saleID string) ([]sqlite.LicenceRow, error) {
 		rows, err := a.cfg.Projection.Reads().LicencesOfSale(ctx, saleID)
@@ -93,6 +94,15 @@ func (a *API) saleAt(ctx context.Context, agg events.Aggregate, evs []events.Env
 			if len(upTo) == 0 && len(levs) > 0 && slices.Contains(s.Completed.LicenceIDs, row.ID) {
 				upTo = levs[:1] // issued in the completion's own append, right after it
 			}
+			// The licence's events appended by the same command as the sale's event at seq (a licence
+			// revoked by the refund that refunds the sale in full) follow it in the log but belong to
+			// the state it left.
+			for _, le := range levs[len(upTo):] {
+				if !sameCommand(le, last) {
+					break
+				}
+				upTo = levs[:len(upTo)+1]
+			}
 			l := foldLicence(upTo)
 			if l.Issued.LicenceID == "" {
 				continue // issued after seq
@@ -102,6 +112,12 @@ func (a *API) saleAt(ctx context.Context, agg events.Aggregate, evs []events.Env
 		return out, nil
 	}
 	return a.saleData(ctx, s, agg.Mode, licences)
+}
+
+// sameCommand tells whether two events were appended by one command: the ledger gives the events of one
+// decision one time, correlation and cause (the request, or the gateway delivery they apply).
+func sameCommand(a, b events.Envelope) bool {
+	return a.CorrelationID != "" && a.CorrelationID == b.CorrelationID && a.CausationID == b.CausationID && a.Time.Equal(b.Time)
 }
 
 // licenceRow is the read model's row for a licence folded from the log (row gives what the log does

@@ -201,3 +201,32 @@ func mustRender(t *testing.T, m *Main, agg events.Aggregate, seq uint64) json.Ra
 	raw, _ := renderAt(t, m, agg, seq)
 	return raw
 }
+
+// TestRenderSaleAtAFullRefund: a full refund revokes the sale's licence in the same append, after the
+// refund in the log. The sale rendered at the refund's sequence (what sale.refunded carries) shows the
+// licence revoked, as the refund left it; at the completion it is not.
+func TestRenderSaleAtAFullRefund(t *testing.T) {
+	m := startMain(t, t.TempDir(), withGateways)
+	c := client{t, "http://" + m.HTTPAddr}
+	storeID, live, _ := createStore(t, c, "render-full")
+	id := paidSale(t, c, live, "full@example.com", 10000)
+	if r := c.post("/v1/sales/"+id+"/refunds", live, "", `{}`); r.status != 201 {
+		t.Fatalf("refund: %d %s", r.status, r.raw)
+	}
+	waitSale(t, c, live, id, func(d map[string]any) bool { return d["status"] == domain.StatusRefunded })
+	saleAgg := events.Aggregate{Mode: events.ModeLive, StoreID: storeID, Type: events.AggregateSale, ID: id}
+	refunded := seqOf(t, m, saleAgg, events.TypeRefundRecorded)
+	_, at := renderAt(t, m, saleAgg, refunded)
+	l := field(at, "post_purchase.licences").([]any)
+	if at["status"] != domain.StatusRefunded || len(l) != 1 || l[0].(map[string]any)["status"] != "revoked" {
+		t.Fatalf("at the full refund: %v", at)
+	}
+	licAgg := events.Aggregate{Mode: events.ModeLive, StoreID: storeID, Type: events.AggregateLicence, ID: l[0].(map[string]any)["id"].(string)}
+	if revoked := seqOf(t, m, licAgg, events.TypeLicenceRevoked); revoked <= refunded {
+		t.Fatalf("licence revoked at %d, refund at %d: the case this test is about is gone", revoked, refunded)
+	}
+	_, at = renderAt(t, m, saleAgg, seqOf(t, m, saleAgg, events.TypeSaleCompleted))
+	if l := field(at, "post_purchase.licences").([]any); l[0].(map[string]any)["status"] == "revoked" {
+		t.Fatalf("at completion the licence is revoked: %v", at)
+	}
+}

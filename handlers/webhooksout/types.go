@@ -74,6 +74,7 @@ var outgoingOf = map[string]string{
 	events.TypeWebhookDeliveryAttempted:      "",
 	events.TypeWebhookDeliveryRetryRequested: "",
 	events.TypeWebhookDeliveryCancelled:      "",
+	events.TypeWebhookDeliveryClaimed:        "",
 }
 
 // Outgoing is what a ledger event tells the stores: an outgoing event of Type about the object Object
