@@ -179,6 +179,21 @@ func (d WebhookDelivery) Claim(now, until time.Time) (events.WebhookDeliveryClai
 	return events.WebhookDeliveryClaimed{Attempt: len(d.Attempts) + 1, Until: until.UTC()}, nil
 }
 
+// Renew decides that the replica that owns the delivery's next attempt (it scheduled or claimed it, and
+// appends with the version it holds as expectation, so that a claim by anyone else since fails the
+// append) keeps owning it until until: an attempt that waited in its queue renews before it starts,
+// rather than leave it to another replica mid-send. The attempt must be due.
+func (d WebhookDelivery) Renew(now, until time.Time) (events.WebhookDeliveryClaimed, error) {
+	if d.ID == "" {
+		return events.WebhookDeliveryClaimed{}, ErrWebhookDeliveryUnknown
+	}
+	if !d.Due(now) {
+		return events.WebhookDeliveryClaimed{}, fmt.Errorf("%w: %s is %s, due %s", ErrWebhookDeliveryNotClaimable,
+			d.ID, d.Status, d.NextAttemptAt.Format(time.RFC3339))
+	}
+	return events.WebhookDeliveryClaimed{Attempt: len(d.Attempts) + 1, Until: until.UTC()}, nil
+}
+
 // RecordAttempt decides the record of an attempt that ended with r: attempt number len(Attempts)+1,
 // and, after a failure, when the next one is due on sch (none after a manual retry's attempt, or when
 // sch is exhausted: the delivery is then failed).

@@ -56,6 +56,9 @@ type ReadStore interface {
 	WebhookEndpoint(ctx context.Context, storeID, mode, id string) (sqlite.WebhookEndpointRow, error)
 	ListWebhookEndpoints(ctx context.Context, f sqlite.WebhookEndpointFilter) ([]sqlite.WebhookEndpointRow, bool, error)
 	HasWebhookEndpoints(ctx context.Context, f sqlite.WebhookEndpointFilter) (bool, error)
+	WebhookDelivery(ctx context.Context, storeID, mode, id string) (sqlite.WebhookDeliveryRow, error)
+	ListWebhookDeliveries(ctx context.Context, f sqlite.WebhookDeliveryFilter) ([]sqlite.WebhookDeliveryRow, bool, error)
+	HasWebhookDeliveries(ctx context.Context, f sqlite.WebhookDeliveryFilter) (bool, error)
 }
 
 // Projection reports how far the read model has folded the log.
@@ -93,6 +96,9 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook endpoints name loopback, private and link-local addresses
 	// (LEDGER_WEBHOOK_ALLOW_PRIVATE: for development and tests).
 	AllowPrivateWebhooks bool
+	// WakeWebhooks, if set, tells the webhook dispatcher that an attempt was asked for now (a manual
+	// retry), so it looks for it at once rather than at its next pass.
+	WakeWebhooks func()
 	// AdminTokenHash is the hex SHA-256 of the admin token.
 	AdminTokenHash string
 	// Registry collects the API's metrics and is served at /metrics.
@@ -141,6 +147,8 @@ type API struct {
 	cursors *customerCursors
 	// endpointCursors seals the webhook endpoint list's cursors, with keys of their own.
 	endpointCursors *customerCursors
+	// deliveryCursors seals the webhook delivery log's cursors.
+	deliveryCursors *customerCursors
 	// unknownKeyWaits holds a token per request with a key not known here waiting for its position.
 	unknownKeyWaits chan struct{}
 }
@@ -160,7 +168,8 @@ func New(cfg Config) *API {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	return &API{cfg: cfg, log: cfg.Log, metrics: newHTTPMetrics(cfg.Registry), rates: newRateLimiter(cfg.RateLimits, cfg.Registry),
-		cursors: newCustomerCursors(cfg.CursorKey, "customer"), endpointCursors: newCustomerCursors(cfg.CursorKey, "webhook endpoint"), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits), recent: salecache.New(16384)}
+		cursors: newCustomerCursors(cfg.CursorKey, "customer"), endpointCursors: newCustomerCursors(cfg.CursorKey, "webhook endpoint"),
+		deliveryCursors: newCustomerCursors(cfg.CursorKey, "webhook delivery"), unknownKeyWaits: make(chan struct{}, maxUnknownKeyWaits), recent: salecache.New(16384)}
 }
 
 // Handler is the complete HTTP handler with its middleware.
@@ -215,6 +224,8 @@ func (a *API) Handler() http.Handler {
 	handle("PATCH /v1/webhook_endpoints/{webhook_endpoint_id}", a.store(a.updateWebhookEndpoint))
 	handle("DELETE /v1/webhook_endpoints/{webhook_endpoint_id}", a.store(a.deleteWebhookEndpoint))
 	handle("POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret", a.store(a.rotateWebhookSecret))
+	handle("GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries", a.store(a.listWebhookDeliveries))
+	handle("POST /v1/webhook_deliveries/{webhook_delivery_id}/retry", a.store(a.retryWebhookDelivery))
 
 	handle("/", a.anonymous(a.unrouted(mux)))
 	// A trailing slash names the same resource (4Geeks-style URLs: /v1/customers/?page=2).

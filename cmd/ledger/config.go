@@ -54,10 +54,14 @@ type Config struct {
 	RateLimitIP float64
 	// WebhookRetrySchedule is the wait before each retry of an outgoing webhook delivery;
 	// WebhookAllowPrivate lets endpoints be on loopback, private and link-local addresses (never cloud
-	// metadata ones). Both are for the webhook dispatcher (handlers/webhooksout), which issue 11 still has
-	// to wire into Main: nothing reads them yet.
+	// metadata ones).
 	WebhookRetrySchedule webhooksout.Schedule
 	WebhookAllowPrivate  bool
+
+	// webhookTimeout and webhookPollEvery replace the outgoing webhooks' attempt timeout (15 s) and how
+	// often due attempts are looked for (1 s); tests shorten them.
+	webhookTimeout   time.Duration
+	webhookPollEvery time.Duration
 
 	// readyCheckEvery is how often background states are looked at for /readyz (0: 5 s); tests shorten it.
 	readyCheckEvery time.Duration

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -24,9 +25,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/salesledger/ledger/domain"
+	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/handlers"
 	"github.com/salesledger/ledger/handlers/payments"
+	"github.com/salesledger/ledger/handlers/webhooksout"
 	"github.com/salesledger/ledger/projections"
 )
 
@@ -59,6 +62,9 @@ type Main struct {
 	stopGroups func()
 	debugSrv   *http.Server
 	timers     *handlers.Timers
+	// webhooks sends the outgoing webhooks; webhooksDone is closed once it stopped.
+	webhooks     *webhooksout.Dispatcher
+	webhooksDone chan struct{}
 	// api serves the HTTP contract (tests render objects with it: api.ObjectAt).
 	api  *handlers.API
 	stop context.CancelFunc
@@ -151,10 +157,17 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	webhooksName, err := m.events.WebhooksConsumer(wctx, cfg.NATSReplicas, webhookFilters)
+	wcancel()
+	if err != nil {
+		return err
+	}
 	if m.gateNC != nil {
 		// The reader roles reach consumers only through the gate (events/jetstream/accounts.go).
 		if _, err := jetstream.ServeConsumerGate(m.gateNC, m.Log.With("component", "consumer-gate"),
-			map[string]string{jetstream.PaymentsDurable: paymentsName}, jetstream.AnalyticsRole, jetstream.OperatorRole); err != nil {
+			map[string]string{jetstream.PaymentsDurable: paymentsName, jetstream.WebhooksDurable: webhooksName},
+			jetstream.AnalyticsRole, jetstream.OperatorRole); err != nil {
 			return err
 		}
 	}
@@ -190,6 +203,15 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}()
 	<-router.Running()
+
+	webhookEvents := m.events.NewSubscriber(jetstream.SubscriberConfig{
+		Durable:    webhooksName,
+		Label:      jetstream.WebhooksDurable,
+		Filters:    webhookFilters,
+		InFlight:   64,
+		CheckEvery: m.readyCheckEvery(),
+		Log:        m.Log.With("component", "webhooks"),
+	})
 
 	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now}
 	go m.timers.Run(runCtx)
@@ -235,6 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminTokenHash:       adminHash,
 		GatewaySecrets:       cfg.GatewaySecrets,
 		AllowPrivateWebhooks: cfg.WebhookAllowPrivate,
+		WakeWebhooks:         func() { m.webhooks.Wake() },
 		DownloadKey:          downloadKey,
 		ClaimKey:             claimKey,
 		CursorKey:            cursorKey,
@@ -250,6 +273,11 @@ func (m *Main) Run(ctx context.Context) error {
 				return errors.New("not running")
 			}
 			return deliveries.Err()
+		}}, {Name: "webhook dispatcher", Err: func() error {
+			if !m.webhooks.IsRunning() {
+				return errors.New("not running")
+			}
+			return webhookEvents.Err()
 		}}},
 		RateLimits: handlers.RateLimits{PerKey: cfg.RateLimit, PerKeyBurst: cfg.RateBurst,
 			PerIP: cfg.RateLimitIP, PerIPBurst: max(1, int(2*cfg.RateLimitIP))},
@@ -258,6 +286,35 @@ func (m *Main) Run(ctx context.Context) error {
 		WebhookBodyTimeout: min(cfg.HTTPReadHeaderTimeout, cfg.HTTPReadTimeout),
 	})
 	m.api = api
+	m.webhooks, err = webhooksout.NewDispatcher(webhooksout.DispatcherConfig{
+		Log:     m.Log,
+		Events:  m.events,
+		Reads:   func() webhooksout.Reads { return live.Store() },
+		WaitFor: live.WaitFor,
+		Render:  api.ObjectAt,
+		Decode:  jetstream.EnvelopeOf,
+		// Scheduling is a read and an append per event; attempts run in the endpoints' own queues.
+		Subscriber: webhookEvents,
+		Sender: webhooksout.NewSender(webhooksout.SenderConfig{AllowPrivate: cfg.WebhookAllowPrivate,
+			Timeout: cfg.webhookTimeout, Version: moduleVersion()}),
+		Timeout:   cfg.webhookTimeout,
+		Schedule:  cfg.WebhookRetrySchedule,
+		PollEvery: cfg.webhookPollEvery,
+		Registry:  reg,
+		Now:       m.Now,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	m.webhooksDone = make(chan struct{})
+	go func() {
+		defer close(m.webhooksDone)
+		if err := m.webhooks.Run(runCtx); err != nil {
+			m.Log.Error("webhook dispatcher stopped", "err", err)
+		}
+	}()
+	<-m.webhooks.Running()
 	conns := handlers.NewConnLimit(cfg.HTTPMaxConns, reg)
 	// A client sends its request header right after connecting; one silent for a second (or the
 	// read-header timeout, if shorter) can give its slot up at the cap.
@@ -295,6 +352,23 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Log.Info("ledger ready", "http", "http://"+m.HTTPAddr, "pid", os.Getpid(), "nats", m.NATSURL, "data_dir", cfg.DataDir,
 		"durability", durability, "read_store", live.Path())
 	return nil
+}
+
+// webhookFilters are the subjects outgoing webhooks follow from: the events of sales, customers and
+// licences, in both modes.
+var webhookFilters = []string{
+	"ledger.*.*." + events.AggregateSale + ".>",
+	"ledger.*.*." + events.AggregateCustomer + ".>",
+	"ledger.*.*." + events.AggregateLicence + ".>",
+}
+
+// moduleVersion is the ledger's module version for the webhooks' User-Agent: "dev" for a build outside a
+// tagged module.
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
 }
 
 // readyCheckEvery is how often background states that readiness reports are looked at.
@@ -487,6 +561,9 @@ func (m *Main) Close() error {
 	if m.stop != nil {
 		m.stop()
 		<-m.done
+		if m.webhooksDone != nil {
+			<-m.webhooksDone
+		}
 	}
 	if m.stopGroups != nil {
 		m.stopGroups()

@@ -59,6 +59,10 @@ const (
 // processor pulls from; its real name is Store.PaymentsConsumer's.
 const PaymentsDurable = "payments"
 
+// WebhooksDurable is the well-known name of the durable consumer the webhook dispatcher schedules
+// outgoing deliveries from; its real name is Store.WebhooksConsumer's.
+const WebhooksDurable = "webhooks"
+
 // OwnConsumerPrefix begins the names of the ledger's ephemeral consumers (the projections' subscriptions);
 // OperatorConsumerPrefix those of the operator tools' (rebuild).
 const (
@@ -67,13 +71,14 @@ const (
 )
 
 // reservedConsumer tells whether a consumer is the ledger's own: the payment processor's (PaymentsDurable
-// and every name that begins so) and the projections' (OwnConsumerPrefix). No reader role may create,
+// and every name that begins so), the webhook dispatcher's (WebhooksDurable, likewise) and the
+// projections' (OwnConsumerPrefix). No reader role may create,
 // change or delete one, nor read its state unless Role.InspectReserved. The reader roles pull from and
 // acknowledge for consumers by name (JetStream's cross-account pull path admits no finer rule than "any
 // consumer of LEDGER"), so the ledger's consumers are also unguessable: 128 random bits in each name (the
 // payment processor's from a shared secret), never a name the client library derives from its counter.
 func reservedConsumer(name string) bool {
-	return strings.HasPrefix(name, PaymentsDurable) || strings.HasPrefix(name, OwnConsumerPrefix)
+	return strings.HasPrefix(name, PaymentsDurable) || strings.HasPrefix(name, WebhooksDurable) || strings.HasPrefix(name, OwnConsumerPrefix)
 }
 
 // randomToken is 128 random bits in hex, for names and ids no one else may predict.

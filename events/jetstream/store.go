@@ -747,3 +747,48 @@ func (s *Store) PaymentsConsumer(ctx context.Context, replicas int) (string, err
 	}
 	return name, nil
 }
+
+// WebhooksConsumer returns the real name of the webhook dispatcher's durable consumer, the same for every
+// replica and every start: WebhooksDurable, "_" and 24 hex digits of a shared secret (unnameable by any
+// reader of the stream, as PaymentsConsumer's). The first start makes it, with filters, from the first
+// webhook endpoint ever created (no event before it can have a recipient) or, if there is none yet,
+// from the end of the log, so that a ledger with a long history does not read it all to find nothing
+// to send.
+func (s *Store) WebhooksConsumer(ctx context.Context, replicas int, filters []string) (string, error) {
+	secret, err := s.SharedSecret(ctx, "webhooks_consumer_name", replicas)
+	if err != nil {
+		return "", err
+	}
+	name := WebhooksDurable + "_" + hex.EncodeToString(secret[:12])
+	if _, err := s.js.Consumer(ctx, StreamName, name); err == nil {
+		return name, nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return "", fmt.Errorf("consumer %s: %w", WebhooksDurable, err)
+	}
+	stream, err := s.ledgerStream(ctx)
+	if err != nil {
+		return "", err
+	}
+	var start uint64
+	first, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("ledger.*.*."+events.AggregateWebhookEndpoint+".*."+events.TypeWebhookEndpointCreated))
+	switch {
+	case err == nil:
+		start = first.Sequence
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		last, err := s.LastSequence(ctx)
+		if err != nil {
+			return "", err
+		}
+		start = last + 1
+	default:
+		return "", fmt.Errorf("consumer %s: the first webhook endpoint: %w", WebhooksDurable, err)
+	}
+	_, err = s.js.CreateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+		Durable: name, FilterSubjects: filters, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return "", fmt.Errorf("consumer %s: %w", WebhooksDurable, err)
+	}
+	return name, nil
+}

@@ -36,8 +36,10 @@ type SubscriberConfig struct {
 	// Label names the consumer in errors and logs (default Durable): a durable whose name must stay
 	// unknown (Store.PaymentsConsumer) is shown by its well-known name.
 	Label string
-	// Filter selects the subjects, e.g. ledger.platform.*.webhook.*.webhook_received.
-	Filter string
+	// Filter selects the subjects, e.g. ledger.platform.*.webhook.*.webhook_received; Filters, if set
+	// instead, several (JetStream's FilterSubjects).
+	Filter  string
+	Filters []string
 	// AckWait is how long a message may stay unacknowledged before JetStream redelivers it (default
 	// 10 s). While a handler works on a message the subscriber tells JetStream so every AckWait/3, so
 	// only a message whose subscriber is gone (a crashed replica) waits it out — and then goes to
@@ -130,7 +132,8 @@ func (s *Subscriber) setErr(err error) {
 func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
-		FilterSubject: s.cfg.Filter,
+		FilterSubject:  s.cfg.Filter,
+		FilterSubjects: s.cfg.Filters,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		MaxDeliver:    -1,

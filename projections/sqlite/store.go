@@ -257,7 +257,7 @@ const sqlUpdateCheckpoint = `UPDATE checkpoint SET seq = ? WHERE id = 1`
 
 // SchemaVersion is the read store's schema; a store of another version is not migrated in place but
 // rebuilt from the log (ErrSchemaOutdated), since the log, not the store, is the truth.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // ErrSchemaOutdated is an existing store of an older schema.
 var ErrSchemaOutdated = errors.New("read store schema is outdated; it must be rebuilt from the log")
@@ -273,7 +273,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if tables > 0 && version != SchemaVersion {
 		return fmt.Errorf("%w (version %d, current %d)", ErrSchemaOutdated, version, SchemaVersion)
 	}
-	for _, sch := range []string{schema, salesSchema, customersSchema, licencesSchema, webhookEndpointsSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
+	for _, sch := range []string{schema, salesSchema, customersSchema, licencesSchema, webhookEndpointsSchema, webhookDeliveriesSchema, fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)} {
 		if _, err := s.w.ExecContext(ctx, sch); err != nil {
 			return err
 		}
@@ -348,6 +348,9 @@ func fold(b *batchTx, e events.Envelope) error {
 		return foldLicence(b, e)
 	case events.WebhookEndpointCreated, events.WebhookEndpointUpdated, events.WebhookEndpointSecretRotated, events.WebhookEndpointDeleted:
 		return foldWebhookEndpoint(b, e)
+	case events.WebhookDeliveryScheduled, events.WebhookDeliveryAttempted, events.WebhookDeliveryRetryRequested,
+		events.WebhookDeliveryCancelled, events.WebhookDeliveryClaimed:
+		return foldWebhookDelivery(b, e)
 	case events.EmailClaimed, events.EmailReleased, events.IdempotencyKeyRecorded, events.WebhookReceived, events.WebhookRejected:
 		return nil // read from the log itself, where compare-and-set keeps them exact
 	default:

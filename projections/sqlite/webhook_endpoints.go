@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -23,7 +24,8 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
 	store_id TEXT NOT NULL,
 	mode     TEXT NOT NULL,
 	doc      TEXT NOT NULL,
-	version  INTEGER NOT NULL
+	version  INTEGER NOT NULL,
+	failing_since INTEGER -- unix microseconds (webhook_deliveries.go)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS webhook_endpoints_by_scope ON webhook_endpoints (store_id, mode, seq);
 `
@@ -33,6 +35,7 @@ const (
 	sqlInsertWebhookEndpoint    = `INSERT INTO webhook_endpoints (id, store_id, mode, doc, version) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 	sqlUpdateWebhookEndpoint = `UPDATE webhook_endpoints SET doc = ?, version = ? WHERE id = ?`
+	sqlEnableWebhookEndpoint = `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?`
 	sqlDeleteWebhookEndpoint = `DELETE FROM webhook_endpoints WHERE id = ?`
 )
 
@@ -70,27 +73,58 @@ func foldWebhookEndpoint(b *batchTx, e events.Envelope) error {
 	if !known {
 		return b.exec(sqlInsertWebhookEndpoint, w.ID, e.Aggregate.StoreID, e.Aggregate.Mode, string(out), w.Version)
 	}
+	if u, ok := e.Payload.(events.WebhookEndpointUpdated); ok && u.Disabled != nil && !*u.Disabled {
+		// Enabled again: its failures start over.
+		if err := b.exec(sqlEnableWebhookEndpoint, w.ID); err != nil {
+			return err
+		}
+	}
 	return b.exec(sqlUpdateWebhookEndpoint, string(out), w.Version, w.ID)
 }
 
-// WebhookEndpointRow is an endpoint as the API shows it (without its secrets).
+// WebhookEndpointRow is an endpoint as the API shows it (without its secrets), and since when every
+// attempt to it failed (zero: its last attempt succeeded, or none failed since it was enabled).
 type WebhookEndpointRow struct {
 	domain.WebhookEndpoint
 	StoreID, Mode string
 	Seq           int64
+	FailingSince  time.Time
 }
 
-const webhookEndpointCols = `seq, store_id, mode, doc`
+const webhookEndpointCols = `seq, store_id, mode, doc, failing_since`
 
 func scanWebhookEndpoint(scan func(...any) error) (WebhookEndpointRow, error) {
 	var (
-		r   WebhookEndpointRow
-		doc string
+		r       WebhookEndpointRow
+		doc     string
+		failing sql.NullInt64
 	)
-	if err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc); err != nil {
+	if err := scan(&r.Seq, &r.StoreID, &r.Mode, &doc, &failing); err != nil {
 		return r, err
 	}
+	if failing.Valid {
+		r.FailingSince = time.UnixMicro(failing.Int64).UTC()
+	}
 	return r, json.Unmarshal([]byte(doc), &r.WebhookEndpoint)
+}
+
+// WebhookEndpointsOf returns every endpoint of a store and mode, oldest first: the candidates for an
+// outgoing event (webhooksout.Recipients chooses among them).
+func (s *Store) WebhookEndpointsOf(ctx context.Context, storeID, mode string) ([]WebhookEndpointRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE store_id = ? AND mode = ? ORDER BY seq`, storeID, mode)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []WebhookEndpointRow
+	for rows.Next() {
+		r, err := scanWebhookEndpoint(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // WebhookEndpoint returns one endpoint of a store and mode; another store's, another mode's or a deleted
