@@ -29,6 +29,7 @@ var pathParams = map[string]pathParam{
 	"customer_id":         {idOf(domain.PrefixCustomer), errCustomerNotFound},
 	"address_id":          {idOf(domain.PrefixAddress), errAddressNotFound},
 	"webhook_endpoint_id": {idOf(domain.PrefixWebhookEndpoint), errWebhookEndpointNotFound},
+	"webhook_delivery_id": {idOf(domain.PrefixWebhookDelivery), errWebhookDeliveryNotFound},
 	"licence_key":         {domain.ValidLicenceKey, domain.ErrNotFound},
 	"download_token":      {validLinkToken, errLinkForged},
 	"avatar_token":        {validLinkToken, errAvatarLink},

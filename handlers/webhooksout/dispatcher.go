@@ -181,9 +181,10 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	return d, nil
 }
 
-// Lease is how long the replica that scheduled or claimed an attempt owns it: two timeouts and 15 s, so
-// an attempt renewed at its start always ends inside it.
-func (d *Dispatcher) Lease() time.Duration { return 2*d.cfg.Timeout + 15*time.Second }
+// Lease is how long the replica that scheduled or claimed an attempt owns it: three timeouts (45 s). An
+// attempt starts only with two timeouts of its lease left (renewing it otherwise), so it is sent and
+// recorded inside its lease however long the receiver takes.
+func (d *Dispatcher) Lease() time.Duration { return 3 * d.cfg.Timeout }
 
 // Run schedules and sends until ctx ends; it returns once the router stopped and in-flight attempts
 // ended (they are bounded by the timeout).
@@ -465,7 +466,7 @@ func (d *Dispatcher) attempt(j job) {
 	}
 }
 
-// own makes sure this replica owns the job's attempt for at least a timeout and a margin from now: it
+// own makes sure this replica owns the job's attempt for at least two timeouts from now: it
 // keeps a lease it holds with that much left, renews one it holds with less, and claims one it does not
 // hold. Each append expects the delivery's version as this replica knows it; a conflict (the read store
 // was behind, another replica claimed) is settled by reading the delivery from the log and deciding
@@ -479,7 +480,7 @@ func (d *Dispatcher) own(ctx context.Context, agg events.Aggregate, j job) (doma
 			err error
 		)
 		switch {
-		case j.owned && !now.Add(d.cfg.Timeout+10*time.Second).After(del.LeaseUntil):
+		case j.owned && !now.Add(2*d.cfg.Timeout).After(del.LeaseUntil):
 			return del, true
 		case j.owned:
 			c, err = del.Renew(now, now.Add(d.Lease()))

@@ -213,6 +213,11 @@ var writes = []string{
 	sqlInsertWebhookEndpoint,
 	sqlUpdateWebhookEndpoint,
 	sqlDeleteWebhookEndpoint,
+	sqlEnableWebhookEndpoint,
+	sqlSelectWebhookDeliveryDoc,
+	sqlUpsertWebhookDelivery,
+	sqlEndpointSucceeded,
+	sqlEndpointFailed,
 }
 
 func (s *Store) prepare(ctx context.Context) error {
