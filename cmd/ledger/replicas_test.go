@@ -42,6 +42,8 @@ func (c *testClock) Now() time.Time { return time.Now().Add(time.Duration(c.offs
 type replica struct {
 	name string
 	dir  string
+	// tweak, if set, changes the replica's configuration before it starts.
+	tweak func(*Config)
 	mu   sync.Mutex
 	m    *Main
 	base string // "" while the replica is down
@@ -67,6 +69,9 @@ func (r *replica) start(urls string, clock *testClock, logs io.Writer) error {
 	}, nil)
 	if err != nil {
 		return err
+	}
+	if r.tweak != nil {
+		r.tweak(&cfg)
 	}
 	m := &Main{Config: cfg, Now: clock.Now,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", r.name)}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -415,5 +416,223 @@ func TestWebhooksOutEndpointGone(t *testing.T) {
 	}
 	if r := c.post("/v1/webhook_deliveries/"+d["id"].(string)+"/retry", live, "", ""); r.status != 404 {
 		t.Fatalf("retry for a deleted endpoint: %d %s", r.status, r.raw)
+	}
+}
+
+// TestWebhooksOutSlowEndpointDelaysNoOther: an endpoint that never answers holds its own attempts
+// only. A healthy endpoint of the same store gets every event while the hanging one's first attempts
+// are all still open (the attempt timeout is far off), and the hanging one is sent no more than its
+// per-endpoint limit at once.
+func TestWebhooksOutSlowEndpointDelaysNoOther(t *testing.T) {
+	m := startMain(t, t.TempDir(), func(c *Config) {
+		withWebhooks("1m")(c)
+		c.webhookTimeout = 10 * time.Minute
+	})
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "hooks-slow")
+	release := make(chan struct{})
+	hanging := newReceiver(t, func(_ int, _ hook, r *http.Request) int {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return 200
+	})
+	t.Cleanup(func() { close(release) }) // before the receiver's Close, which waits for its requests
+	healthy := newReceiver(t, nil)
+	epHanging, _ := mustEndpoint(t, c, live, `{"url":"`+hanging.srv.URL+`","events":["customer.created"]}`)
+	mustEndpoint(t, c, live, `{"url":"`+healthy.srv.URL+`","events":["customer.created"]}`)
+	const n = 30
+	for i := range n {
+		mustCustomer(t, c, live, fmt.Sprintf(`{"email":"slow%d@example.com"}`, i))
+	}
+	healthy.waitFor("every customer.created", func(hs []hook) bool { return len(hs) >= n })
+	held := len(hanging.hooks())
+	if held < 1 || held > 4 {
+		t.Fatalf("the hanging endpoint holds %d requests, want 1 to 4 (its per-endpoint limit)", held)
+	}
+	for _, d := range deliveries(t, c, live, epHanging["id"].(string)) {
+		if d["status"] != "pending" || len(attemptsOf(d)) != 0 {
+			t.Fatalf("a hanging endpoint's attempt ended before the healthy endpoint got everything: %v", d)
+		}
+	}
+	if got := len(healthy.hooks()); got != n {
+		t.Fatalf("healthy endpoint got %d requests, want %d", got, n)
+	}
+}
+
+// TestWebhooksOutErasure: a delivery pending when its customer is erased never sends their personal
+// data: the body is rendered at each attempt, and an erased customer renders as deleted, at every
+// sequence.
+func TestWebhooksOutErasure(t *testing.T) {
+	m := startMain(t, t.TempDir(), withWebhooks("200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms"))
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "hooks-erase")
+	var down sync.Mutex // held while the endpoint is failing
+	failing := true
+	rc := newReceiver(t, func(int, hook, *http.Request) int {
+		down.Lock()
+		defer down.Unlock()
+		if failing {
+			return 503
+		}
+		return 200
+	})
+	mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["customer.created","customer.deleted"]}`)
+	cus := mustCustomer(t, c, live, `{"email":"erase.me@example.com","first_name":"Erin","phone":"+14155550123"}`)
+	id := cus["id"].(string)
+	first := rc.waitFor("the first attempt", has("customer.created", id, 1))
+	if !bytes.Contains(first[0].body, []byte("erase.me@example.com")) {
+		t.Fatalf("the first attempt does not carry the customer: %s", first[0].body)
+	}
+	if r := c.do("DELETE", "/v1/customers/"+id, "Bearer "+live, nil); r.status != 200 {
+		t.Fatalf("erase: %d %s", r.status, r.raw)
+	}
+	down.Lock()
+	failing = false
+	n := len(rc.got)
+	down.Unlock()
+	got := rc.waitFor("customer.deleted and a retry of customer.created after the erasure", func(hs []hook) bool {
+		return len(ofType(hs, "customer.deleted", id)) == 1 && len(ofType(hs[n:], "customer.created", id)) >= 1
+	})
+	for _, h := range got[n:] {
+		for _, personal := range []string{"erase.me", "Erin", "4155550123"} {
+			if bytes.Contains(h.body, []byte(personal)) {
+				t.Fatalf("%s sent after the erasure carries %q: %s", h.msg.Type, personal, h.body)
+			}
+		}
+		if string(h.msg.Data) != `{"deleted":true,"id":"`+id+`","object":"customer"}` {
+			t.Fatalf("%s after the erasure: %s", h.msg.Type, h.msg.Data)
+		}
+	}
+}
+
+// TestWebhooksOutDisablesAFailingEndpoint: an endpoint every attempt to which failed for 5 days is
+// disabled, and its pending deliveries are cancelled.
+func TestWebhooksOutDisablesAFailingEndpoint(t *testing.T) {
+	clock := &testClock{}
+	m := startMainWithClock(t, t.TempDir(), withWebhooks("1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"), clock.Now)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "hooks-disable")
+	rc := newReceiver(t, func(int, hook, *http.Request) int { return 500 })
+	ep, _ := mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["*"]}`)
+	epID := ep["id"].(string)
+	mustCustomer(t, c, live, `{"email":"disable@example.com"}`)
+	rc.waitFor("the first attempt", func(hs []hook) bool { return len(hs) >= 1 })
+	if r := c.endpoint("GET", live, "/"+epID, ""); field(r.body, "data.disabled") != false {
+		t.Fatalf("disabled after one failure: %s", r.raw)
+	}
+	clock.offset.Add(int64(5*24*time.Hour + time.Hour))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := c.endpoint("GET", live, "/"+epID, "")
+		if field(r.body, "data.disabled") == true {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still enabled after 5 days of failures: %s", r.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitDelivery(t, c, live, epID, "customer.created", func(d map[string]any) bool { return d["status"] == "failed" })
+}
+
+// TestWebhooksOutTwoReplicas: two ledgers on one NATS cluster deliver each event once per endpoint,
+// and each retry once: the shared durable consumer gives each event to one replica, and a retry is made
+// by the replica whose claim won.
+func TestWebhooksOutTwoReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node JetStream cluster and two ledgers")
+	}
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	servers := startJetStreamCluster(t, 3, logs)
+	var urlList []string
+	for _, s := range servers {
+		urlList = append(urlList, s.ClientURL())
+	}
+	urls := strings.Join(urlList, ",")
+	clock := &testClock{}
+	tweak := func(c *Config) {
+		withWebhooks("300ms,300ms")(c)
+		c.RateLimit, c.RateLimitIP = 0, 0
+	}
+	replicas := []*replica{{name: "a", dir: t.TempDir(), tweak: tweak}, {name: "b", dir: t.TempDir(), tweak: tweak}}
+	for _, r := range replicas {
+		if err := r.start(urls, clock, logs); err != nil {
+			t.Fatal(err)
+		}
+		m := r.m
+		t.Cleanup(func() { m.Close() })
+	}
+	ca, cb := client{t, replicas[0].url()}, client{t, replicas[1].url()}
+	_, live, _ := createStore(t, ca, "hooks-replicas")
+	seen := map[string]int{}
+	var mu sync.Mutex
+	rc := newReceiver(t, func(_ int, h hook, _ *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[h.msg.ID]++
+		if seen[h.msg.ID] == 1 {
+			return 500 // every event's first attempt fails: its retry is claimed
+		}
+		return 200
+	})
+	ep, _ := mustEndpoint(t, ca, live, `{"url":"`+rc.srv.URL+`","events":["customer.created"]}`)
+	const n = 20
+	for i := range n {
+		c := ca
+		if i%2 == 1 {
+			c = cb
+		}
+		waitEndpointVisible(t, c, live, ep["id"].(string))
+		mustCustomer(t, c, live, fmt.Sprintf(`{"email":"replica%d@example.com"}`, i))
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ds := deliveries(t, ca, live, ep["id"].(string))
+		done := len(ds) == n
+		for _, d := range ds {
+			done = done && d["status"] == "succeeded"
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not done: %v", ds)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate from the other replica would arrive meanwhile
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n {
+		t.Fatalf("%d events received, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 2 {
+			t.Fatalf("event %s sent %d times, want 2 (a failed attempt and its retry)", id, k)
+		}
+	}
+	for _, d := range deliveries(t, ca, live, ep["id"].(string)) {
+		if len(attemptsOf(d)) != 2 {
+			t.Fatalf("delivery with %d attempts: %v", len(attemptsOf(d)), d)
+		}
+	}
+}
+
+// waitEndpointVisible waits until a replica's read store has the endpoint.
+func waitEndpointVisible(t *testing.T, c client, key, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.endpoint("GET", key, "/"+id, "").status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("endpoint %s never visible on %s", id, c.base)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
