@@ -357,7 +357,8 @@ func TestLedgersConsumersAreOutOfReach(t *testing.T) {
 		infos := s.ListConsumers(ctx)
 		for ci := range infos.Info() {
 			name := ci.Name
-			if stream == jetstream.StreamName && !(strings.HasPrefix(name, jetstream.OwnConsumerPrefix) || strings.HasPrefix(name, jetstream.PaymentsDurable+"_")) {
+			if stream == jetstream.StreamName && !(strings.HasPrefix(name, jetstream.OwnConsumerPrefix) ||
+				strings.HasPrefix(name, jetstream.PaymentsDurable+"_") || strings.HasPrefix(name, jetstream.WebhooksDurable+"_")) {
 				t.Errorf("the ledger's consumer %q of %s is not named by the ledger", name, stream)
 			}
 			if stream == jetstream.StreamName && len(name) < 30 {

@@ -171,6 +171,9 @@ func TestAnalyticsRoleIsReadOnly(t *testing.T) {
 		"re-create the payments consumer": "$JS.API.CONSUMER.CREATE.LEDGER." + jetstream.PaymentsDurable,
 		"re-filter the payments consumer": "$JS.API.CONSUMER.CREATE.LEDGER." + jetstream.PaymentsDurable + ".ledger.>",
 		"create a durable named payments": "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + jetstream.PaymentsDurable,
+		"read the webhooks consumer":      "$JS.API.CONSUMER.INFO.LEDGER." + jetstream.WebhooksDurable,
+		"delete the webhooks consumer":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.WebhooksDurable,
+		"re-create the webhooks consumer": "$JS.API.CONSUMER.CREATE.LEDGER." + jetstream.WebhooksDurable,
 		"create a consumer of any name":   "$JS.API.CONSUMER.CREATE.LEDGER.reports",
 		"delete a consumer of any name":   "$JS.API.CONSUMER.DELETE.LEDGER.reports",
 	} {
@@ -252,8 +255,10 @@ func TestOperatorRoleReadsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ojs.Consumer(ctx, jetstream.StreamName, jetstream.PaymentsDurable); err != nil {
-		t.Fatalf("operator cannot read the payments consumer's state: %v", err)
+	for _, name := range []string{jetstream.PaymentsDurable, jetstream.WebhooksDurable} {
+		if _, err := ojs.Consumer(ctx, jetstream.StreamName, name); err != nil {
+			t.Fatalf("operator cannot read the %s consumer's state: %v", name, err)
+		}
 	}
 	for what, subj := range map[string]string{
 		"append an event":               "ledger.live.str_x.sale.sal_x.payment_succeeded",
@@ -272,6 +277,7 @@ func TestOperatorRoleReadsOnly(t *testing.T) {
 	for what, subj := range map[string]string{
 		"delete payments":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.PaymentsDurable,
 		"re-create payments": "$JS.API.CONSUMER.DURABLE.CREATE.LEDGER." + jetstream.PaymentsDurable,
+		"delete webhooks":    "$JS.API.CONSUMER.DELETE.LEDGER." + jetstream.WebhooksDurable,
 	} {
 		expectGateRefusal(t, nc, "the operator", what, subj, `{"stream_name":"LEDGER","config":{"durable_name":"payments","ack_policy":"explicit"}}`)
 	}
