@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -337,42 +337,9 @@ func TestBinarySIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "ledger")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := ledgerBinary(t)
 	dir := t.TempDir()
-	start := func() (*exec.Cmd, string, *bytes.Buffer) {
-		cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--data-dir", dir)
-		cmd.Env = append(os.Environ(), "LEDGER_ADMIN_TOKEN="+adminToken)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var logs bytes.Buffer
-		ready := regexp.MustCompile(`msg="ledger ready" http=http://(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		addr := make(chan string, 1)
-		go func() {
-			for sc.Scan() {
-				logs.WriteString(sc.Text() + "\n")
-				if m := ready.FindStringSubmatch(sc.Text()); m != nil {
-					addr <- m[1]
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, a, &logs
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("no ready line; logs:\n%s", logs.String())
-		}
-		return nil, "", nil
-	}
+	start := func() (*exec.Cmd, string, *syncBuffer) { return runLedger(t, bin, dir) }
 	cmd, addr, logs := start()
 	c := client{t, "http://" + addr}
 	_, live, _ := createStore(t, c, "signalled")
@@ -616,4 +583,68 @@ func TestDataDirFilesArePrivate(t *testing.T) {
 	}
 	startMain(t, dir, nil)
 	check()
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// ledgerBinary builds the ledger once per test run (for the tests that run the real binary: signals,
+// kill -9) and returns its path; the build lives in a temp dir removed when the run ends (at the latest
+// by the OS: tests have no TestMain to clean up after).
+func ledgerBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ledger-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ledger")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// runLedger starts the binary bin serving data dir dir (HTTP and NATS on free ports, the test admin
+// token, env added to the environment) and returns once it logged that it is ready, with its HTTP
+// address and its logs so far and to come.
+func runLedger(t *testing.T, bin, dir string, env ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--data-dir", dir)
+	cmd.Env = append(append(os.Environ(), "LEDGER_ADMIN_TOKEN="+adminToken), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ready := regexp.MustCompile(`msg="ledger ready" http=http://(\S+)`)
+	sc := bufio.NewScanner(stderr)
+	addr := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			fmt.Fprintln(logs, sc.Text())
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a, logs
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("no ready line; logs:\n%s", logs.String())
+	}
+	return nil, "", nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -634,5 +635,137 @@ func waitEndpointVisible(t *testing.T, c client, key, id string) {
 			t.Fatalf("endpoint %s never visible on %s", id, c.base)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWebhooksOutCrashMidAttempt: a ledger that dies while an endpoint holds an attempt open (no
+// answer yet, nothing recorded) does not forget it: started again on the same data dir, it claims the
+// attempt once its lease ends and sends it again, with the same webhook-id and body.
+func TestWebhooksOutCrashMidAttempt(t *testing.T) {
+	dir := t.TempDir()
+	tweak := func(c *Config) {
+		withWebhooks("1s")(c)
+		c.webhookTimeout = 2 * time.Second // lease 6 s
+	}
+	m := startMain(t, dir, tweak)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "hooks-crash")
+	release := make(chan struct{})
+	rc := newReceiver(t, func(n int, _ hook, r *http.Request) int {
+		if n == 0 {
+			select { // the first attempt hangs until the ledger is gone
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		return 200
+	})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	ep, _ := mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["customer.created"]}`)
+	mustCustomer(t, c, live, `{"email":"crash@example.com"}`)
+	first := rc.waitFor("the first attempt", func(hs []hook) bool { return len(hs) >= 1 })[0]
+
+	// Down the way a killed process goes: connections cut, nothing more appended.
+	m.httpSrv.Close()
+	m.nc.Close()
+	m.Close()
+	close(release)
+
+	m = startMain(t, dir, tweak)
+	c = client{t, "http://" + m.HTTPAddr}
+	again := rc.waitFor("the attempt made again", func(hs []hook) bool { return len(hs) >= 2 })[1]
+	if again.msg.ID != first.msg.ID || !bytes.Equal(again.body, first.body) {
+		t.Fatalf("the attempt made again is another message:\n%s\n%s", first.body, again.body)
+	}
+	d := waitDelivery(t, c, live, ep["id"].(string), "customer.created", func(d map[string]any) bool { return d["status"] == "succeeded" })
+	if as := attemptsOf(d); as[len(as)-1]["status_code"] != 200.0 {
+		t.Fatalf("delivery after the crash: %v", d)
+	}
+}
+
+// TestWebhooksOutKill9MidRetries runs the real binary: kill -9 between the attempts of a retry
+// sequence loses neither the attempts made nor the ones to come. Started again, the ledger makes the
+// next attempt when the schedule says, with the same webhook-id, and the delivery log holds every
+// attempt.
+func TestWebhooksOutKill9MidRetries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := ledgerBinary(t)
+	dir := t.TempDir()
+	env := []string{"LEDGER_WEBHOOK_ALLOW_PRIVATE=true", "LEDGER_WEBHOOK_RETRY_SCHEDULE=1s,3s,1s", "LEDGER_RATE_LIMIT=0", "LEDGER_RATE_LIMIT_IP=0"}
+	cmd, addr, _ := runLedger(t, bin, dir, env...)
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	c := client{t, "http://" + addr}
+	_, live, _ := createStore(t, c, "hooks-kill9")
+	var mu sync.Mutex
+	healthy := false
+	rc := newReceiver(t, func(int, hook, *http.Request) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if healthy {
+			return 200
+		}
+		return 500
+	})
+	ep, _ := mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["customer.created"]}`)
+	epID := ep["id"].(string)
+	mustCustomer(t, c, live, `{"email":"kill9@example.com"}`)
+	// Two failed attempts recorded; the third is due 3 s after the second.
+	before := waitDelivery(t, c, live, epID, "customer.created", func(d map[string]any) bool { return len(attemptsOf(d)) >= 2 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed = true
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+
+	cmd, addr, _ = runLedger(t, bin, dir, env...)
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	c = client{t, "http://" + addr}
+	// After a kill mid-attempt the attempt is taken over when its lease (45 s) ends: allow for it.
+	deadline := time.Now().Add(120 * time.Second)
+	var d map[string]any
+	for {
+		d = waitDelivery(t, c, live, epID, "customer.created", func(map[string]any) bool { return true })
+		if d["status"] != "pending" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	as := attemptsOf(d)
+	if d["status"] != "succeeded" || len(as) < 3 || as[len(as)-1]["status_code"] != 200.0 {
+		t.Fatalf("delivery after kill -9: %v", d)
+	}
+	for i, a := range attemptsOf(before) {
+		if as[i]["at"] != a["at"] || as[i]["status_code"] != 500.0 {
+			t.Fatalf("attempt %d changed across the kill: %v, was %v", i+1, as[i], a)
+		}
+	}
+	hs := rc.hooks()
+	for _, h := range hs {
+		if h.msg.ID != hs[0].msg.ID || !bytes.Equal(h.body, hs[0].body) {
+			t.Fatalf("attempts of one delivery differ:\n%s\n%s", hs[0].body, h.body)
+		}
+	}
+	if len(hs) != len(as) {
+		t.Fatalf("%d requests received, %d attempts recorded", len(hs), len(as))
 	}
 }
