@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -767,5 +771,73 @@ func TestWebhooksOutKill9MidRetries(t *testing.T) {
 	}
 	if len(hs) != len(as) {
 		t.Fatalf("%d requests received, %d attempts recorded", len(hs), len(as))
+	}
+}
+
+// TestReceiverExample runs docs/examples/receiver, the receiver docs/api.md shows, against the ledger:
+// it verifies the ledger's deliveries and refuses a forged one. docs/api.md holds the file as it is.
+func TestReceiverExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example")
+	}
+	src, err := os.ReadFile("../../docs/examples/receiver/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, src) {
+		t.Fatal("docs/api.md does not show docs/examples/receiver/main.go as it is")
+	}
+	bin := filepath.Join(t.TempDir(), "receiver")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../docs/examples/receiver").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	m := startMain(t, t.TempDir(), withWebhooks("1s"))
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, _ := createStore(t, c, "hooks-example")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	url := "http://" + addr + "/ledger-webhooks"
+	_, secret := mustEndpoint(t, c, live, `{"url":"`+url+`","events":["customer.created"]}`)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "WHSEC="+secret, "ADDR="+addr)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cus := mustCustomer(t, c, live, `{"email":"example@example.com"}`)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(logs.String(), "customer.created livemode=true") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver logged no delivery:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), cus["id"].(string)) {
+		t.Fatalf("the receiver logged another customer:\n%s", logs.String())
+	}
+	// A forged delivery: the right headers, a signature made with another secret.
+	body := []byte(`{"id":"evt_forged","type":"sale.completed","created_at":"2026-01-01T00:00:00+00:00","livemode":true,"data":{}}`)
+	other, _ := webhooksout.ParseSecret(webhooksout.NewSecret())
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	for k, v := range webhooksout.Sign("evt_forged", time.Now(), body, other) {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(logs.String(), "evt_forged") {
+		t.Fatalf("forged delivery: %d; logs:\n%s", resp.StatusCode, logs.String())
 	}
 }
