@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -311,7 +313,8 @@ func attemptsOf(d map[string]any) []map[string]any {
 // followed; one that never does is failed after the schedule's last retry, and a manual retry of it is
 // one more attempt. Each attempt is in the delivery log with its status code and error.
 func TestWebhooksOutRetries(t *testing.T) {
-	m := startMain(t, t.TempDir(), withWebhooks("100ms,100ms,100ms"))
+	dir := t.TempDir()
+	m := startMain(t, dir, withWebhooks("100ms,100ms,100ms"))
 	c := client{t, "http://" + m.HTTPAddr}
 	_, live, _ := createStore(t, c, "hooks-retry")
 
@@ -379,6 +382,31 @@ func TestWebhooksOutRetries(t *testing.T) {
 		r := c.post(bad.path, live, "", bad.body)
 		if (bad.body == "" && r.status != 404) || (bad.body != "" && r.status != 400) {
 			t.Fatalf("POST %s %s: %d %s", bad.path, bad.body, r.status, r.raw)
+		}
+	}
+
+	// Every delivery is finished: the read store rebuilt from the log is the live one.
+	last, err := m.events.LastSequence(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.live.WaitFor(context.Background(), last); err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.live.Store().Dump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want["webhook_deliveries"]) != 3 {
+		t.Fatalf("the live read store holds deliveries %v", want["webhook_deliveries"])
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := rebuiltDump(t, dir, last)
+	for table := range want {
+		if !reflect.DeepEqual(rebuilt[table], want[table]) {
+			t.Errorf("table %s differs after the rebuild:\n got %v\nwant %v", table, rebuilt[table], want[table])
 		}
 	}
 }

@@ -84,13 +84,14 @@ func (s *Store) Store(ctx context.Context, id string) (StoreRow, error) {
 // Tests compare a rebuilt store with the live one through it.
 func (s *Store) Dump(ctx context.Context) (map[string][]string, error) {
 	tables := map[string]string{
-		"stores":            `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at, version FROM stores ORDER BY id`,
-		"api_keys":          `SELECT hash, store_id, mode, prefix, last4 FROM api_keys ORDER BY hash`,
-		"sales":             `SELECT id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version, gateway, transaction_id FROM sales ORDER BY id`,
-		"licences":          `SELECT id, key, store_id, mode, sale_id, max_activations, activations, revoked, expires_at FROM licences ORDER BY id`,
-		"customers":         `SELECT seq, id, store_id, mode, email, created_at, doc, version, completed_sales, spent, first_purchase_at, last_purchase_at FROM customers ORDER BY seq`,
-		"customers_fts":     `SELECT rowid, name, email, phone FROM customers_fts ORDER BY rowid`,
-		"webhook_endpoints": `SELECT seq, id, store_id, mode, doc, version FROM webhook_endpoints ORDER BY seq`,
+		"stores":             `SELECT id, name, slug, service_fee_percent, settlement_delay_days, abandon_after_minutes, created_at, version FROM stores ORDER BY id`,
+		"api_keys":           `SELECT hash, store_id, mode, prefix, last4 FROM api_keys ORDER BY hash`,
+		"sales":              `SELECT id, store_id, mode, status, customer_id, customer_email, created_at, due_at, doc, version, gateway, transaction_id FROM sales ORDER BY id`,
+		"licences":           `SELECT id, key, store_id, mode, sale_id, max_activations, activations, revoked, expires_at FROM licences ORDER BY id`,
+		"customers":          `SELECT seq, id, store_id, mode, email, created_at, doc, version, completed_sales, spent, first_purchase_at, last_purchase_at FROM customers ORDER BY seq`,
+		"customers_fts":      `SELECT rowid, name, email, phone FROM customers_fts ORDER BY rowid`,
+		"webhook_endpoints":  `SELECT seq, id, store_id, mode, doc, version, failing_since FROM webhook_endpoints ORDER BY seq`,
+		"webhook_deliveries": `SELECT seq, id, store_id, mode, endpoint_id, due_at, doc, version FROM webhook_deliveries ORDER BY seq`,
 	}
 	out := map[string][]string{}
 	for name, q := range tables {
