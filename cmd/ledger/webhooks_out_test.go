@@ -869,3 +869,61 @@ func TestReceiverExample(t *testing.T) {
 		t.Fatalf("forged delivery: %d; logs:\n%s", resp.StatusCode, logs.String())
 	}
 }
+
+// TestWebhooksOutObjects: licence and customer events carry the object as GET shows it at the event
+// (compared byte for byte where nothing changed since), and a test-mode payment failure is sale.failed
+// (the one outgoing type that depends on the sale's state after the event).
+func TestWebhooksOutObjects(t *testing.T) {
+	m := startMain(t, t.TempDir(), withWebhooks("1s"))
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, test := createStore(t, c, "hooks-objects")
+	rc := newReceiver(t, nil)
+	trc := newReceiver(t, nil)
+	mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["licence.activated","customer.updated"]}`)
+	mustEndpoint(t, c, test, `{"url":"`+trc.srv.URL+`","events":["sale.failed","sale.completed"]}`)
+
+	id := paidSale(t, c, live, "objects@example.com", 5000)
+	sale := getData(t, c, live, "/v1/sales/"+id)
+	var s map[string]any
+	if err := json.Unmarshal(sale, &s); err != nil {
+		t.Fatal(err)
+	}
+	key := field(s, "post_purchase.licences").([]any)[0].(map[string]any)["licence_key"].(string)
+	if r := c.post("/v1/licences/"+key+"/activate", live, "", `{"instance":"desk"}`); r.status != 200 {
+		t.Fatalf("activate: %d %s", r.status, r.raw)
+	}
+	activated := ofType(rc.waitFor("licence.activated", has("licence.activated", "", 1)), "licence.activated", "")[0]
+	if want := getData(t, c, live, "/v1/licences/"+key); !bytes.Equal(activated.msg.Data, want) {
+		t.Fatalf("licence.activated data:\n got %s\nwant %s", activated.msg.Data, want)
+	}
+
+	cus := mustCustomer(t, c, live, `{"email":"objects.api@example.com","first_name":"Obi"}`)
+	cid := cus["id"].(string)
+	if r := c.do("PATCH", "/v1/customers/"+cid, "Bearer "+live, strings.NewReader(`{"last_name":"Jects"}`)); r.status != 200 {
+		t.Fatalf("update: %d %s", r.status, r.raw)
+	}
+	updated := ofType(rc.waitFor("customer.updated", has("customer.updated", cid, 1)), "customer.updated", cid)[0]
+	if want := getData(t, c, live, "/v1/customers/"+cid); !bytes.Equal(updated.msg.Data, want) {
+		t.Fatalf("customer.updated data:\n got %s\nwant %s", updated.msg.Data, want)
+	}
+
+	r := c.post("/v1/checkouts", test, "", `{"product":{"id":"prd_app","name":"App","type":"software","price":{"amount":900,"currency":"USD"}},"customer":{"email":"fails@example.com"}}`)
+	if r.status != 201 {
+		t.Fatalf("checkout: %d %s", r.status, r.raw)
+	}
+	tid := field(r.body, "data.id").(string)
+	if r := c.post("/v1/test_helpers/sales/"+tid+"/fail", test, "", `{"failure_error":{"code":"card_declined","message":"Declined."}}`); r.status != 200 {
+		t.Fatalf("fail: %d %s", r.status, r.raw)
+	}
+	failed := ofType(trc.waitFor("sale.failed", has("sale.failed", tid, 1)), "sale.failed", tid)[0]
+	var fd map[string]any
+	if err := json.Unmarshal(failed.msg.Data, &fd); err != nil || fd["status"] != "failed" || failed.msg.Livemode {
+		t.Fatalf("sale.failed: %s", failed.body)
+	}
+	if want := getData(t, c, test, "/v1/sales/"+tid); !bytes.Equal(failed.msg.Data, want) {
+		t.Fatalf("sale.failed data:\n got %s\nwant %s", failed.msg.Data, want)
+	}
+	if n := len(ofType(trc.hooks(), "sale.completed", "")); n != 0 {
+		t.Fatalf("%d sale.completed for a failed test sale", n)
+	}
+}
