@@ -29,6 +29,9 @@ const WebhookAllEvents = "*"
 const (
 	// MaxWebhookDescriptionLen: an endpoint's description, in characters.
 	MaxWebhookDescriptionLen = 500
+	// MaxWebhookEndpoints caps a store's endpoints in one mode (Stripe allows 16 per account and mode):
+	// every event is one delivery per endpoint, so the cap bounds an event's fan-out.
+	MaxWebhookEndpoints = 16
 	// SecretOverlap is how long a rotated-out secret keeps signing, as a second signature.
 	SecretOverlap = 24 * time.Hour
 	// WebhookSecretPrefix starts every signing secret (Standard Webhooks).

@@ -30,6 +30,8 @@ type EventStore interface {
 	Load(ctx context.Context, agg events.Aggregate) ([]events.Envelope, uint64, error)
 	// Last reads the last event matching a subject filter, straight from the log.
 	Last(ctx context.Context, filter string) (events.Envelope, bool, error)
+	// LoadFilter reads every event matching a subject filter and the last sequence among them.
+	LoadFilter(ctx context.Context, filter string) ([]events.Envelope, uint64, error)
 	// LastSequence is the log's last stream sequence.
 	LastSequence(ctx context.Context) (uint64, error)
 }

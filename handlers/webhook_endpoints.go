@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -13,7 +14,11 @@ import (
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 
-var errWebhookEndpointNotFound = &requestError{http.StatusNotFound, "not_found", "The webhook endpoint could not be found, please check the id."}
+var (
+	errWebhookEndpointNotFound = &requestError{http.StatusNotFound, "not_found", "The webhook endpoint could not be found, please check the id."}
+	errTooManyWebhookEndpoints = &requestError{http.StatusConflict, "too_many_webhook_endpoints",
+		fmt.Sprintf("The store already has %d webhook endpoints in this mode, the most it may have; delete one first.", domain.MaxWebhookEndpoints)}
+)
 
 // webhookEndpointJSON is the webhook endpoint object. The signing secret is in it only in the answers
 // to the create and rotate_secret calls that made it (Secret set); everywhere else only its last four
@@ -86,7 +91,9 @@ func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		secret *string
 		seq    uint64
 	)
-	err = a.idempotent(ctx, idem, 3, func(prev *events.IdempotencyKeyRecorded) error {
+	// Racing creates of one store conflict on the endpoint cap's expectation: decide again, more often
+	// than other creates do.
+	err = a.idempotent(ctx, idem, 10, func(prev *events.IdempotencyKeyRecorded) error {
 		if prev != nil {
 			ep, secret = domain.WebhookEndpoint{}, nil
 			var err error
@@ -99,11 +106,25 @@ func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		// The cap holds under concurrent creates: the create expects the store's last
+		// webhook_endpoint_created to be the one counted, so of two racing creates one is decided again.
+		created := "ledger." + sc.Mode + "." + sc.StoreID + "." + events.AggregateWebhookEndpoint + ".*." + events.TypeWebhookEndpointCreated
+		made, lastCreated, err := a.cfg.Events.LoadFilter(ctx, created)
+		if err != nil {
+			return err
+		}
+		gone, _, err := a.cfg.Events.LoadFilter(ctx, "ledger."+sc.Mode+"."+sc.StoreID+"."+events.AggregateWebhookEndpoint+".*."+events.TypeWebhookEndpointDeleted)
+		if err != nil {
+			return err
+		}
+		if len(made)-len(gone) >= domain.MaxWebhookEndpoints {
+			return errTooManyWebhookEndpoints
+		}
 		now := a.cfg.Now().UTC()
 		envelope := func(agg events.Aggregate, p events.Payload) events.Envelope {
 			return events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: now, CorrelationID: requestID(ctx), Payload: p}
 		}
-		writes := append(idem.writes(envelope, id), events.Write{Event: envelope(webhookEndpointAgg(sc, id), p), Expect: 0})
+		writes := append(idem.writes(envelope, id), events.Write{Event: envelope(webhookEndpointAgg(sc, id), p), Expect: lastCreated, ExpectFilter: created})
 		if seq, err = a.cfg.Events.AppendWrites(ctx, writes...); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -285,5 +286,52 @@ func TestWebhookEndpointsAllowPrivate(t *testing.T) {
 	// The cloud metadata service hands out the host's credentials: never an endpoint, flag or not.
 	if r := c.post("/v1/webhook_endpoints", live, "", `{"url":"http://169.254.169.254/latest/meta-data","events":["*"]}`); r.status != 422 {
 		t.Errorf("the metadata address with private addresses allowed: %d %s", r.status, r.raw)
+	}
+}
+
+// A store has at most 16 endpoints per mode, however many creates race for the last places; the other
+// mode has its own 16; a deleted endpoint frees its place.
+func TestWebhookEndpointsCap(t *testing.T) {
+	m := startMain(t, t.TempDir(), nil)
+	c := client{t, "http://" + m.HTTPAddr}
+	_, live, test := createStore(t, c, "hooks-cap")
+	for i := range 10 {
+		mustEndpoint(t, c, live, fmt.Sprintf(`{"url":"https://example.com/h%d","events":["*"]}`, i))
+	}
+	rs := parallelDo(t, 12, func(i int) (*http.Request, error) {
+		req, err := http.NewRequest("POST", c.base+"/v1/webhook_endpoints", strings.NewReader(fmt.Sprintf(`{"url":"https://example.com/r%d","events":["*"]}`, i)))
+		if err == nil {
+			req.Header.Set("Authorization", "Bearer "+live)
+		}
+		return req, err
+	})
+	created, refused := 0, 0
+	var last response
+	for _, r := range rs {
+		switch {
+		case r.status == 201:
+			created++
+		case r.status == 409 && field(r.body, "error.code") == "too_many_webhook_endpoints":
+			refused, last = refused+1, r
+		default:
+			t.Fatalf("racing create: %d %s", r.status, r.raw)
+		}
+	}
+	if created != 6 || refused != 6 {
+		t.Fatalf("%d created and %d refused, want 6 and 6", created, refused)
+	}
+	if !strings.Contains(last.raw, "16") {
+		t.Fatalf("the refusal does not state the cap: %s", last.raw)
+	}
+	ep, _ := mustEndpoint(t, c, test, `{"url":"https://example.com/test","events":["*"]}`)
+	_ = ep
+	list := c.do("GET", "/v1/webhook_endpoints?per_page=100", "Bearer "+live, nil)
+	first := list.body["data"].([]any)[0].(map[string]any)["id"].(string)
+	if r := c.endpoint("DELETE", live, "/"+first, ""); r.status != 200 {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	mustEndpoint(t, c, live, `{"url":"https://example.com/again","events":["*"]}`)
+	if r := c.post("/v1/webhook_endpoints", live, "", `{"url":"https://example.com/one-more","events":["*"]}`); r.status != 409 {
+		t.Fatalf("a 17th endpoint: %d %s", r.status, r.raw)
 	}
 }
