@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -72,46 +71,20 @@ func (a *API) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	q := r.URL.Query()
-	f := sqlite.WebhookDeliveryFilter{StoreID: sc.StoreID, Mode: sc.Mode, EndpointID: endpointID, Limit: 15}
-	if s := q.Get("per_page"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 100 {
-			writeError(w, r, a.log, badRequest("The per_page parameter must be an integer from 1 to 100."))
-			return
+	filter := func(p sqlite.SeqPage) sqlite.WebhookDeliveryFilter {
+		return sqlite.WebhookDeliveryFilter{StoreID: sc.StoreID, Mode: sc.Mode, EndpointID: endpointID, SeqPage: p}
+	}
+	listBySeq(a, w, r, a.deliveryCursors, func(ctx context.Context, p sqlite.SeqPage) ([]webhookDeliveryJSON, []int64, bool, error) {
+		rows, more, err := reads.ListWebhookDeliveries(ctx, filter(p))
+		out := make([]webhookDeliveryJSON, len(rows))
+		seqs := make([]int64, len(rows))
+		for i, row := range rows {
+			out[i], seqs[i] = webhookDeliveryObject(sc, row.WebhookDelivery), row.Seq
 		}
-		f.Limit = n
-	}
-	var cur *sqlite.Cursor[int64]
-	if q.Has("cursor") {
-		c, err := a.deliveryCursors.open(sc, q.Get("cursor"))
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		cur, f = &c, f.At(&c)
-	}
-	rows, more, err := reads.ListWebhookDeliveries(ctx, f)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	out := make([]webhookDeliveryJSON, len(rows))
-	seqs := make([]int64, len(rows))
-	for i, row := range rows {
-		out[i], seqs[i] = webhookDeliveryObject(sc, row.WebhookDelivery), row.Seq
-	}
-	l, err := sqlite.ExactOlder(cur, sqlite.PageLinks(cur, seqs, more), func(c sqlite.Cursor[int64]) (bool, error) {
-		return reads.HasWebhookDeliveries(ctx, f.At(&c))
+		return out, seqs, more, err
+	}, func(ctx context.Context, p sqlite.SeqPage) (bool, error) {
+		return reads.HasWebhookDeliveries(ctx, filter(p))
 	})
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Data       []webhookDeliveryJSON `json:"data"`
-		Pagination customerPagination    `json:"pagination"`
-	}{out, customerPagination{NextCursor: a.deliveryCursors.seal(sc, l.Next), PrevCursor: a.deliveryCursors.seal(sc, l.Prev), HasMore: l.HasMore}})
 }
 
 // retryWebhookDelivery is POST /v1/webhook_deliveries/{id}/retry (no body, or {}): an attempt now. A

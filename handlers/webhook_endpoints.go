@@ -217,47 +217,66 @@ func (a *API) getWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 // cursor, as the customer list pages.
 func (a *API) listWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
 	sc := scopeFrom(r.Context())
+	reads := a.cfg.Projection.Reads()
+	filter := func(p sqlite.SeqPage) sqlite.WebhookEndpointFilter {
+		return sqlite.WebhookEndpointFilter{StoreID: sc.StoreID, Mode: sc.Mode, SeqPage: p}
+	}
+	listBySeq(a, w, r, a.endpointCursors, func(ctx context.Context, p sqlite.SeqPage) ([]webhookEndpointJSON, []int64, bool, error) {
+		rows, more, err := reads.ListWebhookEndpoints(ctx, filter(p))
+		out := make([]webhookEndpointJSON, len(rows))
+		seqs := make([]int64, len(rows))
+		for i, row := range rows {
+			out[i], seqs[i] = webhookEndpointObject(sc, row.WebhookEndpoint), row.Seq
+		}
+		return out, seqs, more, err
+	}, func(ctx context.Context, p sqlite.SeqPage) (bool, error) {
+		return reads.HasWebhookEndpoints(ctx, filter(p))
+	})
+}
+
+// listBySeq serves a list paged by seq, newest first (the webhook endpoints, an endpoint's deliveries):
+// per_page (1–100, default 15) and cursor (sealed by cursors, bound to the key's store and mode), as the
+// customer list pages. list reads the page at a position; has tells whether anything lies at one (so
+// that has_more and the cursors are exact).
+func listBySeq[T any](a *API, w http.ResponseWriter, r *http.Request, cursors *customerCursors,
+	list func(context.Context, sqlite.SeqPage) ([]T, []int64, bool, error), has func(context.Context, sqlite.SeqPage) (bool, error)) {
+	ctx := r.Context()
+	sc := scopeFrom(ctx)
 	q := r.URL.Query()
-	f := sqlite.WebhookEndpointFilter{StoreID: sc.StoreID, Mode: sc.Mode, Limit: 15}
+	limit := 15
 	if s := q.Get("per_page"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100 {
 			writeError(w, r, a.log, badRequest("The per_page parameter must be an integer from 1 to 100."))
 			return
 		}
-		f.Limit = n
+		limit = n
 	}
 	var cur *sqlite.Cursor[int64]
 	if q.Has("cursor") {
-		c, err := a.endpointCursors.open(sc, q.Get("cursor"))
+		c, err := cursors.open(sc, q.Get("cursor"))
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
-		cur, f = &c, f.At(&c)
+		cur = &c
 	}
-	reads := a.cfg.Projection.Reads()
-	rows, more, err := reads.ListWebhookEndpoints(r.Context(), f)
+	items, seqs, more, err := list(ctx, sqlite.SeqPageAt(cur, limit))
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
-	out := make([]webhookEndpointJSON, len(rows))
-	seqs := make([]int64, len(rows))
-	for i, row := range rows {
-		out[i], seqs[i] = webhookEndpointObject(sc, row.WebhookEndpoint), row.Seq
-	}
 	l, err := sqlite.ExactOlder(cur, sqlite.PageLinks(cur, seqs, more), func(c sqlite.Cursor[int64]) (bool, error) {
-		return reads.HasWebhookEndpoints(r.Context(), f.At(&c))
+		return has(ctx, sqlite.SeqPageAt(&c, limit))
 	})
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Data       []webhookEndpointJSON `json:"data"`
-		Pagination customerPagination    `json:"pagination"`
-	}{out, customerPagination{NextCursor: a.endpointCursors.seal(sc, l.Next), PrevCursor: a.endpointCursors.seal(sc, l.Prev), HasMore: l.HasMore}})
+		Data       []T                `json:"data"`
+		Pagination customerPagination `json:"pagination"`
+	}{items, customerPagination{NextCursor: cursors.seal(sc, l.Next), PrevCursor: cursors.seal(sc, l.Prev), HasMore: l.HasMore}})
 }
 
 // updateWebhookEndpoint is PATCH /v1/webhook_endpoints/{id}: url, events, description, disabled; a

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"slices"
+	"strings"
 )
 
 // Cursor is a page boundary as a client sends it back: the items after At (older, further down the
@@ -123,4 +124,46 @@ func listPage[T any](ctx context.Context, s *Store, q string, args []any, limit 
 		slices.Reverse(out)
 	}
 	return out, more, nil
+}
+
+// SeqPage is a position in a list ordered by a table's seq (its rowid, never reused), newest first, as
+// PageLinks' cursors name it: After continues after this seq (older items), Before goes back (newer);
+// Inclusive includes it. Limit is the page's size.
+type SeqPage struct {
+	After, Before int64
+	Inclusive     bool
+	Limit         int
+}
+
+// SeqPageAt is the position a client's cursor asks for (nil: the top of the list), with limit.
+func SeqPageAt(c *Cursor[int64], limit int) SeqPage {
+	p := SeqPage{Limit: limit}
+	if c != nil {
+		if c.Back {
+			p.Before = c.At
+		} else {
+			p.After = c.At
+		}
+		p.Inclusive = c.Inclusive
+	}
+	return p
+}
+
+// seqListQuery selects cols from table where every condition of where holds (with args), at page p:
+// newest first, or oldest first when going back, one row more than the page to tell whether more follow.
+func seqListQuery(table, cols string, where []string, args []any, p SeqPage) (string, []any) {
+	order := "seq DESC"
+	lt, gt := " < ?", " > ?"
+	if p.Inclusive {
+		lt, gt = " <= ?", " >= ?"
+	}
+	switch {
+	case p.After > 0:
+		where, args = append(where, "seq"+lt), append(args, p.After)
+	case p.Before > 0:
+		where, args = append(where, "seq"+gt), append(args, p.Before)
+		order = "seq ASC"
+	}
+	return `SELECT ` + cols + ` FROM ` + table + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`,
+		append(args, p.Limit+1)
 }

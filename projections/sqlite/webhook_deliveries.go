@@ -152,46 +152,15 @@ func (s *Store) ClaimableWebhookDeliveries(ctx context.Context, now time.Time, l
 }
 
 // WebhookDeliveryFilter selects and pages one endpoint's deliveries. StoreID, Mode and EndpointID are
-// always applied; Status, if set, too.
+// always applied.
 type WebhookDeliveryFilter struct {
 	StoreID, Mode, EndpointID string
-	// After continues after this seq (older deliveries), Before goes back (newer); Inclusive includes it.
-	After, Before int64
-	Inclusive     bool
-	Limit         int
-}
-
-// At is f paged at c, as a client's cursor asks (nil: the top of the list).
-func (f WebhookDeliveryFilter) At(c *Cursor[int64]) WebhookDeliveryFilter {
-	f.After, f.Before, f.Inclusive = 0, 0, false
-	if c != nil {
-		if c.Back {
-			f.Before = c.At
-		} else {
-			f.After = c.At
-		}
-		f.Inclusive = c.Inclusive
-	}
-	return f
+	SeqPage
 }
 
 func listWebhookDeliveriesQuery(f WebhookDeliveryFilter) (string, []any) {
-	where := []string{"endpoint_id = ?", "store_id = ?", "mode = ?"}
-	args := []any{f.EndpointID, f.StoreID, f.Mode}
-	order := "seq DESC"
-	lt, gt := " < ?", " > ?"
-	if f.Inclusive {
-		lt, gt = " <= ?", " >= ?"
-	}
-	switch {
-	case f.After > 0:
-		where, args = append(where, "seq"+lt), append(args, f.After)
-	case f.Before > 0:
-		where, args = append(where, "seq"+gt), append(args, f.Before)
-		order = "seq ASC"
-	}
-	return `SELECT ` + webhookDeliveryCols + ` FROM webhook_deliveries WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`,
-		append(args, f.Limit+1)
+	return seqListQuery("webhook_deliveries", webhookDeliveryCols, []string{"endpoint_id = ?", "store_id = ?", "mode = ?"},
+		[]any{f.EndpointID, f.StoreID, f.Mode}, f.SeqPage)
 }
 
 // HasWebhookDeliveries tells whether any delivery matches f at its position (Limit aside).

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/salesledger/ledger/domain"
@@ -140,43 +139,11 @@ func (s *Store) WebhookEndpoint(ctx context.Context, storeID, mode, id string) (
 // WebhookEndpointFilter selects and pages endpoints. StoreID and Mode are always applied.
 type WebhookEndpointFilter struct {
 	StoreID, Mode string
-	// After continues after this seq (older endpoints), Before goes back (newer); Inclusive includes it.
-	After, Before int64
-	Inclusive     bool
-	Limit         int
-}
-
-// At is f paged at c, as a client's cursor asks (nil: the top of the list).
-func (f WebhookEndpointFilter) At(c *Cursor[int64]) WebhookEndpointFilter {
-	f.After, f.Before, f.Inclusive = 0, 0, false
-	if c != nil {
-		if c.Back {
-			f.Before = c.At
-		} else {
-			f.After = c.At
-		}
-		f.Inclusive = c.Inclusive
-	}
-	return f
+	SeqPage
 }
 
 func listWebhookEndpointsQuery(f WebhookEndpointFilter) (string, []any) {
-	where := []string{"store_id = ?", "mode = ?"}
-	args := []any{f.StoreID, f.Mode}
-	order := "seq DESC"
-	lt, gt := " < ?", " > ?"
-	if f.Inclusive {
-		lt, gt = " <= ?", " >= ?"
-	}
-	switch {
-	case f.After > 0:
-		where, args = append(where, "seq"+lt), append(args, f.After)
-	case f.Before > 0:
-		where, args = append(where, "seq"+gt), append(args, f.Before)
-		order = "seq ASC"
-	}
-	return `SELECT ` + webhookEndpointCols + ` FROM webhook_endpoints WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`,
-		append(args, f.Limit+1)
+	return seqListQuery("webhook_endpoints", webhookEndpointCols, []string{"store_id = ?", "mode = ?"}, []any{f.StoreID, f.Mode}, f.SeqPage)
 }
 
 // HasWebhookEndpoints tells whether any endpoint matches f at its position (Limit aside).
