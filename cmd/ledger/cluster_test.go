@@ -81,10 +81,10 @@ func TestThreeNodeCluster(t *testing.T) {
 	})
 
 	// The download links' signing key, the email-claim key, the customer-cursor key and the payment
-	// processor's consumer name are shared by all ledger replicas through a bucket as replicated as the
-	// log; so are the data subjects' keys.
+	// processor's and webhook dispatcher's consumer names are shared by all ledger replicas through a
+	// bucket as replicated as the log; so are the data subjects' keys.
 	waitForStream(t, js, "KV_ledger_secrets", 10*time.Second, "3 replicas", func(si *natsjs.StreamInfo) bool {
-		return si.Config.Replicas == 3 && si.State.Msgs == 4
+		return si.Config.Replicas == 3 && si.State.Msgs == 5
 	})
 	waitForStream(t, js, "KV_ledger_keys", 10*time.Second, "3 replicas", func(si *natsjs.StreamInfo) bool {
 		return si.Config.Replicas == 3
