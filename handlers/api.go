@@ -140,6 +140,8 @@ type API struct {
 	rates   *rateLimiter
 	// deliveries serialises concurrent copies of one webhook delivery.
 	deliveries keyed.Mutex
+	// endpointCreates serialises this replica's webhook endpoint creates per store and mode.
+	endpointCreates keyed.Mutex
 	// sales serialises this replica's commands on one sale (changeSale), and recent keeps each sale as
 	// this replica's last command left it, so the next command on it does not decide on a read store
 	// that has not folded that one yet (and conflict, and decide again from the log).

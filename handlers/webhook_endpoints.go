@@ -3,10 +3,12 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -80,12 +82,16 @@ func (a *API) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	if err := a.webhookAddress(in.URL); err != nil {
+	if err := a.webhookAddress(r.Context(), in.URL); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	ctx := r.Context()
 	sc := scopeFrom(ctx)
+	// This replica's creates for one store and mode take turns: each decides on the count the one before
+	// left, rather than conflict on the cap's expectation (which stays the guard across replicas).
+	unlock := a.endpointCreates.Lock(sc.Mode + "." + sc.StoreID)
+	defer unlock()
 	var (
 		ep     domain.WebhookEndpoint
 		secret *string
@@ -287,7 +293,7 @@ func (a *API) updateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	if err := a.webhookAddress(in.URL); err != nil {
+	if err := a.webhookAddress(r.Context(), in.URL); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -330,7 +336,15 @@ func emptyObjectBody(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("{}")) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 {
+		return nil
+	}
+	if err := checkEncoding(raw); err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if tooDeep(raw, MaxJSONDepth) || t[0] != '{' || json.Unmarshal(raw, &fields) != nil || len(fields) > 0 {
 		return badRequest("This endpoint takes no parameters; send no body, or {}.")
 	}
 	return nil
@@ -363,11 +377,21 @@ func (a *API) deleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
 
 // webhookAddress applies the delivery client's address rule (handlers/webhooksout.ValidateURL: no
 // loopback, private, link-local or cloud-metadata address unless LEDGER_WEBHOOK_ALLOW_PRIVATE; metadata
-// never) to a URL given for an endpoint: 422 naming url. The URL's syntax is the domain's; a URL that is
-// not even an absolute http(s) URL is left for it to name.
-func (a *API) webhookAddress(u *string) error {
+// never) to a URL given for an endpoint: 422 naming url. A live-mode endpoint must be https, as Stripe
+// requires: its deliveries carry customers' personal data (LEDGER_WEBHOOK_ALLOW_PRIVATE, for
+// development, lifts that too). The URL's syntax is the domain's; a URL that is not even an absolute
+// http(s) URL is left for it to name.
+func (a *API) webhookAddress(ctx context.Context, u *string) error {
 	if u == nil || domain.WebhookURLProblem(*u) != "" {
 		return nil
 	}
-	return webhooksout.ValidateURL(*u, a.cfg.AllowPrivateWebhooks)
+	if err := webhooksout.ValidateURL(*u, a.cfg.AllowPrivateWebhooks); err != nil {
+		return err
+	}
+	if scopeFrom(ctx).Mode == events.ModeLive && !a.cfg.AllowPrivateWebhooks && !strings.HasPrefix(strings.ToLower(*u), "https:") {
+		var v domain.ValidationError
+		v.Add("url", "The url field must be an https URL for a live-mode endpoint: its deliveries carry customers' personal data.")
+		return v.Err()
+	}
+	return nil
 }

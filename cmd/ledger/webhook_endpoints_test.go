@@ -94,7 +94,17 @@ func TestWebhookEndpoints(t *testing.T) {
 	if !reflect.DeepEqual(got.body["data"], wantObj) {
 		t.Errorf("GET answers %v, create answered %v", got.body["data"], wantObj)
 	}
-	ep2, _ := mustEndpoint(t, c, live, `{"url":"http://203.0.113.7:8080/x","events":["*"]}`)
+	ep2, _ := mustEndpoint(t, c, live, `{"url":"https://203.0.113.7:8080/x","events":["*"]}`)
+	// Live deliveries carry personal data: https only. Test mode may use http.
+	if r := c.post("/v1/webhook_endpoints", live, "", `{"url":"http://203.0.113.7:8080/plain","events":["*"]}`); r.status != 422 ||
+		!strings.Contains(r.raw, "https") {
+		t.Fatalf("a live http endpoint: %d %s", r.status, r.raw)
+	}
+	if r := c.endpoint("PATCH", live, "/"+ep2["id"].(string), `{"url":"HTTP://203.0.113.7/plain"}`); r.status != 422 {
+		t.Fatalf("a live endpoint changed to http: %d %s", r.status, r.raw)
+	}
+	_, _, testC := createStore(t, c, "hooks-plain")
+	mustEndpoint(t, c, testC, `{"url":"http://203.0.113.7:8080/plain","events":["*"]}`)
 	list := c.endpoint("GET", live, "?per_page=1", "")
 	if list.status != 200 || strings.Contains(list.raw, secret) {
 		t.Fatalf("list: %d %s", list.status, list.raw)
@@ -251,7 +261,7 @@ func TestWebhookEndpoints(t *testing.T) {
 		}
 	}
 
-	if want := rebuildEqualsLive(t, m, dir); len(want["webhook_endpoints"]) != 2 {
+	if want := rebuildEqualsLive(t, m, dir); len(want["webhook_endpoints"]) != 3 { // two of the first store, the test-mode http one
 		t.Fatalf("the live read store holds endpoints %v", want["webhook_endpoints"])
 	}
 }

@@ -551,7 +551,7 @@ func TestWebhooksOutErasure(t *testing.T) {
 // disabled, and its pending deliveries are cancelled.
 func TestWebhooksOutDisablesAFailingEndpoint(t *testing.T) {
 	clock := &testClock{}
-	m := startMainWithClock(t, t.TempDir(), withWebhooks("1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"), clock.Now)
+	m := startMainWithClock(t, t.TempDir(), withWebhooks("1s,1s"), clock.Now)
 	c := client{t, "http://" + m.HTTPAddr}
 	_, live, _ := createStore(t, c, "hooks-disable")
 	rc := newReceiver(t, func(int, hook, *http.Request) int { return 500 })

@@ -22,6 +22,13 @@ var blockedRanges = []blockedRange{
 	// one on fd00:ec2::254. They hand out credentials; no setting opens them.
 	{netip.MustParsePrefix("169.254.169.254/32"), "a cloud metadata address", true},
 	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address", true},
+	// The other services that hand out cloud credentials: AWS ECS task credentials (169.254.170.2),
+	// the EKS Pod Identity agent (169.254.170.23, fd00:ec2::23), Alibaba Cloud's metadata service
+	// (100.100.100.200).
+	{netip.MustParsePrefix("169.254.170.2/32"), "a cloud credentials address", true},
+	{netip.MustParsePrefix("169.254.170.23/32"), "a cloud credentials address", true},
+	{netip.MustParsePrefix("fd00:ec2::23/128"), "a cloud credentials address", true},
+	{netip.MustParsePrefix("100.100.100.200/32"), "a cloud metadata address", true},
 
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (\"this network\", RFC 1122)", false},
 	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)", false},
@@ -72,8 +79,9 @@ func (e *AddressError) Error() string {
 
 // CheckAddr returns an *AddressError if a webhook may not go to addr, nil if it may. Refused: loopback,
 // private (RFC 1918, RFC 4193), link-local, carrier-grade NAT, unspecified, multicast, broadcast and
-// other reserved ranges (the table in address.go), unless allowPrivate; the cloud metadata addresses
-// (169.254.169.254, fd00:ec2::254) always. An invalid (zero) address is refused too.
+// other reserved ranges (the table in address.go), unless allowPrivate; the cloud metadata and
+// credentials addresses (169.254.169.254, fd00:ec2::254, 169.254.170.2, 169.254.170.23, fd00:ec2::23,
+// 100.100.100.200) always. An invalid (zero) address is refused too.
 func CheckAddr(addr netip.Addr, allowPrivate bool) error {
 	if !addr.IsValid() {
 		return &AddressError{Addr: addr, Range: "not an IP address"}

@@ -31,7 +31,10 @@ func TestCheckAddr(t *testing.T) {
 		{"172.31.255.255", true, false},
 		{"192.168.1.1", true, false},
 		{"100.64.0.1", true, false},
-		{"100.100.100.200", true, false}, // Alibaba's metadata, inside the carrier-grade NAT range
+		{"100.100.100.200", true, true}, // Alibaba's metadata, inside the carrier-grade NAT range
+		{"169.254.170.2", true, true},   // AWS ECS task credentials
+		{"169.254.170.23", true, true},  // EKS Pod Identity
+		{"fd00:ec2::23", true, true},    // EKS Pod Identity, IPv6
 		{"169.254.1.1", true, false},
 		{"fe80::1", true, false},
 		{"fe80::1%eth0", true, false},

@@ -33,7 +33,7 @@ type Log interface {
 type Reads interface {
 	WebhookEndpointsOf(ctx context.Context, storeID, mode string) ([]sqlite.WebhookEndpointRow, error)
 	WebhookEndpoint(ctx context.Context, storeID, mode, id string) (sqlite.WebhookEndpointRow, error)
-	ClaimableWebhookDeliveries(ctx context.Context, now time.Time, limit int, skipEndpoints []string) ([]sqlite.WebhookDeliveryRow, error)
+	ClaimableWebhookDeliveries(ctx context.Context, now time.Time, limit, perEndpoint int, skipEndpoints []string) ([]sqlite.WebhookDeliveryRow, error)
 }
 
 // DispatcherConfig configures a Dispatcher. Log, Events, Reads, WaitFor, Render, Decode, Subscriber and
@@ -369,8 +369,13 @@ func (d *Dispatcher) full() []string {
 	return out
 }
 
-// pollBatch caps the attempts one look at the read store picks up.
-const pollBatch = 500
+// pollBatch caps the attempts one look at the read store picks up, pollPerEndpoint those of one
+// endpoint: attempts waiting in an endpoint's queue here stay claimable in the read store until they are
+// made (their lease ends while they wait), and must not fill every look.
+const (
+	pollBatch       = 500
+	pollPerEndpoint = 16
+)
 
 // poll looks for attempts that came due and no one owns, every PollEvery or when woken, and queues them
 // to be claimed.
@@ -384,7 +389,7 @@ func (d *Dispatcher) poll(ctx context.Context) {
 		case <-tick.C:
 		case <-d.wake:
 		}
-		rows, err := d.cfg.Reads().ClaimableWebhookDeliveries(ctx, d.cfg.Now(), pollBatch, d.full())
+		rows, err := d.cfg.Reads().ClaimableWebhookDeliveries(ctx, d.cfg.Now(), pollBatch, pollPerEndpoint, d.full())
 		if err != nil {
 			if ctx.Err() == nil {
 				d.cfg.Log.Warn("webhooks: looking for due attempts failed", "err", err)
@@ -413,7 +418,9 @@ func (d *Dispatcher) attempt(j job) {
 	}
 	ep, err := d.endpoint(ctx, j.storeID, j.mode, del.EndpointID)
 	switch {
-	case errors.Is(err, domain.ErrNotFound), err == nil && ep.Deleted:
+	case errors.Is(err, domain.ErrNotFound), err == nil && (ep.Deleted || ep.Secret == ""):
+		// No secret: a DELETE destroyed the endpoint's key (and may have stopped before recording the
+		// deletion). Nothing is ever sent unsigned, nor to an endpoint being deleted.
 		d.cancel(ctx, agg, del, events.DeliveryCancelEndpointDeleted)
 		return
 	case err != nil:
@@ -451,7 +458,11 @@ func (d *Dispatcher) attempt(j job) {
 		if j.first && !j.eventAppended.IsZero() {
 			d.latency.Observe(now.Sub(j.eventAppended).Seconds())
 		}
-		a = d.cfg.Sender.Send(ctx, ep.URL, Sign(del.EventID, now, body, keys...), body)
+		if len(keys) == 0 {
+			a = Attempt{At: now, Error: "ledger: the endpoint has no usable signing secret; nothing was sent"}
+		} else {
+			a = d.cfg.Sender.Send(ctx, ep.URL, Sign(del.EventID, now, body, keys...), body)
+		}
 	}
 	result = domain.AttemptResult{At: now, StatusCode: a.StatusCode, Duration: time.Duration(a.DurationMS) * time.Millisecond,
 		Error: a.Error, Success: a.Success}
@@ -460,8 +471,9 @@ func (d *Dispatcher) attempt(j job) {
 	} else {
 		d.attempts.WithLabelValues("failed").Inc()
 	}
-	d.record(ctx, agg, del, result, log)
-	if !a.Success {
+	// Disabling is considered when a delivery ends failed (its schedule ran out, or a manual retry
+	// failed), not on every failure: one transient failure after a quiet week must not disable anything.
+	if rec, ok := d.record(ctx, agg, del, result, log); ok && !rec.Success && rec.NextAttemptAt == nil {
 		d.disableIfFailing(ctx, j.storeID, j.mode, del.EndpointID, log)
 	}
 }
@@ -515,28 +527,32 @@ func (d *Dispatcher) own(ctx context.Context, agg events.Aggregate, j job) (doma
 
 // record appends an attempt's outcome, expecting the delivery's version; on a conflict (a manual retry
 // arrived meanwhile) it reads the delivery again and records on that. A delivery that is no longer
-// pending (cancelled meanwhile) takes no record.
-func (d *Dispatcher) record(ctx context.Context, agg events.Aggregate, del domain.WebhookDelivery, r domain.AttemptResult, log *slog.Logger) {
+// pending (cancelled meanwhile) takes no record. It returns the recorded attempt, and false when none was.
+func (d *Dispatcher) record(ctx context.Context, agg events.Aggregate, del domain.WebhookDelivery, r domain.AttemptResult, log *slog.Logger) (events.WebhookDeliveryAttempted, bool) {
 	for try := 0; try < 5; try++ {
 		a, err := del.RecordAttempt(r, d.cfg.Schedule)
 		if err != nil {
 			log.Info("webhooks: attempt made on a delivery no longer pending; not recorded", "err", err)
-			return
+			return a, false
 		}
 		env := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: d.cfg.Now(), CorrelationID: del.EventID, Payload: a}
 		_, err = d.cfg.Events.AppendWrites(ctx, events.Write{Event: env, Expect: del.Version})
 		if err == nil {
-			return
+			return a, true
 		}
-		if !errors.Is(err, domain.ErrConflict) {
-			log.Error("webhooks: recording an attempt failed; it is made again when its lease ends", "err", err)
-			return
+		if errors.Is(err, domain.ErrConflict) {
+			del, err = d.load(ctx, agg)
 		}
-		if del, err = d.load(ctx, agg); err != nil {
-			log.Error("webhooks: recording an attempt failed; it is made again when its lease ends", "err", err)
-			return
+		if err != nil {
+			level := slog.LevelError
+			if ctx.Err() != nil {
+				level = slog.LevelInfo // the ledger is stopping: expected
+			}
+			log.Log(ctx, level, "webhooks: recording an attempt failed; it is made again when its lease ends", "err", err)
+			return a, false
 		}
 	}
+	return events.WebhookDeliveryAttempted{}, false
 }
 
 // cancel records that a pending delivery stops (its endpoint was deleted or disabled).
@@ -578,6 +594,11 @@ func (d *Dispatcher) disableIfFailing(ctx context.Context, storeID, mode, endpoi
 // folded once per version, gives the secrets (they are never in the read store).
 func (d *Dispatcher) endpoint(ctx context.Context, storeID, mode, id string) (domain.WebhookEndpoint, error) {
 	row, err := d.cfg.Reads().WebhookEndpoint(ctx, storeID, mode, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		d.mu.Lock()
+		delete(d.endpoints, id) // deleted: its secrets leave memory too
+		d.mu.Unlock()
+	}
 	if err != nil {
 		return domain.WebhookEndpoint{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -146,6 +148,12 @@ func (s *Sender) Send(ctx context.Context, endpointURL string, headers http.Head
 	}
 	defer resp.Body.Close()
 	a.StatusCode = resp.StatusCode
+	if resp.StatusCode < 200 {
+		// 101 Switching Protocols hands over the raw connection, which no timeout covers; any 1xx as a
+		// final answer is not an acknowledgement. Closed unread.
+		a.Error = fmt.Sprintf("HTTP %d: not a final answer", resp.StatusCode)
+		return a
+	}
 	snippet, err := io.ReadAll(io.LimitReader(resp.Body, SnippetBytes))
 	if err == nil {
 		// What is left is read only up to a bound: a longer body closes the connection instead.
@@ -169,15 +177,45 @@ func (s *Sender) Send(ctx context.Context, endpointURL string, headers http.Head
 	return a
 }
 
-// describeErr words a client error for the delivery log: a timeout or a refused address says so plainly.
+// describeErr words a client error for the delivery log, which the store reads: what happened, without
+// what the ledger's network looks like. A refused address is not named (a store could otherwise map the
+// ledger's internal names to addresses), a failed lookup does not name the ledger's resolver, and a
+// connection error does not name the ledger's own address.
 func describeErr(err error) string {
 	var ae *AddressError
 	if errors.As(err, &ae) {
-		return ae.Error()
+		return "the host's address is refused: " + ae.Range
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-		return "timed out: " + err.Error()
+		return "timed out: no complete answer within the timeout"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		if dns.IsNotFound {
+			return "lookup " + dns.Name + ": no such host"
+		}
+		return "lookup " + dns.Name + ": " + dns.Err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		msg := op.Op
+		if op.Addr != nil {
+			msg += " " + op.Addr.String()
+		}
+		inner := op.Err
+		var sys *os.SyscallError
+		if errors.As(inner, &sys) {
+			inner = sys.Err
+		}
+		return msg + ": " + inner.Error()
+	}
+	if errors.Is(err, context.Canceled) {
+		return "cancelled: the ledger stopped during the attempt"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
 	}
 	return err.Error()
 }

@@ -23,7 +23,12 @@ const MaxURLLength = 2048
 func ValidateURL(raw string, allowPrivate bool) error {
 	var v domain.ValidationError
 	if err := checkURL(raw, allowPrivate); err != nil {
-		v.Add("url", err.Error())
+		var ae *AddressError
+		if errors.As(err, &ae) {
+			v.Add("url", "The url field names "+ae.Addr.String()+", "+ae.Range+": webhooks are not sent to such addresses.")
+		} else {
+			v.Add("url", "The url field "+err.Error()+".")
+		}
 	}
 	return v.Err()
 }

@@ -124,18 +124,22 @@ func (s *Store) WebhookDelivery(ctx context.Context, storeID, mode, id string) (
 }
 
 // ClaimableWebhookDeliveries lists up to limit pending deliveries whose next attempt a replica may claim
-// at now (domain.WebhookDelivery.Claimable), those waiting longest first, leaving out the endpoints in
+// at now (domain.WebhookDelivery.Claimable), those waiting longest first, at most perEndpoint of each
+// endpoint (so that one endpoint's backlog never crowds out the others'), leaving out the endpoints in
 // skipEndpoints (the caller has no room for more of theirs).
-func (s *Store) ClaimableWebhookDeliveries(ctx context.Context, now time.Time, limit int, skipEndpoints []string) ([]WebhookDeliveryRow, error) {
-	q := `SELECT ` + webhookDeliveryCols + ` FROM webhook_deliveries WHERE due_at IS NOT NULL AND due_at <= ?`
+func (s *Store) ClaimableWebhookDeliveries(ctx context.Context, now time.Time, limit, perEndpoint int, skipEndpoints []string) ([]WebhookDeliveryRow, error) {
+	where := `due_at IS NOT NULL AND due_at <= ?`
 	args := []any{now.UTC().UnixMicro()}
 	if len(skipEndpoints) > 0 {
-		q += ` AND endpoint_id NOT IN (?` + strings.Repeat(`, ?`, len(skipEndpoints)-1) + `)`
+		where += ` AND endpoint_id NOT IN (?` + strings.Repeat(`, ?`, len(skipEndpoints)-1) + `)`
 		for _, id := range skipEndpoints {
 			args = append(args, id)
 		}
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY due_at LIMIT ?`, append(args, limit)...)
+	q := `SELECT ` + webhookDeliveryCols + ` FROM (SELECT ` + webhookDeliveryCols + `, due_at,
+		row_number() OVER (PARTITION BY endpoint_id ORDER BY due_at) AS n FROM webhook_deliveries WHERE ` + where + `)
+		WHERE n <= ? ORDER BY due_at LIMIT ?`
+	rows, err := s.r.QueryContext(ctx, q, append(args, perEndpoint, limit)...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func TestWebhookDeliveriesReadModel(t *testing.T) {
 
 	claimable := func(now time.Time, skip ...string) int {
 		t.Helper()
-		rows, err := st.ClaimableWebhookDeliveries(ctx, now, 10, skip)
+		rows, err := st.ClaimableWebhookDeliveries(ctx, now, 10, 10, skip)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,5 +99,45 @@ func TestWebhookDeliveriesReadModel(t *testing.T) {
 	apply(epAgg, later, events.WebhookEndpointUpdated{EndpointID: "we_1", Disabled: &no})
 	if !failing().IsZero() {
 		t.Fatalf("enabled again, failing since %v", failing())
+	}
+}
+
+// TestClaimableDeliveriesPerEndpoint: one endpoint's backlog of due attempts takes at most perEndpoint
+// places of a look, so another endpoint's due attempt is in it even when it waited less.
+func TestClaimableDeliveriesPerEndpoint(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var batch []events.Envelope
+	add := func(endpoint, event string, at time.Time) {
+		cause := events.Envelope{ID: event, Aggregate: events.Aggregate{Mode: events.ModeLive, StoreID: "str_1", Type: events.AggregateSale, ID: "sal_1"}, Time: at}
+		p := domain.ScheduleWebhookDelivery(endpoint, cause, "sale.created", "sal_1", at)
+		batch = append(batch, events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: domain.WebhookDeliveryAggregate(events.ModeLive, "str_1", p.DeliveryID),
+			Time: at, Payload: p, Sequence: uint64(len(batch) + 1)})
+	}
+	for i := range 20 {
+		add("we_busy", fmt.Sprintf("evt_%d", i), t0.Add(time.Duration(i)*time.Second))
+	}
+	add("we_other", "evt_other", t0.Add(time.Minute))
+	if err := st.Apply(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := st.ClaimableWebhookDeliveries(ctx, t0.Add(time.Hour), 10, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r.EndpointID]++
+	}
+	if per["we_busy"] != 4 || per["we_other"] != 1 || len(rows) != 5 {
+		t.Fatalf("claimable per endpoint: %v", per)
+	}
+	if rows[0].EventID != "evt_0" {
+		t.Fatalf("the longest waiting is not first: %s", rows[0].EventID)
 	}
 }

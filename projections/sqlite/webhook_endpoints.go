@@ -72,8 +72,8 @@ func foldWebhookEndpoint(b *batchTx, e events.Envelope) error {
 	if !known {
 		return b.exec(sqlInsertWebhookEndpoint, w.ID, e.Aggregate.StoreID, e.Aggregate.Mode, string(out), w.Version)
 	}
-	if u, ok := e.Payload.(events.WebhookEndpointUpdated); ok && u.Disabled != nil && !*u.Disabled {
-		// Enabled again: its failures start over.
+	if u, ok := e.Payload.(events.WebhookEndpointUpdated); ok && (u.Disabled != nil && !*u.Disabled || u.URL != nil) {
+		// Enabled again, or another receiver: its failures start over.
 		if err := b.exec(sqlEnableWebhookEndpoint, w.ID); err != nil {
 			return err
 		}
