@@ -44,9 +44,9 @@ type replica struct {
 	dir  string
 	// tweak, if set, changes the replica's configuration before it starts.
 	tweak func(*Config)
-	mu   sync.Mutex
-	m    *Main
-	base string // "" while the replica is down
+	mu    sync.Mutex
+	m     *Main
+	base  string // "" while the replica is down
 }
 
 func (r *replica) url() string {

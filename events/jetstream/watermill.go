@@ -131,14 +131,14 @@ func (s *Subscriber) setErr(err error) {
 // consume creates (or finds) the durable consumer and starts pulling from it.
 func (s *Subscriber) consume(ctx context.Context) (jetstream.MessagesContext, error) {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       s.cfg.Durable,
+		Durable:        s.cfg.Durable,
 		FilterSubject:  s.cfg.Filter,
 		FilterSubjects: s.cfg.Filters,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       s.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: s.cfg.InFlight,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        s.cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  s.cfg.InFlight,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
 	// A consumer that exists keeps where it starts (MigrateDurable makes one that starts mid-stream);
 	// JetStream refuses to change that anyway.
