@@ -111,6 +111,15 @@ func BenchmarkCreateCustomer(b *testing.B) {
 // settings, name then value.
 func startBenchMain(b *testing.B, env ...string) *Main {
 	b.Helper()
+	m := newBenchMain(b, nil, env...)
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+// newBenchMain is startBenchMain with tweak (if not nil) applied to the configuration last; the caller
+// closes the ledger.
+func newBenchMain(b *testing.B, tweak func(*Config), env ...string) *Main {
+	b.Helper()
 	dir := b.TempDir()
 	settings := map[string]string{
 		"LEDGER_DATA_DIR":    dir,
@@ -129,12 +138,14 @@ func startBenchMain(b *testing.B, env ...string) *Main {
 	if !cfg.SyncAlways {
 		b.Fatal("SyncAlways is off by default; the benchmark measures the default")
 	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := m.Run(context.Background()); err != nil {
 		m.Close()
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { m.Close() })
 	return m
 }
 

@@ -28,7 +28,9 @@ import (
 type hook struct {
 	header http.Header
 	body   []byte
-	msg    struct {
+	// at is when the receiver had read the request's body.
+	at  time.Time
+	msg struct {
 		ID        string          `json:"id"`
 		Type      string          `json:"type"`
 		CreatedAt string          `json:"created_at"`
@@ -40,7 +42,7 @@ type hook struct {
 // receiver is a store's webhook endpoint: an httptest server that records every request and answers
 // with what answer says (200 when nil).
 type receiver struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []hook
@@ -49,11 +51,11 @@ type receiver struct {
 	more   chan struct{}
 }
 
-func newReceiver(t *testing.T, answer func(n int, h hook, r *http.Request) int) *receiver {
+func newReceiver(t testing.TB, answer func(n int, h hook, r *http.Request) int) *receiver {
 	rc := &receiver{t: t, answer: answer, more: make(chan struct{}, 1)}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		h := hook{header: r.Header.Clone(), body: body}
+		h := hook{header: r.Header.Clone(), body: body, at: time.Now()}
 		if err := json.Unmarshal(body, &h.msg); err != nil {
 			t.Errorf("receiver: body is not JSON: %v: %s", err, body)
 		}
