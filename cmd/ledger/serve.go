@@ -292,6 +292,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Reads:   func() webhooksout.Reads { return live.Store() },
 		WaitFor: live.WaitFor,
 		Render:  api.ObjectAt,
+		Erased:  keys.Erased,
 		Decode:  jetstream.EnvelopeOf,
 		// Scheduling is a read and an append per event; attempts run in the endpoints' own queues.
 		Subscriber: webhookEvents,

@@ -162,6 +162,19 @@ func (k *Keyring) key(ctx context.Context, subject string, create bool) ([]byte,
 	return nil, fmt.Errorf("key of %s: created and gone concurrently", subject)
 }
 
+// Erased tells whether the subject's key was destroyed (the customer was erased), from the cache when it
+// holds the subject (erasures by any replica reach it through the bucket's watch), else from the bucket.
+func (k *Keyring) Erased(ctx context.Context, subject string) (bool, error) {
+	_, err := k.key(ctx, subject, false)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, events.ErrErased):
+		return true, nil
+	}
+	return false, err
+}
+
 // leaderGet reads the subject's key from the leader of the bucket's stream (JetStream's message get, which
 // the leader answers, not a direct get that any replica may): nil when the leader has none or holds a
 // delete marker.

@@ -47,6 +47,10 @@ type DispatcherConfig struct {
 	// Render is the object an outgoing event's data carries, as GET shows it at stream sequence seq
 	// (handlers.API.ObjectAt).
 	Render func(ctx context.Context, agg events.Aggregate, seq uint64) (json.RawMessage, error)
+	// Erased, if set, tells whether a data subject (a customer id) was erased since (the keyring). With
+	// it, an event's data rendered for one endpoint is reused for its others for a few seconds, as long as
+	// the customer in it is not erased; without it every attempt renders.
+	Erased func(ctx context.Context, subject string) (bool, error)
 	// Decode reads the ledger event a subscriber message carries.
 	Decode func(*wmmessage.Message) (events.Envelope, error)
 	// Subscriber delivers the events of sales, customers and licences in order, durably, shared by
@@ -100,6 +104,8 @@ type Dispatcher struct {
 	held map[string]struct{}
 	// endpoints caches endpoints folded from the log (with their secrets), by id.
 	endpoints map[string]domain.WebhookEndpoint
+	// renders keeps the data rendered for recent outgoing events, by event id (Erased).
+	renders map[string]rendered
 
 	attempts *prometheus.CounterVec
 	latency  prometheus.Histogram
@@ -107,6 +113,20 @@ type Dispatcher struct {
 	// base ends with Run's context: attempts in flight are cut (and made again after their lease).
 	base context.Context
 }
+
+// rendered is an outgoing event's data as rendered for one attempt, kept for the event's other endpoints:
+// at is when (the process's clock), subject the customer whose personal data it may carry ("" none).
+type rendered struct {
+	data    json.RawMessage
+	subject string
+	at      time.Time
+}
+
+// Render reuse: how long rendered data serves other attempts, and how many events are kept.
+const (
+	renderTTL     = 5 * time.Second
+	maxRenderKeep = 4096
+)
 
 type endpointQueue struct {
 	jobs    chan job
@@ -149,7 +169,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.PollEvery = time.Second
 	}
 	d := &Dispatcher{cfg: cfg, wake: make(chan struct{}, 1), queues: map[string]*endpointQueue{},
-		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}}
+		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}, renders: map[string]rendered{}}
 	d.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ledger_webhook_attempts_total", Help: "Outgoing webhook attempts by outcome (succeeded, failed).",
 	}, []string{"outcome"})
@@ -259,9 +279,14 @@ func (d *Dispatcher) schedule(msg *wmmessage.Message) error {
 		return nil
 	}
 	now := d.cfg.Now()
-	lease := now.Add(d.Lease())
 	ws := make([]events.Write, len(to))
 	for i, ep := range to {
+		// This replica makes the first attempt if the endpoint's queue has room; otherwise no one owns
+		// it, and the first replica with room claims it.
+		lease := now
+		if d.hasRoom(ep.ID) {
+			lease = now.Add(d.Lease())
+		}
 		p := domain.ScheduleWebhookDelivery(ep.ID, e, out.Type, out.Object, lease)
 		ws[i] = events.Write{Event: events.Envelope{ID: domain.NewID(domain.PrefixEvent),
 			Aggregate: domain.WebhookDeliveryAggregate(e.Aggregate.Mode, e.Aggregate.StoreID, p.DeliveryID),
@@ -295,9 +320,13 @@ func (d *Dispatcher) schedule(msg *wmmessage.Message) error {
 	return nil
 }
 
-// start queues the first attempt of a delivery this replica just scheduled.
+// start queues the first attempt of a delivery this replica just scheduled, if it owns it.
 func (d *Dispatcher) start(sched events.Envelope, cause events.Envelope) {
 	del := domain.WebhookDelivery{}.Evolve(sched)
+	if !del.LeaseUntil.After(sched.Time) {
+		d.Wake() // scheduled for whoever has room
+		return
+	}
 	d.enqueue(job{d: del, storeID: sched.Aggregate.StoreID, mode: sched.Aggregate.Mode, owned: true, first: true, eventAppended: cause.Time})
 }
 
@@ -353,6 +382,14 @@ func (d *Dispatcher) work(endpointID string, q *endpointQueue) {
 		delete(d.held, j.d.ID)
 		d.mu.Unlock()
 	}
+}
+
+// hasRoom tells whether the endpoint's queue can take another attempt.
+func (d *Dispatcher) hasRoom(endpointID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.queues[endpointID]
+	return q == nil || len(q.jobs) < cap(q.jobs)
 }
 
 // full lists the endpoints whose queues cannot take more: the poller leaves their due attempts in the
@@ -435,7 +472,7 @@ func (d *Dispatcher) attempt(j job) {
 		result domain.AttemptResult
 		a      Attempt
 	)
-	data, err := d.cfg.Render(ctx, objectAggregate(j.mode, j.storeID, del), del.EventSequence)
+	data, err := d.render(ctx, j.mode, j.storeID, del)
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		// Cannot happen for an event the log holds; record it rather than retry in silence.
@@ -476,6 +513,57 @@ func (d *Dispatcher) attempt(j job) {
 	if rec, ok := d.record(ctx, agg, del, result, log); ok && !rec.Success && rec.NextAttemptAt == nil {
 		d.disableIfFailing(ctx, j.storeID, j.mode, del.EndpointID, log)
 	}
+}
+
+// render is the data of the delivery's outgoing event: rendered for an attempt to another endpoint a
+// moment ago, if the customer in it is not erased since, else rendered now.
+func (d *Dispatcher) render(ctx context.Context, mode, storeID string, del domain.WebhookDelivery) (json.RawMessage, error) {
+	if d.cfg.Erased != nil {
+		d.mu.Lock()
+		r, ok := d.renders[del.EventID]
+		d.mu.Unlock()
+		if ok && time.Since(r.at) < renderTTL {
+			erased := false
+			if r.subject != "" {
+				var err error
+				if erased, err = d.cfg.Erased(ctx, r.subject); err != nil {
+					return nil, err
+				}
+			}
+			if !erased {
+				return r.data, nil
+			}
+		}
+	}
+	data, err := d.cfg.Render(ctx, objectAggregate(mode, storeID, del), del.EventSequence)
+	if err != nil || d.cfg.Erased == nil {
+		return data, err
+	}
+	r := rendered{data: data, at: time.Now()}
+	switch {
+	case strings.HasPrefix(del.EventType, "customer."):
+		r.subject = del.Object
+	case strings.HasPrefix(del.EventType, "sale."), strings.HasPrefix(del.EventType, "dispute."):
+		var sale struct {
+			Customer *struct {
+				ID string `json:"id"`
+			} `json:"customer"`
+		}
+		if json.Unmarshal(data, &sale) == nil && sale.Customer != nil {
+			r.subject = sale.Customer.ID
+		}
+	}
+	d.mu.Lock()
+	if len(d.renders) >= maxRenderKeep {
+		for id, old := range d.renders {
+			if time.Since(old.at) >= renderTTL || len(d.renders) >= maxRenderKeep {
+				delete(d.renders, id)
+			}
+		}
+	}
+	d.renders[del.EventID] = r
+	d.mu.Unlock()
+	return data, nil
 }
 
 // own makes sure this replica owns the job's attempt for at least two timeouts from now: it
