@@ -112,6 +112,8 @@ type Dispatcher struct {
 	wg       sync.WaitGroup
 	// base ends with Run's context: attempts in flight are cut (and made again after their lease).
 	base context.Context
+	// recording bounds the outcomes being appended at once (maxRecording).
+	recording chan struct{}
 }
 
 // rendered is an outgoing event's data as rendered for one attempt, kept for the event's other endpoints:
@@ -121,6 +123,9 @@ type rendered struct {
 	subject string
 	at      time.Time
 }
+
+// maxRecording bounds the attempts whose outcome is being appended at once, across endpoints.
+const maxRecording = 256
 
 // Render reuse: how long rendered data serves other attempts, and how many events are kept.
 const (
@@ -169,7 +174,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.PollEvery = time.Second
 	}
 	d := &Dispatcher{cfg: cfg, wake: make(chan struct{}, 1), queues: map[string]*endpointQueue{},
-		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}, renders: map[string]rendered{}}
+		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}, renders: map[string]rendered{},
+		recording: make(chan struct{}, maxRecording)}
 	d.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ledger_webhook_attempts_total", Help: "Outgoing webhook attempts by outcome (succeeded, failed).",
 	}, []string{"outcome"})
@@ -377,11 +383,29 @@ func (d *Dispatcher) work(endpointID string, q *endpointQueue) {
 			d.mu.Unlock()
 			return
 		}
-		d.attempt(j)
-		d.mu.Lock()
-		delete(d.held, j.d.ID)
-		d.mu.Unlock()
+		finish := d.attempt(j)
+		if finish == nil {
+			d.release(j.d.ID)
+			continue
+		}
+		// The outcome is recorded beside the next attempt: the endpoint's slots bound its requests in
+		// flight, not the appends behind them (bounded on their own, maxRecording).
+		d.recording <- struct{}{}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			finish()
+			<-d.recording
+			d.release(j.d.ID)
+		}()
 	}
+}
+
+// release forgets a delivery held here: its attempt is made and recorded (or given up).
+func (d *Dispatcher) release(id string) {
+	d.mu.Lock()
+	delete(d.held, id)
+	d.mu.Unlock()
 }
 
 // hasRoom tells whether the endpoint's queue can take another attempt.
@@ -443,15 +467,16 @@ func (d *Dispatcher) poll(ctx context.Context) {
 const attemptCtx = 30 * time.Second
 
 // attempt makes one attempt of a job: it makes sure this replica owns it (claiming or renewing with
-// compare-and-set), checks the endpoint, renders, signs and sends, and records the outcome.
-func (d *Dispatcher) attempt(j job) {
+// compare-and-set), checks the endpoint, renders, signs and sends. It returns what records the outcome
+// (nil when there is nothing to record).
+func (d *Dispatcher) attempt(j job) (finish func()) {
 	ctx, cancel := context.WithTimeout(d.base, attemptCtx+d.cfg.Timeout)
 	defer cancel()
 	log := d.cfg.Log.With("delivery", j.d.ID, "endpoint", j.d.EndpointID)
 	agg := domain.WebhookDeliveryAggregate(j.mode, j.storeID, j.d.ID)
 	del, ok := d.own(ctx, agg, j)
 	if !ok {
-		return
+		return nil
 	}
 	ep, err := d.endpoint(ctx, j.storeID, j.mode, del.EndpointID)
 	switch {
@@ -459,13 +484,13 @@ func (d *Dispatcher) attempt(j job) {
 		// No secret: a DELETE destroyed the endpoint's key (and may have stopped before recording the
 		// deletion). Nothing is ever sent unsigned, nor to an endpoint being deleted.
 		d.cancel(ctx, agg, del, events.DeliveryCancelEndpointDeleted)
-		return
+		return nil
 	case err != nil:
 		log.Warn("webhooks: reading the endpoint failed; the attempt is taken up again when its lease ends", "err", err)
-		return
+		return nil
 	case ep.Disabled:
 		d.cancel(ctx, agg, del, events.DeliveryCancelEndpointDisabled)
-		return
+		return nil
 	}
 	now := d.cfg.Now()
 	var (
@@ -480,7 +505,7 @@ func (d *Dispatcher) attempt(j job) {
 		a = Attempt{At: now, Error: "ledger: the event's object could not be rendered"}
 	case err != nil:
 		log.Warn("webhooks: rendering failed; the attempt is taken up again when its lease ends", "err", err)
-		return
+		return nil
 	default:
 		body := Body(del.EventID, del.EventType, del.CreatedAt, j.mode == events.ModeLive, data)
 		var keys [][]byte
@@ -508,10 +533,14 @@ func (d *Dispatcher) attempt(j job) {
 	} else {
 		d.attempts.WithLabelValues("failed").Inc()
 	}
-	// Disabling is considered when a delivery ends failed (its schedule ran out, or a manual retry
-	// failed), not on every failure: one transient failure after a quiet week must not disable anything.
-	if rec, ok := d.record(ctx, agg, del, result, log); ok && !rec.Success && rec.NextAttemptAt == nil {
-		d.disableIfFailing(ctx, j.storeID, j.mode, del.EndpointID, log)
+	return func() {
+		ctx, cancel := context.WithTimeout(d.base, attemptCtx)
+		defer cancel()
+		// Disabling is considered when a delivery ends failed (its schedule ran out, or a manual retry
+		// failed), not on every failure: one transient failure after a quiet week must not disable anything.
+		if rec, ok := d.record(ctx, agg, del, result, log); ok && !rec.Success && rec.NextAttemptAt == nil {
+			d.disableIfFailing(ctx, j.storeID, j.mode, del.EndpointID, log)
+		}
 	}
 }
 
