@@ -183,21 +183,10 @@ func TestHostileSwitchingProtocolsHoldsShutdown(t *testing.T) {
 		as := attemptsOf(d)
 		return len(as) > 0 && strings.Contains(fmt.Sprint(as[0]["error"]), "HTTP 101")
 	})
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- m.Close() }()
-	select {
-	case err := <-done:
-		t.Logf("Close returned after %v: %v", time.Since(start), err)
-	case <-time.After(20 * time.Second):
-		t.Errorf("Main.Close has not returned after 20 s: a receiver's 101 answer holds the shutdown")
-		release()
-		select {
-		case <-done:
-			t.Logf("Close returned %v after the receiver let go", time.Since(start).Round(time.Second))
-		case <-time.After(20 * time.Second):
-			t.Errorf("Close still hangs after the receiver closed")
-		}
+	// Nor does it hold the shutdown: with the attempt over, Close returns (were it held, the test would
+	// hang to its timeout).
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
