@@ -26,9 +26,9 @@ import (
 //     the clock (licence expired, a download link re-minted once the one issued has expired) is
 //     computed at the time of the call, as GET would. A licence the sale's completion names is listed
 //     from the completion on, though its licence_issued follows sale_completed in their atomic append.
-//   - A sale's licences are as the command that appended the sale's event at seq left them: a licence
-//     revoked by the refund that refunds the sale in full shows revoked at the refund's sequence,
-//     though its licence_revoked follows refund_recorded in their append.
+//   - The object is as the command that appended its event at seq left it: its own later events of that
+//     append (a lost dispute's chargeback refund after dispute_closed) and, for a sale, its licences'
+//     (a licence revoked by the refund that refunds the sale in full) are included.
 //   - Personal data is as the log reads now: a customer erased since seq shows erased. A customer
 //     erased by now (customer_erased recorded, or their key already destroyed) renders, at every seq,
 //     as {"id": ..., "object": "customer", "deleted": true} — what DELETE answers — never their old
@@ -44,6 +44,7 @@ func (a *API) ObjectAt(ctx context.Context, agg events.Aggregate, seq uint64) (j
 	if len(upTo) == 0 {
 		return nil, domain.ErrNotFound
 	}
+	upTo = withItsCommand(evs, upTo)
 	var obj any
 	switch agg.Type {
 	case events.AggregateSale:
@@ -59,6 +60,18 @@ func (a *API) ObjectAt(ctx context.Context, agg events.Aggregate, seq uint64) (j
 		return nil, err
 	}
 	return json.Marshal(obj)
+}
+
+// withItsCommand extends upTo, a prefix of evs, with the events after it that the same command appended
+// as its last event (sameCommand): the state at an event is the state its append left, which is all GET
+// ever shows (a lost dispute's chargeback refund follows dispute_closed in one append).
+func withItsCommand(evs, upTo []events.Envelope) []events.Envelope {
+	last := upTo[len(upTo)-1]
+	n := len(upTo)
+	for n < len(evs) && sameCommand(evs[n], last) {
+		n++
+	}
+	return evs[:n]
 }
 
 // eventsUpTo is the prefix of evs (in log order) at or before seq.

@@ -19,6 +19,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/handlers/webhooksout"
 )
 
@@ -888,7 +889,7 @@ func TestWebhooksOutObjects(t *testing.T) {
 	_, live, test := createStore(t, c, "hooks-objects")
 	rc := newReceiver(t, nil)
 	trc := newReceiver(t, nil)
-	mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["licence.activated","customer.updated"]}`)
+	mustEndpoint(t, c, live, `{"url":"`+rc.srv.URL+`","events":["licence.activated","customer.updated","dispute.opened","dispute.closed"]}`)
 	mustEndpoint(t, c, test, `{"url":"`+trc.srv.URL+`","events":["sale.failed","sale.completed"]}`)
 
 	id := paidSale(t, c, live, "objects@example.com", 5000)
@@ -904,6 +905,22 @@ func TestWebhooksOutObjects(t *testing.T) {
 	activated := ofType(rc.waitFor("licence.activated", has("licence.activated", "", 1)), "licence.activated", "")[0]
 	if want := getData(t, c, live, "/v1/licences/"+key); !bytes.Equal(activated.msg.Data, want) {
 		t.Fatalf("licence.activated data:\n got %s\nwant %s", activated.msg.Data, want)
+	}
+
+	// A gateway's dispute: opened, then lost (a chargeback refund), each told with the sale as it left it.
+	c.standardWebhook("obj_d1", fmt.Sprintf(`{"type":"dispute.opened","data":{"sale_id":%q,"dispute_id":"dp_obj","amount":{"amount":5000,"currency":"USD"}}}`, id), time.Now())
+	c.standardWebhook("obj_d2", fmt.Sprintf(`{"type":"dispute.closed","data":{"sale_id":%q,"dispute_id":"dp_obj","status":"lost"}}`, id), time.Now())
+	got := rc.waitFor("dispute.opened and dispute.closed", func(hs []hook) bool {
+		return len(ofType(hs, "dispute.opened", id)) == 1 && len(ofType(hs, "dispute.closed", id)) == 1
+	})
+	var opened, closed map[string]any
+	json.Unmarshal(ofType(got, "dispute.opened", id)[0].msg.Data, &opened)
+	json.Unmarshal(ofType(got, "dispute.closed", id)[0].msg.Data, &closed)
+	if field(opened, "dispute.status") == nil || opened["status"] == domain.StatusRefunded || closed["status"] != domain.StatusRefunded {
+		t.Fatalf("dispute data:\nopened %v\nclosed %v", opened, closed)
+	}
+	if want := getData(t, c, live, "/v1/sales/"+id); !bytes.Equal(ofType(got, "dispute.closed", id)[0].msg.Data, want) {
+		t.Fatalf("dispute.closed data is not GET's:\n got %s\nwant %s", ofType(got, "dispute.closed", id)[0].msg.Data, want)
 	}
 
 	cus := mustCustomer(t, c, live, `{"email":"objects.api@example.com","first_name":"Obi"}`)
