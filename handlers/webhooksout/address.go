@@ -29,6 +29,11 @@ var blockedRanges = []blockedRange{
 	{netip.MustParsePrefix("169.254.170.23/32"), "a cloud credentials address", true},
 	{netip.MustParsePrefix("fd00:ec2::23/128"), "a cloud credentials address", true},
 	{netip.MustParsePrefix("100.100.100.200/32"), "a cloud metadata address", true},
+	// Azure's WireServer (168.63.129.16, a public address), GCE's IPv6 metadata server (fd20:ce::254),
+	// Tencent Cloud's metadata server (169.254.0.23).
+	{netip.MustParsePrefix("168.63.129.16/32"), "a cloud platform address (Azure WireServer)", true},
+	{netip.MustParsePrefix("fd20:ce::254/128"), "a cloud metadata address", true},
+	{netip.MustParsePrefix("169.254.0.23/32"), "a cloud metadata address", true},
 
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (\"this network\", RFC 1122)", false},
 	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)", false},
@@ -81,7 +86,7 @@ func (e *AddressError) Error() string {
 // private (RFC 1918, RFC 4193), link-local, carrier-grade NAT, unspecified, multicast, broadcast and
 // other reserved ranges (the table in address.go), unless allowPrivate; the cloud metadata and
 // credentials addresses (169.254.169.254, fd00:ec2::254, 169.254.170.2, 169.254.170.23, fd00:ec2::23,
-// 100.100.100.200) always. An invalid (zero) address is refused too.
+// 100.100.100.200, 168.63.129.16, fd20:ce::254, 169.254.0.23) always. An invalid (zero) address is refused too.
 func CheckAddr(addr netip.Addr, allowPrivate bool) error {
 	if !addr.IsValid() {
 		return &AddressError{Addr: addr, Range: "not an IP address"}

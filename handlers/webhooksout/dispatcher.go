@@ -106,6 +106,9 @@ type Dispatcher struct {
 	endpoints map[string]domain.WebhookEndpoint
 	// renders keeps the data rendered for recent outgoing events, by event id (Erased).
 	renders map[string]rendered
+	// backlog marks the endpoints whose last look may have left due attempts behind (it took all their
+	// places): the poller is woken when their queue drains.
+	backlog map[string]bool
 
 	attempts *prometheus.CounterVec
 	latency  prometheus.Histogram
@@ -174,7 +177,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.PollEvery = time.Second
 	}
 	d := &Dispatcher{cfg: cfg, wake: make(chan struct{}, 1), queues: map[string]*endpointQueue{},
-		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}, renders: map[string]rendered{},
+		held: map[string]struct{}{}, endpoints: map[string]domain.WebhookEndpoint{}, renders: map[string]rendered{}, backlog: map[string]bool{},
 		recording: make(chan struct{}, maxRecording)}
 	d.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ledger_webhook_attempts_total", Help: "Outgoing webhook attempts by outcome (succeeded, failed).",
@@ -333,7 +336,16 @@ func (d *Dispatcher) start(sched events.Envelope, cause events.Envelope) {
 		d.Wake() // scheduled for whoever has room
 		return
 	}
-	d.enqueue(job{d: del, storeID: sched.Aggregate.StoreID, mode: sched.Aggregate.Mode, owned: true, first: true, eventAppended: cause.Time})
+	if !d.enqueue(job{d: del, storeID: sched.Aggregate.StoreID, mode: sched.Aggregate.Mode, owned: true, first: true, eventAppended: cause.Time}) {
+		// The queue filled since the schedule was decided: give the lease up at once rather than let
+		// the attempt wait it out.
+		if c, err := del.Renew(sched.Time, sched.Time); err == nil {
+			env := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: sched.Aggregate, Time: sched.Time, CorrelationID: del.EventID, Payload: c}
+			if _, err := d.cfg.Events.AppendWrites(d.base, events.Write{Event: env, Expect: del.Version}); err == nil {
+				d.Wake()
+			}
+		}
+	}
 }
 
 // enqueue hands a job to its endpoint's queue, starting a worker if fewer than PerEndpoint run. A job
@@ -380,7 +392,12 @@ func (d *Dispatcher) work(endpointID string, q *endpointQueue) {
 			if q.workers == 0 && d.queues[endpointID] == q {
 				delete(d.queues, endpointID)
 			}
+			more := d.backlog[endpointID]
+			delete(d.backlog, endpointID)
 			d.mu.Unlock()
+			if more {
+				d.Wake()
+			}
 			return
 		}
 		finish := d.attempt(j)
@@ -436,6 +453,8 @@ func (d *Dispatcher) full() []string {
 const (
 	pollBatch       = 500
 	pollPerEndpoint = 16
+	// pollGap is the least time between two looks when woken.
+	pollGap = 20 * time.Millisecond
 )
 
 // poll looks for attempts that came due and no one owns, every PollEvery or when woken, and queues them
@@ -449,6 +468,12 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-d.wake:
+			// Woken (a manual retry, a drained backlog): look now, but not more often than pollGap.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pollGap):
+			}
 		}
 		rows, err := d.cfg.Reads().ClaimableWebhookDeliveries(ctx, d.cfg.Now(), pollBatch, pollPerEndpoint, d.full())
 		if err != nil {
@@ -457,9 +482,20 @@ func (d *Dispatcher) poll(ctx context.Context) {
 			}
 			continue
 		}
+		per := map[string]int{}
 		for _, r := range rows {
+			per[r.EndpointID]++
 			d.enqueue(job{d: r.WebhookDelivery, storeID: r.StoreID, mode: r.Mode})
 		}
+		// An endpoint that filled its places may have more due: look again as soon as its queue drains,
+		// rather than a poll interval later.
+		d.mu.Lock()
+		for id, n := range per {
+			if n >= pollPerEndpoint {
+				d.backlog[id] = true
+			}
+		}
+		d.mu.Unlock()
 	}
 }
 
@@ -723,6 +759,14 @@ func (d *Dispatcher) endpoint(ctx context.Context, storeID, mode, id string) (do
 	ep, ok := d.endpoints[id]
 	d.mu.Unlock()
 	if ok && ep.Version >= row.Version {
+		if d.cfg.Erased != nil {
+			// Its key destroyed (a DELETE under way, or stopped half done): its secrets are gone.
+			if erased, err := d.cfg.Erased(ctx, id); err != nil {
+				return domain.WebhookEndpoint{}, err
+			} else if erased {
+				ep.Secret, ep.PreviousSecret = "", ""
+			}
+		}
 		return ep, nil
 	}
 	evs, _, err := d.cfg.Events.Load(ctx, events.Aggregate{Mode: mode, StoreID: storeID, Type: events.AggregateWebhookEndpoint, ID: id})

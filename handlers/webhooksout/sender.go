@@ -192,10 +192,14 @@ func describeErr(err error) string {
 	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
-		if dns.IsNotFound {
+		switch {
+		case dns.IsNotFound:
 			return "lookup " + dns.Name + ": no such host"
+		case dns.IsTimeout:
+			return "lookup " + dns.Name + ": timed out"
 		}
-		return "lookup " + dns.Name + ": " + dns.Err
+		// dns.Err may be the resolver exchange's socket error, which names the ledger's addresses.
+		return "lookup " + dns.Name + ": temporary failure"
 	}
 	var op *net.OpError
 	if errors.As(err, &op) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/salesledger/ledger/domain"
@@ -46,6 +47,11 @@ func checkURL(raw string, allowPrivate bool) error {
 	}
 	if u.User != nil {
 		return errors.New("must not carry a user name or password")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("must name a port from 1 to 65535")
+		}
 	}
 	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
 	if host == "" {
