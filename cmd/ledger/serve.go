@@ -157,7 +157,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	webhooksName, err := m.events.WebhooksConsumer(wctx, cfg.NATSReplicas, webhookFilters)
 	wcancel()
 	if err != nil {

@@ -760,34 +760,49 @@ func (s *Store) WebhooksConsumer(ctx context.Context, replicas int, filters []st
 		return "", err
 	}
 	name := WebhooksDurable + "_" + hex.EncodeToString(secret[:12])
-	if _, err := s.js.Consumer(ctx, StreamName, name); err == nil {
+	// Each call is retried while JetStream is unavailable (a leader election): a replica starting during
+	// a failover waits it out rather than fail its start.
+	err = retryAPI(ctx, func(ctx context.Context) error {
+		_, err := s.js.Consumer(ctx, StreamName, name)
+		return err
+	})
+	if err == nil {
 		return name, nil
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return "", fmt.Errorf("consumer %s: %w", WebhooksDurable, err)
 	}
-	stream, err := s.ledgerStream(ctx)
-	if err != nil {
-		return "", err
-	}
 	var start uint64
-	first, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("ledger.*.*."+events.AggregateWebhookEndpoint+".*."+events.TypeWebhookEndpointCreated))
-	switch {
-	case err == nil:
-		start = first.Sequence
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		last, err := s.LastSequence(ctx)
+	err = retryAPI(ctx, func(ctx context.Context) error {
+		stream, err := s.ledgerStream(ctx)
 		if err != nil {
-			return "", err
+			return err
 		}
-		start = last + 1
-	default:
+		first, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("ledger.*.*."+events.AggregateWebhookEndpoint+".*."+events.TypeWebhookEndpointCreated))
+		switch {
+		case err == nil:
+			start = first.Sequence
+			return nil
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			last, err := s.LastSequence(ctx)
+			start = last + 1
+			return err
+		}
+		return err
+	})
+	if err != nil {
 		return "", fmt.Errorf("consumer %s: the first webhook endpoint: %w", WebhooksDurable, err)
 	}
-	_, err = s.js.CreateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
-		Durable: name, FilterSubjects: filters, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	err = retryAPI(ctx, func(ctx context.Context) error {
+		_, err := s.js.CreateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+			Durable: name, FilterSubjects: filters, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+		})
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			return nil // made by another replica meanwhile
+		}
+		return err
 	})
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+	if err != nil {
 		return "", fmt.Errorf("consumer %s: %w", WebhooksDurable, err)
 	}
 	return name, nil
