@@ -53,45 +53,69 @@ const (
 			gateway = excluded.gateway, transaction_id = excluded.transaction_id`
 )
 
+// batchSale is a sale as a batch left it (batchTx.sales): its store and mode, and whether it changed
+// since it was last written.
+type batchSale struct {
+	sale          domain.Sale
+	storeID, mode string
+	dirty         bool
+}
+
 func foldSale(b *batchTx, e events.Envelope) error {
-	var (
-		s   domain.Sale
-		doc string
-	)
-	switch err := b.queryRow(sqlSelectSaleDoc, e.Aggregate.ID).Scan(&doc); {
-	case err == nil:
-		if err := json.Unmarshal([]byte(doc), &s); err != nil {
-			return fmt.Errorf("sale %s: stored state: %w", e.Aggregate.ID, err)
+	cur, ok := b.sales[e.Aggregate.ID]
+	if !ok {
+		cur = &batchSale{storeID: e.Aggregate.StoreID, mode: e.Aggregate.Mode}
+		var doc string
+		switch err := b.queryRow(sqlSelectSaleDoc, e.Aggregate.ID).Scan(&doc); {
+		case err == nil:
+			if err := json.Unmarshal([]byte(doc), &cur.sale); err != nil {
+				return fmt.Errorf("sale %s: stored state: %w", e.Aggregate.ID, err)
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
 		}
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
+		b.sales[e.Aggregate.ID] = cur
+		b.order = append(b.order, e.Aggregate.ID)
 	}
-	s = s.Evolve(e)
+	s := cur.sale.Evolve(e)
 	if s.ID == "" {
 		return fmt.Errorf("%s for sale %s, which has not started", e.Type(), e.Aggregate.ID)
 	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	var due any // NULL: no timer action pending
-	if at := s.DueAt(); !at.IsZero() {
-		due = at.UTC().UnixMicro()
-	}
-	customerID := s.Started.BuyerID()
-	var gateway, txn string
-	if p := s.Payment; p != nil && p.Status == "success" {
-		gateway, txn = p.Gateway, p.TransactionID
-	}
-	if err := b.exec(sqlUpsertSale, s.ID, e.Aggregate.StoreID, e.Aggregate.Mode, s.Status, customerID,
-		s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version, gateway, txn); err != nil {
-		return err
-	}
+	cur.sale, cur.dirty = s, true
 	switch p := e.Payload.(type) {
 	case events.SaleCompleted:
 		return foldPurchase(b, s, s.Started.Amount.Amount)
 	case events.RefundRecorded:
 		return foldPurchase(b, s, -p.Amount.Amount) // totals are net of refunds
+	}
+	return nil
+}
+
+// flushSales writes the batch's changed sales, each once, in the order the batch first folded them.
+func (b *batchTx) flushSales() error {
+	for _, id := range b.order {
+		cur := b.sales[id]
+		if !cur.dirty {
+			continue
+		}
+		s := cur.sale
+		out, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		var due any // NULL: no timer action pending
+		if at := s.DueAt(); !at.IsZero() {
+			due = at.UTC().UnixMicro()
+		}
+		var gateway, txn string
+		if p := s.Payment; p != nil && p.Status == "success" {
+			gateway, txn = p.Gateway, p.TransactionID
+		}
+		if err := b.exec(sqlUpsertSale, s.ID, cur.storeID, cur.mode, s.Status, s.Started.BuyerID(),
+			s.Started.Customer.Email, s.CreatedAt.UTC().UnixMicro(), due, string(out), s.Version, gateway, txn); err != nil {
+			return err
+		}
+		cur.dirty = false
 	}
 	return nil
 }

@@ -35,7 +35,9 @@ type Fold func(ctx context.Context, tx *sql.Tx, e events.Envelope) error
 // Option configures Open.
 type Option func(*Store)
 
-// WithFold adds a fold that runs for every event, in the same transaction as the built-in folds.
+// WithFold adds a fold that runs for every event, in the same transaction as the built-in folds. The
+// sales table is written at the end of each batch (batchTx.sales): such a fold sees the sales as they
+// were before the batch.
 func WithFold(f Fold) Option { return func(s *Store) { s.extras = append(s.extras, f) } }
 
 // private creates the store's file readable by its owner only, and makes an existing one (and its WAL
@@ -144,6 +146,12 @@ type batchTx struct {
 	tx    *sql.Tx
 	s     *Store
 	stmts map[string]*sql.Stmt // the prepared statements bound to tx, made on first use in the batch
+	// sales holds the sales this batch folded, as they stand, so that a sale's next event in the batch
+	// neither reads nor decodes its stored row again; dirty ones are written once, by flushSales, before
+	// anything else reads the sales table in the batch and at its end. order keeps first-fold order, so
+	// a rebuild writes rows in the order live folding did.
+	sales map[string]*batchSale
+	order []string
 }
 
 func (b *batchTx) exec(query string, args ...any) error {
@@ -312,7 +320,7 @@ func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
 	last := cp
 	// Statements run without the caller's cancellation: the driver watches a cancellable context with a
 	// goroutine per statement, which costs more than a whole small insert, and a batch is short anyway.
-	b := &batchTx{ctx: context.WithoutCancel(ctx), tx: tx, s: s, stmts: map[string]*sql.Stmt{}}
+	b := &batchTx{ctx: context.WithoutCancel(ctx), tx: tx, s: s, stmts: map[string]*sql.Stmt{}, sales: map[string]*batchSale{}}
 	for _, e := range batch {
 		if e.Sequence <= last {
 			continue
@@ -329,6 +337,9 @@ func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
 	}
 	if last == cp {
 		return nil
+	}
+	if err := b.flushSales(); err != nil {
+		return err
 	}
 	if err := b.exec(sqlUpdateCheckpoint, last); err != nil {
 		return err
@@ -348,6 +359,13 @@ func fold(b *batchTx, e events.Envelope) error {
 		return foldSale(b, e)
 	case events.CustomerRegistered, events.CustomerUpdated, events.CustomerAddressAdded, events.CustomerAddressRemoved,
 		events.CustomerDefaultAddressSet, events.CustomerPhotoSet, events.CustomerErased:
+		// An erasure reads and rewrites the customer's sales in SQL: the batch's sales are written
+		// first, and read again after.
+		if err := b.flushSales(); err != nil {
+			return err
+		}
+		clear(b.sales)
+		b.order = b.order[:0]
 		return foldCustomer(b, e)
 	case events.LicenceIssued, events.LicenceActivated, events.LicenceDeactivated, events.LicenceRevoked:
 		return foldLicence(b, e)
