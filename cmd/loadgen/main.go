@@ -29,6 +29,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 type config struct {
@@ -64,6 +67,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cpu0, cpuErr := ledgerCPU(ctx, c.url)
 	// Phase 1: checkouts.
 	ids := make([]string, c.sales)
 	res := drive(ctx, c.concurrency, c.sales, func(i int) error {
@@ -80,6 +84,13 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	res.print(out, "checkouts")
 	if res.errors > 0 {
 		return fmt.Errorf("%d checkouts failed (first: %v)", res.errors, res.firstErr)
+	}
+	cpu1, err := ledgerCPU(ctx, c.url)
+	if cpuErr == nil && err == nil {
+		fmt.Fprintf(out, "ledger CPU %8.0f µs per checkout (process_cpu_seconds_total, %0.2f s for %d)\n",
+			(cpu1-cpu0)/float64(c.sales)*1e6, cpu1-cpu0, c.sales)
+	} else {
+		cpuErr = errors.Join(cpuErr, err)
 	}
 	// Phase 2: deliveries, shuffled, with duplicates and succeeded-before-pending.
 	type delivery struct{ id, body string }
@@ -151,7 +162,37 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	fmt.Fprintf(out, "all %d sales completed %s after the last webhook was answered\n", c.sales, lag.Round(time.Millisecond))
 	fmt.Fprintf(out, "sustained  %6d deliveries recorded and applied in %7s  %8.0f deliveries/s (first webhook sent to last sale completed)\n",
 		len(ds), all.Round(time.Millisecond), float64(len(ds))/all.Seconds())
+	if cpu2, err := ledgerCPU(ctx, c.url); cpuErr == nil && err == nil {
+		fmt.Fprintf(out, "ledger CPU %8.0f µs per webhook, recorded and applied (%0.2f s for %d, the completions' polls included)\n",
+			(cpu2-cpu1)/float64(len(ds))*1e6, cpu2-cpu1, len(ds))
+	} else {
+		fmt.Fprintf(out, "ledger CPU not measured: %v\n", errors.Join(cpuErr, err))
+	}
 	return nil
+}
+
+// ledgerCPU reads the ledger process's CPU seconds so far from its /metrics (the Prometheus process
+// collector's process_cpu_seconds_total; Linux only): the loadgen may run elsewhere than the ledger.
+func ledgerCPU(ctx context.Context, base string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("/metrics: %w", err)
+	}
+	f, ok := families["process_cpu_seconds_total"]
+	if !ok || len(f.GetMetric()) == 0 {
+		return 0, errors.New("/metrics has no process_cpu_seconds_total")
+	}
+	return f.GetMetric()[0].GetCounter().GetValue(), nil
 }
 
 func payment(kind, sale string, amount int) string {
