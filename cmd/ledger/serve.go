@@ -294,6 +294,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Render:  api.ObjectAt,
 		Erased:  keys.Erased,
 		Decode:  jetstream.EnvelopeOf,
+		Peek:    jetstream.PeekMessage,
 		// Scheduling is a read and an append per event; attempts run in the endpoints' own queues.
 		Subscriber: webhookEvents,
 		Sender: webhooksout.NewSender(webhooksout.SenderConfig{AllowPrivate: cfg.WebhookAllowPrivate,

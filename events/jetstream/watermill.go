@@ -406,3 +406,15 @@ func EnvelopeOf(wm *wmmessage.Message) (events.Envelope, error) {
 	seq, _ := strconv.ParseUint(wm.Metadata.Get(MetaSequence), 10, 64)
 	return events.DecodeMessage(wm.Metadata.Get(MetaSubject), wm.Metadata.Get, wm.Payload, seq)
 }
+
+// PeekMessage reads a subscriber message's aggregate, event type and stream sequence from its subject
+// and metadata, without decoding (or opening) its payload: a handler that acts on few events decides
+// from them which ones to decode.
+func PeekMessage(wm *wmmessage.Message) (events.Aggregate, string, uint64, error) {
+	agg, typ, err := events.ParseSubject(wm.Metadata.Get(MetaSubject))
+	if err != nil {
+		return events.Aggregate{}, "", 0, err
+	}
+	seq, err := strconv.ParseUint(wm.Metadata.Get(MetaSequence), 10, 64)
+	return agg, typ, seq, err
+}

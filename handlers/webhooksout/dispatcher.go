@@ -51,8 +51,10 @@ type DispatcherConfig struct {
 	// it, an event's data rendered for one endpoint is reused for its others for a few seconds, as long as
 	// the customer in it is not erased; without it every attempt renders.
 	Erased func(ctx context.Context, subject string) (bool, error)
-	// Decode reads the ledger event a subscriber message carries.
+	// Decode reads the ledger event a subscriber message carries; Peek, if set, only its aggregate,
+	// type and stream sequence, without decoding the payload (jetstream.PeekMessage).
 	Decode func(*wmmessage.Message) (events.Envelope, error)
+	Peek   func(*wmmessage.Message) (agg events.Aggregate, eventType string, seq uint64, err error)
 	// Subscriber delivers the events of sales, customers and licences in order, durably, shared by
 	// every replica (one durable consumer), so each event is scheduled by one replica.
 	Subscriber wmmessage.Subscriber
@@ -247,6 +249,23 @@ func (d *Dispatcher) Wake() {
 // attempts.
 func (d *Dispatcher) schedule(msg *wmmessage.Message) error {
 	ctx := msg.Context()
+	// Most events go to no endpoint (their type tells no store, or their store has none): decided from
+	// the subject, before the payload is decoded and its personal data opened.
+	var rows []sqlite.WebhookEndpointRow
+	if d.cfg.Peek != nil {
+		agg, typ, seq, err := d.cfg.Peek(msg)
+		if err == nil {
+			if outgoingOf[typ] == "" || (agg.Mode != events.ModeLive && agg.Mode != events.ModeTest) {
+				return nil
+			}
+			if rows, err = d.endpointsAt(ctx, agg, seq); err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+		}
+	}
 	e, err := d.cfg.Decode(msg)
 	if err != nil {
 		return fmt.Errorf("undecodable event: %w", err)
@@ -269,15 +288,10 @@ func (d *Dispatcher) schedule(msg *wmmessage.Message) error {
 	if !ok {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = d.cfg.WaitFor(wctx, e.Sequence)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read store behind event %d: %w", e.Sequence, err)
-	}
-	rows, err := d.cfg.Reads().WebhookEndpointsOf(ctx, e.Aggregate.StoreID, e.Aggregate.Mode)
-	if err != nil {
-		return err
+	if rows == nil {
+		if rows, err = d.endpointsAt(ctx, e.Aggregate, e.Sequence); err != nil {
+			return err
+		}
 	}
 	eps := make([]Endpoint, len(rows))
 	for i, r := range rows {
@@ -327,6 +341,18 @@ func (d *Dispatcher) schedule(msg *wmmessage.Message) error {
 		}
 	}
 	return nil
+}
+
+// endpointsAt is agg's store and mode's endpoints once the read store has applied stream sequence seq
+// (so an endpoint created before the event is among them).
+func (d *Dispatcher) endpointsAt(ctx context.Context, agg events.Aggregate, seq uint64) ([]sqlite.WebhookEndpointRow, error) {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := d.cfg.WaitFor(wctx, seq)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("read store behind event %d: %w", seq, err)
+	}
+	return d.cfg.Reads().WebhookEndpointsOf(ctx, agg.StoreID, agg.Mode)
 }
 
 // start queues the first attempt of a delivery this replica just scheduled, if it owns it.
