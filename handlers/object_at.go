@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
@@ -24,11 +23,10 @@ import (
 //     stats (they sum sales) and store name; a sale's list of licences (each licence is then itself
 //     folded from the log up to seq, and one issued after seq is left out). Anything GET computes from
 //     the clock (licence expired, a download link re-minted once the one issued has expired) is
-//     computed at the time of the call, as GET would. A licence the sale's completion names is listed
-//     from the completion on, though its licence_issued follows sale_completed in their atomic append.
+//     computed at the time of the call, as GET would.
 //   - The object is as the command that appended its event at seq left it: its own later events of that
 //     append (a lost dispute's chargeback refund after dispute_closed) and, for a sale, its licences'
-//     (a licence revoked by the refund that refunds the sale in full) are included.
+//     (issued with the completion, revoked by the refund that refunds the sale in full) are included.
 //   - Personal data is as the log reads now: a customer erased since seq shows erased. A customer
 //     erased by now (customer_erased recorded, or their key already destroyed) renders, at every seq,
 //     as {"id": ..., "object": "customer", "deleted": true} — what DELETE answers — never their old
@@ -104,12 +102,9 @@ func (a *API) saleAt(ctx context.Context, agg events.Aggregate, evs []events.Env
 				return nil, err
 			}
 			upTo := eventsUpTo(levs, seq)
-			if len(upTo) == 0 && len(levs) > 0 && slices.Contains(s.Completed.LicenceIDs, row.ID) {
-				upTo = levs[:1] // issued in the completion's own append, right after it
-			}
-			// The licence's events appended by the same command as the sale's event at seq (a licence
-			// revoked by the refund that refunds the sale in full) follow it in the log but belong to
-			// the state it left.
+			// The licence's events appended by the same command as the sale's event at seq (issued with
+			// the completion, revoked by the refund that refunds the sale in full) follow it in the log
+			// but belong to the state it left.
 			for _, le := range levs[len(upTo):] {
 				if !sameCommand(le, last) {
 					break

@@ -317,15 +317,8 @@ type CustomerFilter struct {
 
 // At is f paged at c, as a client's cursor asks (nil: the top of the list).
 func (f CustomerFilter) At(c *Cursor[int64]) CustomerFilter {
-	f.After, f.Before, f.Inclusive, f.Offset = 0, 0, false, 0
-	if c != nil {
-		if c.Back {
-			f.Before = c.At
-		} else {
-			f.After = c.At
-		}
-		f.Inclusive = c.Inclusive
-	}
+	p := SeqPageAt(c, f.Limit)
+	f.After, f.Before, f.Inclusive, f.Offset = p.After, p.Before, p.Inclusive, 0
 	return f
 }
 
