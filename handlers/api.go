@@ -17,7 +17,7 @@ import (
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/handlers/internal/keyed"
-	"github.com/salesledger/ledger/handlers/internal/salecache"
+	"github.com/salesledger/ledger/handlers/salecache"
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
-	"github.com/salesledger/ledger/handlers/internal/salecache"
+	"github.com/salesledger/ledger/handlers/salecache"
 )
 
 // currentSale loads a sale for a decision. The first attempt takes the read model's copy — the folded

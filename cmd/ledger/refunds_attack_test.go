@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// TestErasedCustomerStaysInTheSaleCache: the per-API sale cache (handlers/internal/salecache)
+// TestErasedCustomerStaysInTheSaleCache: the per-API sale cache (handlers/salecache)
 // keeps the sale as decrypted before an erasure. A command on the sale after DELETE /v1/customers/{id}
 // decides on the cached copy and answers with it: POST /v1/sales/{id}/rating returns the erased
 // customer's email and name, which GET /v1/sales/{id} (rightly) shows as null.

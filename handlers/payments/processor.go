@@ -20,7 +20,7 @@ import (
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
 	"github.com/salesledger/ledger/handlers/internal/keyed"
-	"github.com/salesledger/ledger/handlers/internal/salecache"
+	"github.com/salesledger/ledger/handlers/salecache"
 )
 
 // Log is what the processor needs of the event store (events/jetstream.Store).
