@@ -15,6 +15,7 @@ import (
 
 	"github.com/salesledger/ledger/domain"
 	"github.com/salesledger/ledger/events"
+	"github.com/salesledger/ledger/handlers/salecache"
 )
 
 type checkoutRequest struct {
@@ -219,7 +220,11 @@ func (a *API) startSale(ctx context.Context, sc Scope, cmd domain.Checkout, v *d
 		return domain.Sale{}, 0, err
 	}
 	saleEv.Sequence = seq
-	return domain.FoldSale([]events.Envelope{saleEv}), seq, nil
+	sale := domain.FoldSale([]events.Envelope{saleEv})
+	// The payment's delivery decides on this copy if it reaches this process (the sale event is the
+	// batch's last, so seq is its sequence).
+	a.recent.Put(salecache.Entry{Sale: sale, StoreID: sc.StoreID, Mode: sc.Mode})
+	return sale, seq, nil
 }
 
 // registration is what a checkout tells about a new customer, under the customer API's rules: the

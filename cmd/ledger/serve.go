@@ -29,6 +29,7 @@ import (
 	"github.com/salesledger/ledger/events/jetstream"
 	"github.com/salesledger/ledger/handlers"
 	"github.com/salesledger/ledger/handlers/payments"
+	"github.com/salesledger/ledger/handlers/salecache"
 	"github.com/salesledger/ledger/handlers/webhooksout"
 	"github.com/salesledger/ledger/projections"
 )
@@ -183,7 +184,11 @@ func (m *Main) Run(ctx context.Context) error {
 		CheckEvery: m.readyCheckEvery(),
 		Log:        m.Log.With("component", "payments"),
 	})
+	// One cache of the sales this process's commands and payments left, shared by the API and the
+	// processor (salecache): a payment for a sale checked out here decides without a read.
+	sales := salecache.New(16384)
 	router, err := payments.NewRouter(payments.Config{
+		Sales:       sales,
 		Log:         m.Log,
 		Events:      m.events,
 		Reads:       func() payments.Reads { return live.Store() },
@@ -251,6 +256,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	api := handlers.New(handlers.Config{
+		Sales:                sales,
 		Log:                  m.Log,
 		Events:               m.events,
 		Projection:           liveProjection{live},

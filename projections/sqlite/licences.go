@@ -89,7 +89,7 @@ func (s *Store) LicenceByKey(ctx context.Context, storeID, mode, key string) (Li
 
 // LicencesOfSale lists the licences a sale issued.
 func (s *Store) LicencesOfSale(ctx context.Context, saleID string) ([]LicenceRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+licenceCols+` FROM licences WHERE sale_id = ? ORDER BY id`, saleID)
+	rows, err := s.query(ctx, `SELECT `+licenceCols+` FROM licences WHERE sale_id = ? ORDER BY id`, saleID)
 	if err != nil {
 		return nil, err
 	}

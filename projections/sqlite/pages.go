@@ -87,7 +87,7 @@ func ExactOlder[P any](cur *Cursor[P], l Links[P], exists func(Cursor[P]) (bool,
 // anyRow tells whether the query q returns a row (a list's query at LIMIT 1: whether a cursor leads
 // anywhere).
 func (s *Store) anyRow(ctx context.Context, q string, args []any) (bool, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return false, err
 	}
@@ -100,7 +100,7 @@ func (s *Store) anyRow(ctx context.Context, q string, args []any) (bool, error) 
 // at most limit of them, newest first (a page read going back, back, comes in oldest first and is
 // turned round), and whether more exist beyond them.
 func listPage[T any](ctx context.Context, s *Store, q string, args []any, limit int, back bool, scan func(func(...any) error) (T, error)) ([]T, bool, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, false, err
 	}

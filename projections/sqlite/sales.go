@@ -143,7 +143,7 @@ type SaleRef struct {
 // DueSales lists up to limit sales whose timer action (abandon an unpaid checkout, settle a due
 // settlement) is due at now.
 func (s *Store) DueSales(ctx context.Context, now time.Time, limit int) ([]SaleRef, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, store_id, mode FROM sales WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?`,
+	rows, err := s.query(ctx, `SELECT id, store_id, mode FROM sales WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?`,
 		now.UTC().UnixMicro(), limit)
 	if err != nil {
 		return nil, err

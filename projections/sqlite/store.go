@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -27,6 +28,7 @@ type Store struct {
 
 	stmts map[string]*sql.Stmt // prepared at Open on the writer connection, reused by every batch
 	reads sync.Map             // query → *sql.Stmt on the reader pool; see readStmt
+	nRead atomic.Int32         // statements in reads
 }
 
 // Fold applies one event inside the batch's transaction. Extra folds run after the built-in ones.
@@ -97,29 +99,50 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// maxReadStmts bounds the read statements kept. The API's reads are a few dozen statements (a list's
+// query varies with the filters given, not with their values); the bound only keeps a caller that
+// builds ever new statement texts from growing the cache without end.
+const maxReadStmts = 512
+
 // readStmt is a read statement prepared on the reader pool on first use, and kept: the API's reads are
-// few distinct statements run very often, and parsing one costs about as much as running it.
-func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+// few distinct statements run very often, and parsing one costs about as much as running it. Once
+// maxReadStmts are kept, a new statement is prepared for the call only (done tells the caller to close
+// it after use).
+func (s *Store) readStmt(ctx context.Context, query string) (st *sql.Stmt, done func(), err error) {
 	if st, ok := s.reads.Load(query); ok {
-		return st.(*sql.Stmt), nil
+		return st.(*sql.Stmt), func() {}, nil
 	}
-	st, err := s.r.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	if st, err = s.r.PrepareContext(ctx, query); err != nil {
+		return nil, nil, err
+	}
+	if s.nRead.Load() >= maxReadStmts {
+		return st, func() { st.Close() }, nil
 	}
 	if prev, loaded := s.reads.LoadOrStore(query, st); loaded {
 		st.Close()
-		return prev.(*sql.Stmt), nil
+		return prev.(*sql.Stmt), func() {}, nil
 	}
-	return st, nil
+	s.nRead.Add(1)
+	return st, func() {}, nil
+}
+
+// query runs a read statement through readStmt. The rows must be closed.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, done, err := s.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer done() // closing a statement with open rows waits for the rows to close (database/sql)
+	return st.QueryContext(ctx, args...)
 }
 
 // queryRow runs a fixed read statement; see readStmt.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := s.readStmt(ctx, query)
+	st, done, err := s.readStmt(ctx, query)
 	if err != nil {
 		return s.r.QueryRowContext(ctx, query, args...) // reports the same error through Scan
 	}
+	defer done()
 	return st.QueryRowContext(ctx, args...)
 }
 

@@ -110,7 +110,7 @@ func scanWebhookEndpoint(scan func(...any) error) (WebhookEndpointRow, error) {
 // WebhookEndpointsOf returns every endpoint of a store and mode, oldest first: the candidates for an
 // outgoing event (webhooksout.Recipients chooses among them).
 func (s *Store) WebhookEndpointsOf(ctx context.Context, storeID, mode string) ([]WebhookEndpointRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE store_id = ? AND mode = ? ORDER BY seq`, storeID, mode)
+	rows, err := s.query(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE store_id = ? AND mode = ? ORDER BY seq`, storeID, mode)
 	if err != nil {
 		return nil, err
 	}
