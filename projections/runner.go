@@ -101,8 +101,10 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // runOnce subscribes from the checkpoint and folds until an error. Reading and decoding run in their
-// own goroutine, one batch ahead of the transaction that applies the previous one, so the two costs
-// overlap on two cores instead of adding up.
+// own goroutine, ahead of the transaction that applies what was read before, so the two costs overlap
+// on two cores instead of adding up. Each transaction takes every event read while the previous one
+// ran (up to BatchSize): at the head of the log, under load, a transaction's fixed cost — its commit
+// rewrites the pages it touched — is shared by many events instead of paid by two or three.
 func (r *Runner) runOnce(ctx context.Context) error {
 	cp, err := r.target.Checkpoint(ctx)
 	if err != nil {
@@ -115,18 +117,32 @@ func (r *Runner) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	batches := make(chan []events.Envelope, 1)
+	read := make(chan events.Envelope, max(r.BatchSize, 1))
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(batches)
-		readErr <- r.read(sub, batches)
+		defer close(read)
+		readErr <- r.read(sub, read)
 	}()
 	defer func() {
 		sub.Close() // wakes the reader if it is waiting for the stream
-		for range batches {
+		for range read {
 		}
 	}()
-	for batch := range batches {
+	for e := range read {
+		batch := make([]events.Envelope, 1, min(len(read)+1, max(r.BatchSize, 1)))
+		batch[0] = e
+	more:
+		for len(batch) < r.BatchSize {
+			select {
+			case e, ok := <-read:
+				if !ok {
+					break more
+				}
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
 		if err := r.apply(ctx, batch); err != nil {
 			return err
 		}
@@ -134,10 +150,8 @@ func (r *Runner) runOnce(ctx context.Context) error {
 	return <-readErr
 }
 
-// read cuts the subscription into batches: at BatchSize, when the stream has nothing more pending, or at
-// the run's bound (errStop).
-func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope) error {
-	var batch []events.Envelope
+// read passes the subscription's events on in order, until an error or the run's bound (errStop).
+func (r *Runner) read(sub *jetstream.Subscription, out chan<- events.Envelope) error {
 	for {
 		d, err := sub.Next()
 		if err != nil {
@@ -146,21 +160,11 @@ func (r *Runner) read(sub *jetstream.Subscription, out chan<- []events.Envelope)
 		r.seeHead(d.Event.Sequence + d.Pending)
 		r.lastRead.Store(d.Event.Sequence)
 		r.movedAt.Store(time.Now().UnixNano())
-		stop := r.StopAt != nil && r.StopAt(d.Event)
-		if batch == nil {
-			// Sized by what is known to follow: at the head of the log batches are small, and a full-size
-			// buffer per event would be most of the runner's work.
-			batch = make([]events.Envelope, 0, min(uint64(r.BatchSize), d.Pending+1))
+		if r.StopAt != nil && r.StopAt(d.Event) {
+			return errStop
 		}
-		if !stop {
-			batch = append(batch, d.Event)
-		}
-		done := stop || (r.Until != 0 && d.Event.Sequence >= r.Until)
-		if len(batch) > 0 && (len(batch) >= r.BatchSize || d.Pending == 0 || done) {
-			out <- batch
-			batch = nil
-		}
-		if done {
+		out <- d.Event
+		if r.Until != 0 && d.Event.Sequence >= r.Until {
 			return errStop
 		}
 	}
