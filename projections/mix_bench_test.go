@@ -474,7 +474,13 @@ func BenchmarkFoldMix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("setup: appended %d events in %s: %v", mix.last, time.Since(start).Round(time.Millisecond), mix.byType)
+	info, err := srv.Store.JetStream().Stream(ctx, jetstream.StreamName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	state := info.CachedInfo().State
+	b.Logf("setup: appended %d events (%d bytes with subjects and headers, %d per event) in %s: %v", mix.last, state.Bytes,
+		state.Bytes/max(state.Msgs, 1), time.Since(start).Round(time.Millisecond), mix.byType)
 	connect := func(b *testing.B) *nats.Conn {
 		nc, err := nats.Connect("", nats.InProcessServer(srv.NATS))
 		if err != nil {
