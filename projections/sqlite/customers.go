@@ -52,7 +52,7 @@ const (
 	sqlDeleteCustomer        = `DELETE FROM customers WHERE id = ?`
 	sqlDeleteSearch          = `DELETE FROM customers_fts WHERE rowid = ?`
 	sqlInsertSearch          = `INSERT INTO customers_fts (rowid, name, email, phone) VALUES (?, ?, ?, ?)`
-	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE customer_id = ?`
+	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE store_id = ? AND mode = ? AND customer_id = ?`
 )
 
 // batchCustomer is a customer's row as a batch left it (batchTx.customers): the folded customer and
@@ -93,14 +93,9 @@ func (b *batchTx) customer(id string) (*batchCustomer, error) {
 }
 
 // foldCustomer folds a customer event into the batch's copy of the customer. An erasure is written at
-// once: it deletes the row and anonymises the customer's sales in SQL, so the batch's sales and
-// customers are written first and read again after.
+// once (eraseCustomer).
 func foldCustomer(b *batchTx, e events.Envelope) error {
 	if _, ok := e.Payload.(events.CustomerErased); ok {
-		if err := b.flush(); err != nil {
-			return err
-		}
-		b.forget()
 		return eraseCustomer(b, e)
 	}
 	cur, err := b.customer(e.Aggregate.ID)
@@ -175,8 +170,13 @@ func (b *batchTx) flushCustomers() error {
 	return nil
 }
 
-// eraseCustomer removes an erased customer's row and search entry and anonymises their sales, in SQL.
+// eraseCustomer removes an erased customer's row and search entry and anonymises their sales. The
+// batch's customers are written first, so that rows are inserted (and seq taken) in the order customers
+// registered, even by one registered and erased in this batch.
 func eraseCustomer(b *batchTx, e events.Envelope) error {
+	if err := b.flushCustomers(); err != nil {
+		return err
+	}
 	var (
 		c      domain.Customer
 		rowSeq int64
@@ -197,16 +197,19 @@ func eraseCustomer(b *batchTx, e events.Envelope) error {
 	if err := b.exec(sqlDeleteCustomer, c.ID); err != nil {
 		return err
 	}
-	return anonymiseSales(b, c.ID)
+	b.customers[c.ID] = nil // no row any more
+	return anonymiseSales(b, e.Aggregate, c.ID)
 }
 
 // searchFold is the form names and search terms are compared in: NFC, lower case.
 func searchFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
 // anonymiseSales removes an erased customer's personal data from their sales, as a rebuild would find
-// it: the customer's id stays, so the sales still count as theirs.
-func anonymiseSales(b *batchTx, customerID string) error {
-	rows, err := b.tx.QueryContext(b.ctx, sqlSelectSalesOfCustomer, customerID)
+// it: the customer's id stays, so the sales still count as theirs. A customer's sales are in the
+// customer's store and mode (the sales_by_customer index finds them); the batch's own copies of them are
+// anonymised too, and are what the batch writes at its end.
+func anonymiseSales(b *batchTx, customer events.Aggregate, customerID string) error {
+	rows, err := b.tx.QueryContext(b.ctx, sqlSelectSalesOfCustomer, customer.StoreID, customer.Mode, customerID)
 	if err != nil {
 		return err
 	}
@@ -222,14 +225,26 @@ func anonymiseSales(b *batchTx, customerID string) error {
 			rows.Close()
 			return err
 		}
+		if cur, ok := b.sales[s.ID]; ok {
+			s = cur.sale // the batch's copy is the newer one
+		}
 		sales = append(sales, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	for _, cur := range b.sales { // started in this batch, not written yet
+		if cur.sale.Started.BuyerID() == customerID && cur.storeID == customer.StoreID && cur.mode == customer.Mode && !slices.ContainsFunc(sales,
+			func(s domain.Sale) bool { return s.ID == cur.sale.ID }) {
+			sales = append(sales, cur.sale)
+		}
+	}
 	for _, s := range sales {
 		s.Started = domain.ErasePersonal(s.Started)
+		if cur, ok := b.sales[s.ID]; ok {
+			cur.sale, cur.dirty = s, true
+		}
 		out, err := json.Marshal(s)
 		if err != nil {
 			return err

@@ -147,9 +147,9 @@ type batchTx struct {
 	s     *Store
 	stmts map[string]*sql.Stmt // the prepared statements bound to tx, made on first use in the batch
 	// sales holds the sales this batch folded, as they stand, so that a sale's next event in the batch
-	// neither reads nor decodes its stored row again; dirty ones are written once, by flushSales, before
-	// anything else reads the sales table in the batch and at its end. order keeps first-fold order, so
-	// a rebuild writes rows in the order live folding did.
+	// neither reads nor decodes its stored row again; dirty ones are written once, by flushSales, at its
+	// end (an erasure, which reads a customer's sales from the table, anonymises the batch's copies of
+	// them too). order keeps first-fold order, so a rebuild writes rows in the order live folding did.
 	sales map[string]*batchSale
 	order []string
 	// customers does the same for customers' rows (nil: no row), and customerOrder lists the changed
@@ -164,15 +164,6 @@ func (b *batchTx) flush() error {
 		return err
 	}
 	return b.flushCustomers()
-}
-
-// forget drops the batch's copies of sales and customers (written by flush before), so that their next
-// event reads them again: after an erasure changed them in SQL.
-func (b *batchTx) forget() {
-	clear(b.sales)
-	b.order = b.order[:0]
-	clear(b.customers)
-	b.customerOrder = b.customerOrder[:0]
 }
 
 func (b *batchTx) exec(query string, args ...any) error {
