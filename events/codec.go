@@ -109,10 +109,7 @@ func DecodeMessageWith(ctx context.Context, keys Keyring, subject string, header
 	if id == "" {
 		return Envelope{}, fmt.Errorf("%w: seq %d: missing ce-id", ErrMalformed, seq)
 	}
-	if data, err = open(ctx, keys, data); err != nil {
-		return Envelope{}, fmt.Errorf("seq %d: %w", seq, err)
-	}
-	p, err := Decode(typ, version, data)
+	p, err := decodeOpen(ctx, keys, typ, version, data)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("seq %d: %w", seq, err)
 	}
@@ -130,17 +127,23 @@ func DecodeMessageWith(ctx context.Context, keys Keyring, subject string, header
 // Decode turns an event body into its current payload struct, upcasting old versions. Unknown types and
 // versions are errors.
 func Decode(eventType string, version int, data []byte) (Payload, error) {
+	return decode(eventType, version, data, nil)
+}
+
+// decode is Decode with personal, when not nil, a JSON object of members decoded over the body's own
+// (the opened personal data of a sealed body; see decodeOpen).
+func decode(eventType string, version int, data, personal []byte) (Payload, error) {
 	switch {
 	case eventType == TypeStoreCreated && version == 1:
-		return decodeInto[StoreCreated](data)
+		return decodeInto[StoreCreated](data, personal)
 	case eventType == TypeSlugReserved && version == 1:
-		return decodeInto[SlugReserved](data)
+		return decodeInto[SlugReserved](data, personal)
 	case eventType == TypeSaleStarted && version == 2:
-		return decodeInto[SaleStarted](data)
+		return decodeInto[SaleStarted](data, personal)
 	case eventType == TypeSaleStarted && version == 1:
-		return decodeV1(data, upcastSaleStarted)
+		return decodeV1(data, personal, upcastSaleStarted)
 	case isPaymentType(eventType) && (version == 1 || version == 2):
-		p, err := decodeInto[PaymentRecorded](data)
+		p, err := decodeInto[PaymentRecorded](data, personal)
 		if err == nil && version == 1 {
 			p, err = upcastPayment(p.(PaymentRecorded))
 		}
@@ -149,85 +152,90 @@ func Decode(eventType string, version int, data []byte) (Payload, error) {
 		}
 		return p, err
 	case eventType == TypeSaleCompleted && version == 2:
-		return decodeInto[SaleCompleted](data)
+		return decodeInto[SaleCompleted](data, personal)
 	case eventType == TypeSaleCompleted && version == 1:
-		return decodeV1(data, upcastSaleCompleted)
+		return decodeV1(data, personal, upcastSaleCompleted)
 	case eventType == TypeSaleAbandoned && version == 1:
-		return decodeInto[SaleAbandoned](data)
+		return decodeInto[SaleAbandoned](data, personal)
 	case eventType == TypeSaleSettled && version == 1:
-		return decodeInto[SaleSettled](data)
+		return decodeInto[SaleSettled](data, personal)
 	case eventType == TypeDownloadRecorded && version == 1:
-		return decodeInto[DownloadRecorded](data)
+		return decodeInto[DownloadRecorded](data, personal)
 	case eventType == TypeSaleRated && version == 1:
-		return decodeInto[SaleRated](data)
+		return decodeInto[SaleRated](data, personal)
 	case eventType == TypeCustomerRegistered && version == 1:
-		return decodeInto[CustomerRegistered](data)
+		return decodeInto[CustomerRegistered](data, personal)
 	case eventType == TypeEmailClaimed && version == 1:
-		return decodeInto[EmailClaimed](data)
+		return decodeInto[EmailClaimed](data, personal)
 	case eventType == TypeEmailReleased && version == 1:
-		return decodeInto[EmailReleased](data)
+		return decodeInto[EmailReleased](data, personal)
 	case eventType == TypeCustomerUpdated && version == 1:
-		return decodeInto[CustomerUpdated](data)
+		return decodeInto[CustomerUpdated](data, personal)
 	case eventType == TypeCustomerAddressAdded && version == 1:
-		return decodeInto[CustomerAddressAdded](data)
+		return decodeInto[CustomerAddressAdded](data, personal)
 	case eventType == TypeCustomerAddressRemove && version == 1:
-		return decodeInto[CustomerAddressRemoved](data)
+		return decodeInto[CustomerAddressRemoved](data, personal)
 	case eventType == TypeCustomerAddressDef && version == 1:
-		return decodeInto[CustomerDefaultAddressSet](data)
+		return decodeInto[CustomerDefaultAddressSet](data, personal)
 	case eventType == TypeCustomerPhotoSet && version == 1:
-		return decodeInto[CustomerPhotoSet](data)
+		return decodeInto[CustomerPhotoSet](data, personal)
 	case eventType == TypeCustomerErased && version == 1:
-		return decodeInto[CustomerErased](data)
+		return decodeInto[CustomerErased](data, personal)
 	case eventType == TypeIdempotencyKey && version == 1:
-		return decodeInto[IdempotencyKeyRecorded](data)
+		return decodeInto[IdempotencyKeyRecorded](data, personal)
 	case eventType == TypeWebhookReceived && version == 2:
-		return decodeInto[WebhookReceived](data)
+		return decodeInto[WebhookReceived](data, personal)
 	case eventType == TypeWebhookReceived && version == 1:
-		return decodeV1(data, upcastWebhookReceived)
+		return decodeV1(data, personal, upcastWebhookReceived)
 	case eventType == TypeWebhookRejected && version == 1:
-		return decodeInto[WebhookRejected](data)
+		return decodeInto[WebhookRejected](data, personal)
 	case eventType == TypeRefundRecorded && version == 1:
-		return decodeInto[RefundRecorded](data)
+		return decodeInto[RefundRecorded](data, personal)
 	case eventType == TypeDisputeOpened && version == 1:
-		return decodeInto[DisputeOpened](data)
+		return decodeInto[DisputeOpened](data, personal)
 	case eventType == TypeDisputeClosed && version == 1:
-		return decodeInto[DisputeClosed](data)
+		return decodeInto[DisputeClosed](data, personal)
 	case eventType == TypeWebhookEndpointCreated && version == 1:
-		return decodeInto[WebhookEndpointCreated](data)
+		return decodeInto[WebhookEndpointCreated](data, personal)
 	case eventType == TypeWebhookEndpointUpdated && version == 1:
-		return decodeInto[WebhookEndpointUpdated](data)
+		return decodeInto[WebhookEndpointUpdated](data, personal)
 	case eventType == TypeWebhookEndpointSecretRotated && version == 1:
-		return decodeInto[WebhookEndpointSecretRotated](data)
+		return decodeInto[WebhookEndpointSecretRotated](data, personal)
 	case eventType == TypeWebhookEndpointDeleted && version == 1:
-		return decodeInto[WebhookEndpointDeleted](data)
+		return decodeInto[WebhookEndpointDeleted](data, personal)
 	case eventType == TypeWebhookDeliveryScheduled && version == 1:
-		return decodeInto[WebhookDeliveryScheduled](data)
+		return decodeInto[WebhookDeliveryScheduled](data, personal)
 	case eventType == TypeWebhookDeliveryAttempted && version == 1:
-		return decodeInto[WebhookDeliveryAttempted](data)
+		return decodeInto[WebhookDeliveryAttempted](data, personal)
 	case eventType == TypeWebhookDeliveryRetryRequested && version == 1:
-		return decodeInto[WebhookDeliveryRetryRequested](data)
+		return decodeInto[WebhookDeliveryRetryRequested](data, personal)
 	case eventType == TypeWebhookDeliveryCancelled && version == 1:
-		return decodeInto[WebhookDeliveryCancelled](data)
+		return decodeInto[WebhookDeliveryCancelled](data, personal)
 	case eventType == TypeWebhookDeliveryClaimed && version == 1:
-		return decodeInto[WebhookDeliveryClaimed](data)
+		return decodeInto[WebhookDeliveryClaimed](data, personal)
 	case eventType == TypeLicenceIssued && version == 1:
-		return decodeInto[LicenceIssued](data)
+		return decodeInto[LicenceIssued](data, personal)
 	case eventType == TypeLicenceActivated && version == 1:
-		return decodeInto[LicenceActivated](data)
+		return decodeInto[LicenceActivated](data, personal)
 	case eventType == TypeLicenceDeactivated && version == 1:
-		return decodeInto[LicenceDeactivated](data)
+		return decodeInto[LicenceDeactivated](data, personal)
 	case eventType == TypeLicenceRevoked && version == 1:
-		return decodeInto[LicenceRevoked](data)
+		return decodeInto[LicenceRevoked](data, personal)
 	}
 	return nil, fmt.Errorf("%w: %s v%d", ErrUnknownEvent, eventType, version)
 }
 
-// decodeInto decodes one payload. Unknown fields are ignored so that a reader tolerates additive
-// changes; anything that changes meaning gets a new version instead.
-func decodeInto[T Payload](data []byte) (Payload, error) {
+// decodeInto decodes one payload, and personal (if not nil) over it. Unknown fields are ignored so that
+// a reader tolerates additive changes; anything that changes meaning gets a new version instead.
+func decodeInto[T Payload](data, personal []byte) (Payload, error) {
 	var v T
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, v.EventType(), err)
+	}
+	if personal != nil {
+		if err := json.Unmarshal(personal, &v); err != nil {
+			return nil, fmt.Errorf("%w: %s: sealed personal data: %v", ErrMalformed, v.EventType(), err)
+		}
 	}
 	return v, nil
 }

@@ -107,9 +107,10 @@ func upcastWebhookReceived(w WebhookReceived) (Payload, error) {
 	return w, nil
 }
 
-// decodeV1 decodes a version 1 body into T and upcasts its amounts with up.
-func decodeV1[T Payload](data []byte, up func(T) (Payload, error)) (Payload, error) {
-	p, err := decodeInto[T](data)
+// decodeV1 decodes a version 1 body (and personal over it; see decode) into T and upcasts its amounts
+// with up.
+func decodeV1[T Payload](data, personal []byte, up func(T) (Payload, error)) (Payload, error) {
+	p, err := decodeInto[T](data, personal)
 	if err != nil {
 		return nil, err
 	}

@@ -48,3 +48,12 @@ bench async --clients 8 --msgs 40000
 bench atomic --batch 50 --msgs 50000
 bench atomic --batch 100 --msgs 100000
 bench atomic --batch 500 --msgs 200000
+
+# The read side: what BenchmarkFoldMix's raw-ordered sub-benchmark measures in-process (an ordered
+# consumer reading the whole stream, no acks), here over TCP against the standalone server. The messages
+# stand in for the mix's: about as many, of its mean size with headers (see docs/benchmarks.md, "Whole
+# fold of a realistic mix").
+echo "== nats bench js ordered: 233,000 messages of 1 KB, one ordered consumer"
+nats -s nats://127.0.0.1:14222 bench js pub async ledger.benchsub --stream benchsub --create --purge --size 1KB --msgs 233000 --no-progress >/dev/null 2>&1
+nats -s nats://127.0.0.1:14222 bench js ordered --stream benchsub --msgs 233000 --no-progress 2>&1 |
+	grep -E 'stats:|msgs/sec' || true

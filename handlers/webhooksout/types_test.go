@@ -60,7 +60,7 @@ func decodedTypes(t *testing.T) []string {
 					}
 				}
 			case *ast.FuncDecl:
-				if d.Name.Name == "Decode" && d.Recv == nil {
+				if d.Name.Name == "decode" && d.Recv == nil { // Decode's switch, which decodeOpen shares
 					decode = d
 				}
 			}

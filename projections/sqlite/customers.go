@@ -44,86 +44,172 @@ CREATE VIRTUAL TABLE IF NOT EXISTS customers_fts USING fts5(name, email, phone, 
 
 const (
 	sqlSelectCustomerDoc = `SELECT seq, doc FROM customers WHERE id = ?`
-	sqlInsertCustomer    = `INSERT INTO customers (id, store_id, mode, email, created_at, doc, version) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`
-	sqlUpdateCustomer  = `UPDATE customers SET email = ?, doc = ?, version = ? WHERE id = ?`
-	sqlDeleteCustomer  = `DELETE FROM customers WHERE id = ?`
-	sqlDeleteSearch    = `DELETE FROM customers_fts WHERE rowid = ?`
-	sqlInsertSearch    = `INSERT INTO customers_fts (rowid, name, email, phone) VALUES (?, ?, ?, ?)`
-	sqlSelectSpent     = `SELECT spent FROM customers WHERE id = ?`
-	sqlUpdatePurchases = `UPDATE customers SET completed_sales = completed_sales + 1, spent = ?,
-		first_purchase_at = min(coalesce(first_purchase_at, ?), ?), last_purchase_at = max(coalesce(last_purchase_at, ?), ?) WHERE id = ?`
-	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE customer_id = ?`
-	sqlUpdateSpent           = `UPDATE customers SET spent = ? WHERE id = ?`
+	sqlSelectCustomerRow = `SELECT seq, doc, completed_sales, spent, first_purchase_at, last_purchase_at FROM customers WHERE id = ?`
+	sqlInsertCustomer    = `INSERT INTO customers (id, store_id, mode, email, created_at, doc, version, completed_sales, spent, first_purchase_at, last_purchase_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	sqlUpdateCustomer = `UPDATE customers SET email = ?, doc = ?, version = ?, completed_sales = ?, spent = ?, first_purchase_at = ?, last_purchase_at = ?
+		WHERE id = ?`
+	sqlDeleteCustomer        = `DELETE FROM customers WHERE id = ?`
+	sqlDeleteSearch          = `DELETE FROM customers_fts WHERE rowid = ?`
+	sqlInsertSearch          = `INSERT INTO customers_fts (rowid, name, email, phone) VALUES (?, ?, ?, ?)`
+	sqlSelectSalesOfCustomer = `SELECT doc FROM sales WHERE store_id = ? AND mode = ? AND customer_id = ?`
 )
 
+// batchCustomer is a customer's row as a batch left it (batchTx.customers): the folded customer and
+// the purchase columns, written once by flushCustomers.
+type batchCustomer struct {
+	c             domain.Customer
+	seq           int64 // the row's seq; 0 for a customer registered in this batch, not inserted yet
+	storeID, mode string
+	createdAt     int64 // unix microseconds, for the insert
+	completed     int
+	spent         string // the spent column as stored; decoded into totals on the first purchase
+	totals        map[string]domain.Total
+	first, last   sql.NullInt64
+	dirty         bool // the doc changed: the row and its search entry are rewritten
+	bought        bool // the purchase columns changed
+}
+
+// customer is the batch's copy of a customer's row, read on first use; nil if there is no row (never
+// registered, or erased).
+func (b *batchTx) customer(id string) (*batchCustomer, error) {
+	if cur, ok := b.customers[id]; ok {
+		return cur, nil
+	}
+	cur := &batchCustomer{}
+	var doc string
+	switch err := b.queryRow(sqlSelectCustomerRow, id).Scan(&cur.seq, &doc, &cur.completed, &cur.spent, &cur.first, &cur.last); {
+	case errors.Is(err, sql.ErrNoRows):
+		cur = nil
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal([]byte(doc), &cur.c); err != nil {
+			return nil, fmt.Errorf("customer %s: stored state: %w", id, err)
+		}
+	}
+	b.customers[id] = cur
+	return cur, nil
+}
+
+// foldCustomer folds a customer event into the batch's copy of the customer. An erasure is written at
+// once (eraseCustomer).
 func foldCustomer(b *batchTx, e events.Envelope) error {
+	if _, ok := e.Payload.(events.CustomerErased); ok {
+		return eraseCustomer(b, e)
+	}
+	cur, err := b.customer(e.Aggregate.ID)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		if _, ok := e.Payload.(events.CustomerRegistered); !ok {
+			return fmt.Errorf("%s for customer %s, who is not registered", e.Type(), e.Aggregate.ID)
+		}
+		// Rows are inserted in the order customers registered, as folding one event at a time does:
+		// seq, the list order, is the same either way.
+		cur = &batchCustomer{storeID: e.Aggregate.StoreID, mode: e.Aggregate.Mode, createdAt: e.Time.UTC().UnixMicro(), spent: "{}"}
+		b.customers[e.Aggregate.ID] = cur
+		b.customerOrder = append(b.customerOrder, e.Aggregate.ID)
+	} else if !cur.dirty && !cur.bought {
+		b.customerOrder = append(b.customerOrder, e.Aggregate.ID)
+	}
+	cur.c, cur.dirty = cur.c.Evolve(e), true
+	return nil
+}
+
+// flushCustomers writes the batch's changed customers, each once, in the order they were first
+// changed (registered, for new ones): the row (inserted for a new customer) and its search entry.
+func (b *batchTx) flushCustomers() error {
+	for _, id := range b.customerOrder {
+		cur := b.customers[id]
+		if cur == nil || (!cur.dirty && !cur.bought) {
+			continue
+		}
+		if cur.bought {
+			out, err := encodeSpent(cur.totals)
+			if err != nil {
+				return fmt.Errorf("customer %s: %w", id, err)
+			}
+			cur.spent = out
+		}
+		c := cur.c
+		out, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		email := domain.NormalizeEmail(c.Fields.Email)
+		if cur.seq == 0 {
+			res, err := b.execResult(sqlInsertCustomer, c.ID, cur.storeID, cur.mode, email, cur.createdAt, string(out), c.Version,
+				cur.completed, cur.spent, cur.first, cur.last)
+			if err != nil {
+				return err
+			}
+			if cur.seq, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		} else if err := b.exec(sqlUpdateCustomer, email, string(out), c.Version, cur.completed, cur.spent, cur.first, cur.last, c.ID); err != nil {
+			return err
+		}
+		if cur.dirty {
+			if err := b.exec(sqlDeleteSearch, cur.seq); err != nil {
+				return err
+			}
+			// Indexed lower-cased (Unicode, by Go) and in NFC, and searched so: neither case nor the
+			// Unicode form ever matters, whatever the script, for the trigram index and the scan of short
+			// fragments alike. The email is indexed in its canonical form and as typed, the phone in the
+			// forms people write it (domain.PhoneSearchText).
+			if err := b.exec(sqlInsertSearch, cur.seq, searchFold(c.Name()), domain.EmailSearchText(c.Fields.Email, c.Fields.EmailAsTyped),
+				domain.PhoneSearchText(c.Fields.Phone)); err != nil {
+				return err
+			}
+		}
+		cur.dirty, cur.bought = false, false
+	}
+	b.customerOrder = b.customerOrder[:0]
+	return nil
+}
+
+// eraseCustomer removes an erased customer's row and search entry and anonymises their sales. The
+// batch's customers are written first, so that rows are inserted (and seq taken) in the order customers
+// registered, even by one registered and erased in this batch.
+func eraseCustomer(b *batchTx, e events.Envelope) error {
+	if err := b.flushCustomers(); err != nil {
+		return err
+	}
 	var (
 		c      domain.Customer
 		rowSeq int64
 		doc    string
 	)
 	switch err := b.queryRow(sqlSelectCustomerDoc, e.Aggregate.ID).Scan(&rowSeq, &doc); {
-	case err == nil:
-		if err := json.Unmarshal([]byte(doc), &c); err != nil {
-			return fmt.Errorf("customer %s: stored state: %w", e.Aggregate.ID, err)
-		}
 	case errors.Is(err, sql.ErrNoRows):
-		if _, ok := e.Payload.(events.CustomerRegistered); !ok {
-			if _, erased := e.Payload.(events.CustomerErased); erased {
-				return nil // erased before this store knew it: nothing to remove
-			}
-			return fmt.Errorf("%s for customer %s, who is not registered", e.Type(), e.Aggregate.ID)
-		}
-	default:
+		return nil // erased before this store knew it: nothing to remove
+	case err != nil:
 		return err
 	}
-	c = c.Evolve(e)
-	if c.Erased {
-		if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
-			return err
-		}
-		if err := b.exec(sqlDeleteCustomer, c.ID); err != nil {
-			return err
-		}
-		return anonymiseSales(b, c.ID)
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		return fmt.Errorf("customer %s: stored state: %w", e.Aggregate.ID, err)
 	}
-	out, err := json.Marshal(c)
-	if err != nil {
+	if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
 		return err
 	}
-	if rowSeq == 0 {
-		res, err := b.execResult(sqlInsertCustomer, c.ID, e.Aggregate.StoreID, e.Aggregate.Mode, domain.NormalizeEmail(c.Fields.Email),
-			e.Time.UTC().UnixMicro(), string(out), c.Version)
-		if err != nil {
-			return err
-		}
-		if rowSeq, err = res.LastInsertId(); err != nil {
-			return err
-		}
-	} else {
-		if err := b.exec(sqlUpdateCustomer, domain.NormalizeEmail(c.Fields.Email), string(out), c.Version, c.ID); err != nil {
-			return err
-		}
-		if err := b.exec(sqlDeleteSearch, rowSeq); err != nil {
-			return err
-		}
+	if err := b.exec(sqlDeleteCustomer, c.ID); err != nil {
+		return err
 	}
-	// Indexed lower-cased (Unicode, by Go) and in NFC, and searched so: neither case nor the Unicode
-	// form ever matters, whatever the script, for the trigram index and the scan of short fragments
-	// alike. The email is indexed in its canonical form and as typed, the phone in the forms people
-	// write it (domain.PhoneSearchText).
-	return b.exec(sqlInsertSearch, rowSeq, searchFold(c.Name()), domain.EmailSearchText(c.Fields.Email, c.Fields.EmailAsTyped),
-		domain.PhoneSearchText(c.Fields.Phone))
+	b.customers[c.ID] = nil // no row any more
+	return anonymiseSales(b, e.Aggregate, c.ID)
 }
 
 // searchFold is the form names and search terms are compared in: NFC, lower case.
 func searchFold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
 // anonymiseSales removes an erased customer's personal data from their sales, as a rebuild would find
-// it: the customer's id stays, so the sales still count as theirs.
-func anonymiseSales(b *batchTx, customerID string) error {
-	rows, err := b.tx.QueryContext(b.ctx, sqlSelectSalesOfCustomer, customerID)
+// it: the customer's id stays, so the sales still count as theirs. A customer's sales are in the
+// customer's store and mode (the sales_by_customer index finds them); the batch's own copies of them are
+// anonymised too, and are what the batch writes at its end.
+func anonymiseSales(b *batchTx, customer events.Aggregate, customerID string) error {
+	rows, err := b.tx.QueryContext(b.ctx, sqlSelectSalesOfCustomer, customer.StoreID, customer.Mode, customerID)
 	if err != nil {
 		return err
 	}
@@ -139,14 +225,26 @@ func anonymiseSales(b *batchTx, customerID string) error {
 			rows.Close()
 			return err
 		}
+		if cur, ok := b.sales[s.ID]; ok {
+			s = cur.sale // the batch's copy is the newer one
+		}
 		sales = append(sales, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	for _, cur := range b.sales { // started in this batch, not written yet
+		if cur.sale.Started.BuyerID() == customerID && cur.storeID == customer.StoreID && cur.mode == customer.Mode && !slices.ContainsFunc(sales,
+			func(s domain.Sale) bool { return s.ID == cur.sale.ID }) {
+			sales = append(sales, cur.sale)
+		}
+	}
 	for _, s := range sales {
 		s.Started = domain.ErasePersonal(s.Started)
+		if cur, ok := b.sales[s.ID]; ok {
+			cur.sale, cur.dirty = s, true
+		}
 		out, err := json.Marshal(s)
 		if err != nil {
 			return err
@@ -161,38 +259,43 @@ func anonymiseSales(b *batchTx, customerID string) error {
 const sqlAnonymiseSale = `UPDATE sales SET customer_email = '', doc = ? WHERE id = ?`
 
 // foldPurchase counts a completed sale on its customer (amount: the sale's amount), or takes a refund
-// off the customer's total spent (amount negative), so totals are net of refunds.
+// off the customer's total spent (amount negative), so totals are net of refunds. A customer without a
+// row (erased) is left alone.
 func foldPurchase(b *batchTx, s domain.Sale, amount int64) error {
 	customerID := s.Started.BuyerID()
-	var raw string
-	switch err := b.queryRow(sqlSelectSpent, customerID).Scan(&raw); {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil // an erased customer
-	case err != nil:
+	cur, err := b.customer(customerID)
+	if err != nil || cur == nil {
 		return err
 	}
-	spent, err := decodeSpent(raw)
-	if err != nil {
-		return fmt.Errorf("customer %s: %w", customerID, err)
+	if cur.totals == nil {
+		if cur.totals, err = decodeSpent(cur.spent); err != nil {
+			return fmt.Errorf("customer %s: %w", customerID, err)
+		}
 	}
-	cur := s.Started.Amount.Currency
-	t, ok := spent[cur]
+	currency := s.Started.Amount.Currency
+	t, ok := cur.totals[currency]
 	if !ok {
-		t = domain.Total{Currency: cur}
+		t = domain.Total{Currency: currency}
 	}
 	if err := t.Add(amount); err != nil {
 		return fmt.Errorf("customer %s: spent: %w", customerID, err)
 	}
-	spent[cur] = t
-	out, err := encodeSpent(spent)
-	if err != nil {
-		return fmt.Errorf("customer %s: %w", customerID, err)
+	cur.totals[currency] = t
+	if amount >= 0 {
+		at := s.CompletedAt.UTC().UnixMicro()
+		cur.completed++
+		if !cur.first.Valid || at < cur.first.Int64 {
+			cur.first = sql.NullInt64{Int64: at, Valid: true}
+		}
+		if !cur.last.Valid || at > cur.last.Int64 {
+			cur.last = sql.NullInt64{Int64: at, Valid: true}
+		}
 	}
-	if amount < 0 {
-		return b.exec(sqlUpdateSpent, string(out), customerID)
+	if !cur.dirty && !cur.bought {
+		b.customerOrder = append(b.customerOrder, customerID)
 	}
-	at := s.CompletedAt.UTC().UnixMicro()
-	return b.exec(sqlUpdatePurchases, string(out), at, at, at, at, customerID)
+	cur.bought = true
+	return nil
 }
 
 // listCustomersQuery builds ListCustomers' statement. A search of three characters or more is driven by

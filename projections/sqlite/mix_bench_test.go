@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -121,6 +122,114 @@ func TestBatchWritesSalesBeforeAnErasure(t *testing.T) {
 	for table := range one {
 		if fmt.Sprint(one[table]) != fmt.Sprint(each[table]) {
 			t.Errorf("table %s: one batch\n%v\nevent by event\n%v", table, one[table], each[table])
+		}
+	}
+}
+
+// TestBatchesFoldLikeSingleEvents: a batch keeps the customers it folds (their rows, search entries
+// and purchase totals) and writes each once at its end, as it does sales. Whatever the batch size, the
+// read store equals folding one event at a time, table by table: customers registered, changed and
+// buying several times in a batch; a customer registered and erased in one batch before another
+// registers (the next one's seq is the same either way); an erasure after its customer's purchase in
+// the same batch, and a later event of the anonymised sale; a purchase by an erased customer; a refund
+// in another currency.
+func TestBatchesFoldLikeSingleEvents(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	usd, eur := events.Amount{Amount: 900, Currency: "USD"}, events.Amount{Amount: 1250, Currency: "EUR"}
+	var evs []events.Envelope
+	add := func(typ, id string, p events.Payload) {
+		at = at.Add(time.Minute)
+		evs = append(evs, events.Envelope{ID: fmt.Sprintf("evt_t%d", len(evs)), Aggregate: events.Aggregate{Mode: events.ModeLive, StoreID: "str_t", Type: typ, ID: id},
+			Time: at, Payload: p, Sequence: uint64(len(evs) + 1)})
+	}
+	register := func(c string) {
+		add(events.AggregateCustomer, c, events.CustomerRegistered{CustomerID: c, Source: "checkout",
+			CustomerData: events.CustomerData{Email: c + "@example.com", FirstName: "Ada", LastName: c, Phone: "+14155552671"}})
+	}
+	start := func(s, c string, amt events.Amount) {
+		add(events.AggregateSale, s, events.SaleStarted{SaleID: s, Store: events.StoreRef{ID: "str_t"}, CustomerID: c,
+			Customer: events.CustomerRef{ID: c, Email: c + "@example.com"}, Channel: "api", OriginalAmount: amt, Amount: amt,
+			ServiceFeePercent: "5", SettlementDelayDays: 7, AbandonAt: at.Add(time.Hour)})
+	}
+	complete := func(s string, amt events.Amount) {
+		add(events.AggregateSale, s, events.PaymentRecorded{Status: "success", Gateway: "standard", TransactionID: "txn_" + s, Amount: amt})
+		add(events.AggregateSale, s, events.SaleCompleted{SettlementDueAt: at.Add(7 * 24 * time.Hour)})
+	}
+	refund := func(s string, amt events.Amount) {
+		add(events.AggregateSale, s, events.RefundRecorded{RefundID: "ref_" + s, Amount: amt, Source: events.RefundSourceAPI})
+	}
+	update := func(c, first string) {
+		add(events.AggregateCustomer, c, events.CustomerUpdated{CustomerID: c,
+			CustomerData: events.CustomerData{Email: c + "@example.com", FirstName: first, LastName: c, City: "Abidjan"}})
+	}
+	register("cus_1")
+	start("sal_1", "cus_1", usd)
+	register("cus_2")
+	complete("sal_1", usd)
+	update("cus_1", "Grace")
+	start("sal_2", "cus_2", usd)
+	complete("sal_2", usd)
+	register("cus_3")
+	add(events.AggregateCustomer, "cus_3", events.CustomerErased{CustomerID: "cus_3"})
+	register("cus_4")
+	start("sal_3", "cus_1", usd)
+	complete("sal_3", usd)
+	refund("sal_3", events.Amount{Amount: 400, Currency: "USD"})
+	add(events.AggregateSale, "sal_2", events.DownloadRecorded{FileID: "fil_1"}) // in the batch's copies when the erasure comes
+	add(events.AggregateCustomer, "cus_2", events.CustomerErased{CustomerID: "cus_2"})
+	add(events.AggregateSale, "sal_2", events.DownloadRecorded{FileID: "fil_1"})
+	update("cus_1", "Marie")
+	add(events.AggregateCustomer, "cus_4", events.CustomerAddressAdded{CustomerID: "cus_4", AddressID: "adr_1",
+		AddressData: events.AddressData{Line1: "1 Rue du Lac", City: "Abidjan", Country: "CI"}})
+	start("sal_4", "cus_3", usd) // the erased customer's sale (opened before the erasure reached the checkout)
+	complete("sal_4", usd)
+	start("sal_5", "cus_1", eur)
+	complete("sal_5", eur)
+	refund("sal_5", eur)
+	register("cus_5")
+	start("sal_6", "cus_5", eur)
+	complete("sal_6", eur)
+
+	dump := func(batch int) map[string][]string {
+		st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		for i := 0; i < len(evs); i += batch {
+			if err := st.Apply(ctx, evs[i:min(i+batch, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c1, err := st.Customer(ctx, "str_t", events.ModeLive, "cus_1")
+		if err != nil || c1.CompletedSales != 3 || c1.Spent["USD"].AmountText() != "1400" || c1.Spent["EUR"].AmountText() != "0" || c1.Fields.FirstName != "Marie" {
+			t.Fatalf("batches of %d: cus_1 %+v, %v", batch, c1, err)
+		}
+		if c4, err := st.Customer(ctx, "str_t", events.ModeLive, "cus_4"); err != nil || c4.Seq != 4 || len(c4.Addresses) != 1 {
+			t.Fatalf("batches of %d: cus_4 %+v, %v", batch, c4, err)
+		}
+		for _, gone := range []string{"cus_2", "cus_3"} {
+			if _, err := st.Customer(ctx, "str_t", events.ModeLive, gone); !errors.Is(err, domain.ErrNotFound) {
+				t.Fatalf("batches of %d: erased %s: %v", batch, gone, err)
+			}
+		}
+		if s, err := st.Sale(ctx, "str_t", events.ModeLive, "sal_2"); err != nil || s.Started.Customer.Email != "" || s.Downloads != 2 {
+			t.Fatalf("batches of %d: sale_2 %+v, %v", batch, s, err)
+		}
+		d, err := st.Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	each := dump(1)
+	for _, batch := range []int{2, 3, 5, len(evs)} {
+		got := dump(batch)
+		for table := range each {
+			if fmt.Sprint(got[table]) != fmt.Sprint(each[table]) {
+				t.Errorf("table %s: batches of %d\n%v\nevent by event\n%v", table, batch, got[table], each[table])
+			}
 		}
 	}
 }
