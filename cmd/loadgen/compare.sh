@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# compare.sh runs the load harness against a fresh ledger (embedded NATS, SyncAlways) and then
-# `nats bench js pub` against a standalone nats-server with the same durability (sync_interval: always),
-# on the same disk, one after the other, so the ledger's figures sit beside the broker's own limits.
+# compare.sh measures the figures of issue 12's table in one run, each beside the broker's own limit on
+# the same disk and the same 2 cores:
+#
+#  1. the load harness (cmd/loadgen) against a fresh ledger (embedded NATS, SyncAlways): checkouts, then
+#     webhooks recorded and applied, with the ledger's CPU per request (process_cpu_seconds_total);
+#  2. `nats bench js pub` (sync, async, atomic and fast batches) against a standalone nats-server with the
+#     same durability (sync_interval: always);
+#  3. the whole fold of a realistic mix (BenchmarkFoldMix) beside a raw ordered consumer of the same
+#     stream in the same process, and `nats bench js ordered` against the standalone server;
+#  4. a summary table: each figure, its ratio to the broker where the issue asks for one, and the target.
 #
 # Needs: go, and natscli and nats-server on PATH:
-#   go install github.com/nats-io/natscli/nats@latest
-#   go install github.com/nats-io/nats-server/v2@latest
+#   go install github.com/nats-io/natscli/nats@v0.5.1
+#   go install github.com/nats-io/nats-server/v2@v2.15.2
 #
-# Usage: cmd/loadgen/compare.sh [sales] [concurrency]    (defaults 8000 and 256)
+# Usage: cmd/loadgen/compare.sh [sales] [concurrency] [fold sales]   (defaults 8000, 64 and 10000)
+# FOLD=0 skips step 3 (it takes about 2 minutes at the default size).
 set -euo pipefail
 sales=${1:-8000}
-concurrency=${2:-256}
+concurrency=${2:-64}
+foldsales=${3:-10000}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$(dirname "$0")/../.."
@@ -25,7 +34,7 @@ LEDGER_LOG_LEVEL=warn LEDGER_DATA_DIR="$work/data" LEDGER_HTTP_ADDR=127.0.0.1:18
 LEDGER_ADMIN_TOKEN=$token LEDGER_GATEWAY_SECRETS=standard=$secret "$work/ledger" >"$work/ledger.log" 2>&1 &
 ledger=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
-"$work/loadgen" -url http://127.0.0.1:18080 -admin-token $token -secret $secret -sales "$sales" -concurrency "$concurrency"
+"$work/loadgen" -url http://127.0.0.1:18080 -admin-token $token -secret $secret -sales "$sales" -concurrency "$concurrency" | tee "$work/loadgen.out"
 curl -s http://127.0.0.1:18080/metrics | grep -E '^ledger_append_group_(events|seconds)_(sum|count)' || true
 kill $ledger; wait $ledger || true
 
@@ -41,19 +50,51 @@ bench() {
 	echo "-- $*"
 	n=$((n + 1))
 	nats -s nats://127.0.0.1:14222 bench js pub "$@" --stream "bench$n" --no-progress --create --size 1KB --dedup "ledger.bench$n" 2>&1 |
-		grep -E 'publisher stats:|aggregated stats:|latencies per operation' || true
+		grep -E 'publisher stats:|aggregated stats:|latencies per operation' | tee -a "$work/nats.out" || true
 }
-bench sync --clients 64 --msgs 20000
+bench sync --clients "$concurrency" --msgs 20000
 bench async --clients 8 --msgs 40000
-bench atomic --batch 50 --msgs 50000
+# Fast batches (ADR-50) against the atomic batches the ledger's group commit writes, batch for batch.
+bench atomic --batch 10 --msgs 10000
+bench fast --batch 10 --msgs 10000
 bench atomic --batch 100 --msgs 100000
+bench fast --batch 100 --msgs 100000
 bench atomic --batch 500 --msgs 200000
 
-# The read side: what BenchmarkFoldMix's raw-ordered sub-benchmark measures in-process (an ordered
-# consumer reading the whole stream, no acks), here over TCP against the standalone server. The messages
-# stand in for the mix's: about as many, of its mean size with headers (see docs/benchmarks.md, "Whole
-# fold of a realistic mix").
-echo "== nats bench js ordered: 233,000 messages of 1 KB, one ordered consumer"
-nats -s nats://127.0.0.1:14222 bench js pub async ledger.benchsub --stream benchsub --create --purge --size 1KB --msgs 233000 --no-progress >/dev/null 2>&1
-nats -s nats://127.0.0.1:14222 bench js ordered --stream benchsub --msgs 233000 --no-progress 2>&1 |
-	grep -E 'stats:|msgs/sec' || true
+fold="" raw="" xraw="" ordered=""
+if [ "${FOLD:-1}" != 0 ]; then
+	# The read side: what BenchmarkFoldMix's raw-ordered sub-benchmark measures in-process (an ordered
+	# consumer reading the whole stream, no acks), here over TCP against the standalone server, with as
+	# many messages of the mix's mean size (see docs/benchmarks.md, "Whole fold of a realistic mix").
+	msgs=$((foldsales * 78 / 10))
+	echo "== nats bench js ordered: $msgs messages of 1 KB, one ordered consumer"
+	nats -s nats://127.0.0.1:14222 bench js pub async ledger.benchsub --stream benchsub --create --purge --size 1KB --msgs "$msgs" --no-progress >/dev/null 2>&1
+	nats -s nats://127.0.0.1:14222 bench js ordered --stream benchsub --msgs "$msgs" --no-progress 2>&1 |
+		grep -E 'stats:|msgs/sec' | tee "$work/ordered.out" || true
+	ordered=$(grep -oE '[0-9,]+ msgs/sec' "$work/ordered.out" | head -1 | tr -d , | cut -d' ' -f1)
+	echo "== BenchmarkFoldMix: the whole fold of a realistic mix ($foldsales sales) beside a raw ordered consumer"
+	go test -run '^$' -bench FoldMix -benchtime 1x ./projections/ -args -mix.sales="$foldsales" | tee "$work/fold.out"
+	raw=$(awk '/FoldMix\/raw-ordered/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/s") print $i}' "$work/fold.out")
+	fold=$(awk '/FoldMix\/fold/ {for (i=1;i<=NF;i++) if ($(i+1)=="events/s") print $i}' "$work/fold.out")
+	xraw=$(awk '/FoldMix\/fold/ {for (i=1;i<=NF;i++) if ($(i+1)=="x-raw") print $i}' "$work/fold.out")
+fi
+
+# The summary: the issue's table, measured now.
+sync=$(grep 'synchronous publisher aggregated stats' "$work/nats.out" | grep -oE '[0-9,]+ msgs/sec' | tr -d , | cut -d' ' -f1)
+webhooks=$(awk '/^sustained/ {for (i=1;i<=NF;i++) if ($(i+1)=="deliveries/s") print $i}' "$work/loadgen.out")
+cpu=$(awk '/µs per webhook/ {print $3}' "$work/loadgen.out")
+cpuc=$(awk '/µs per checkout/ {print $3}' "$work/loadgen.out")
+p99w=$(awk '/^webhooks/ {for (i=1;i<=NF;i++) if ($i=="p99") print $(i+1)}' "$work/loadgen.out")
+p99c=$(awk '/^checkouts/ {for (i=1;i<=NF;i++) if ($i=="p99") print $(i+1)}' "$work/loadgen.out")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+echo
+echo "== issue 12's figures, this run ($sales sales at $concurrency concurrent; SyncAlways everywhere)"
+printf '%-62s %-30s %s\n' "figure" "measured" "target"
+printf '%-62s %-30s %s\n' "webhooks fully applied/s ÷ nats bench js pub sync --clients $concurrency" "$(ratio "$webhooks" "$sync") ($webhooks ÷ $sync)" "≥ 1.0"
+printf '%-62s %-30s %s\n' "ledger CPU per webhook (per checkout)" "$cpu µs ($cpuc µs)" "≤ 200 µs"
+printf '%-62s %-30s %s\n' "webhook p99" "$p99w" "< 20 ms"
+printf '%-62s %-30s %s\n' "checkout p99" "$p99c" "< 50 ms"
+if [ -n "$fold" ]; then
+	printf '%-62s %-30s %s\n' "fold of a realistic mix, events/s (÷ raw ordered, same process)" "$fold ($xraw × $raw)" "≥ 150,000; ≥ 0.8"
+	printf '%-62s %-30s %s\n' "  ÷ nats bench js ordered (standalone server, TCP)" "$(ratio "$fold" "$ordered") (÷ $ordered)" ""
+fi
