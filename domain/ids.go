@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"math/big"
 	"strings"
 )
 
@@ -46,18 +45,22 @@ func isBase62(s string) bool {
 // NewID returns prefix followed by 22 random base62 characters (about 131 bits), e.g. "sal_3Fq…".
 func NewID(prefix string) string { return prefix + RandomString(22) }
 
-// RandomString returns n characters drawn uniformly from [0-9A-Za-z] with crypto/rand.
+// RandomString returns n characters drawn uniformly from [0-9A-Za-z] with crypto/rand. It reads random
+// bytes in bulk and keeps those below 248 (= 4 × 62), each then giving one character as its value
+// modulo 62: rejection sampling, so every character is equally likely (about 3 % of bytes are dropped).
 func RandomString(n int) string {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(base62)))
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			panic("crypto/rand failed: " + err.Error()) // the OS entropy source is gone; nothing is safe
+	const limit = 256 - 256%len(base62)
+	out := make([]byte, 0, n)
+	var buf [32]byte
+	for len(out) < n {
+		rand.Read(buf[:]) // never fails (crypto/rand: it crashes the program if the OS cannot give randomness)
+		for _, v := range buf {
+			if int(v) < limit && len(out) < n {
+				out = append(out, base62[int(v)%len(base62)])
+			}
 		}
-		b[i] = base62[v.Int64()]
 	}
-	return string(b)
+	return string(out)
 }
 
 // HashID is a subject-safe id for free text (idempotency keys, gateway delivery ids, the event ids of
