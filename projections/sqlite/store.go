@@ -29,6 +29,11 @@ type Store struct {
 	stmts map[string]*sql.Stmt // prepared at Open on the writer connection, reused by every batch
 	reads sync.Map             // query → *sql.Stmt on the reader pool; see readStmt
 	nRead atomic.Int32         // statements in reads
+
+	// endpointsGen counts the committed batches that changed a webhook endpoint; noEndpoints holds, per
+	// "store|mode", the generation at which that store and mode had none (see WebhookEndpointsOf).
+	endpointsGen atomic.Uint64
+	noEndpoints  sync.Map
 }
 
 // Fold applies one event inside the batch's transaction. Extra folds run after the built-in ones.
@@ -378,7 +383,18 @@ func (s *Store) Apply(ctx context.Context, batch []events.Envelope) error {
 	if err := b.exec(sqlUpdateCheckpoint, last); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, e := range batch {
+		if e.Aggregate.Type == events.AggregateWebhookEndpoint {
+			// After the commit: a reader that saw the generation before it and the table without the
+			// new endpoint cached "none" under the old generation, which this makes stale.
+			s.endpointsGen.Add(1)
+			break
+		}
+	}
+	return nil
 }
 
 // fold is the closed dispatch from event type to the rows it changes.

@@ -141,3 +141,60 @@ func TestClaimableDeliveriesPerEndpoint(t *testing.T) {
 		t.Fatalf("the longest waiting is not first: %s", rows[0].EventID)
 	}
 }
+
+// TestNoEndpointsIsRememberedUntilAnEndpointChanges: a store and mode without endpoints is answered
+// without a query until a batch that changes an endpoint commits; then the first endpoint, its
+// deletion, and another mode each read right at once.
+func TestNoEndpointsIsRememberedUntilAnEndpointChanges(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	apply := func(agg events.Aggregate, p events.Payload) {
+		t.Helper()
+		seq++
+		e := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: t0, Payload: p, Sequence: seq}
+		if err := st.Apply(ctx, []events.Envelope{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(mode string) int {
+		t.Helper()
+		rows, err := st.WebhookEndpointsOf(ctx, "str_1", mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+	for range 2 { // the second answer comes from the remembered "none"
+		if n := count(events.ModeLive); n != 0 {
+			t.Fatalf("%d endpoints before any was created", n)
+		}
+	}
+	ep := events.Aggregate{Mode: events.ModeLive, StoreID: "str_1", Type: events.AggregateWebhookEndpoint, ID: "we_1"}
+	apply(ep, events.WebhookEndpointCreated{EndpointID: "we_1", URL: "https://example.com", Events: []string{"*"}, SecretLast4: "abcd"})
+	if n := count(events.ModeLive); n != 1 {
+		t.Fatalf("%d live endpoints after one was created, want 1", n)
+	}
+	if n := count(events.ModeTest); n != 0 {
+		t.Fatalf("%d test endpoints, want 0", n)
+	}
+	store := events.Aggregate{Mode: events.ModePlatform, StoreID: "str_2", Type: events.AggregateStore, ID: "str_2"}
+	apply(store, events.StoreCreated{StoreID: "str_2", Name: "Shop", Slug: "shop", ServiceFeePercent: "5"}) // changes no endpoint
+	if n := count(events.ModeLive); n != 1 {
+		t.Fatalf("%d live endpoints after an unrelated batch, want 1", n)
+	}
+	apply(ep, events.WebhookEndpointDeleted{EndpointID: "we_1"})
+	if n := count(events.ModeLive); n != 0 {
+		t.Fatalf("%d live endpoints after the deletion, want 0", n)
+	}
+	ep2 := events.Aggregate{Mode: events.ModeTest, StoreID: "str_1", Type: events.AggregateWebhookEndpoint, ID: "we_2"}
+	apply(ep2, events.WebhookEndpointCreated{EndpointID: "we_2", URL: "http://example.com", Events: []string{"*"}, SecretLast4: "abcd"})
+	if n := count(events.ModeTest); n != 1 {
+		t.Fatalf("%d test endpoints after one was created (none was remembered before), want 1", n)
+	}
+}

@@ -108,8 +108,15 @@ func scanWebhookEndpoint(scan func(...any) error) (WebhookEndpointRow, error) {
 }
 
 // WebhookEndpointsOf returns every endpoint of a store and mode, oldest first: the candidates for an
-// outgoing event (webhooksout.Recipients chooses among them).
+// outgoing event (webhooksout.Recipients chooses among them). The webhook dispatcher asks for every sale,
+// customer and licence event, and most stores have no endpoint: that answer is remembered until a batch
+// that changes an endpoint commits, so it costs no query.
 func (s *Store) WebhookEndpointsOf(ctx context.Context, storeID, mode string) ([]WebhookEndpointRow, error) {
+	key := storeID + "|" + mode
+	gen := s.endpointsGen.Load() // before the query: a change committed after it makes "none" stale
+	if g, ok := s.noEndpoints.Load(key); ok && g.(uint64) == gen {
+		return nil, nil
+	}
 	rows, err := s.query(ctx, `SELECT `+webhookEndpointCols+` FROM webhook_endpoints WHERE store_id = ? AND mode = ? ORDER BY seq`, storeID, mode)
 	if err != nil {
 		return nil, err
@@ -123,7 +130,13 @@ func (s *Store) WebhookEndpointsOf(ctx context.Context, storeID, mode string) ([
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		s.noEndpoints.Store(key, gen)
+	}
+	return out, nil
 }
 
 // WebhookEndpoint returns one endpoint of a store and mode; another store's, another mode's or a deleted
