@@ -102,6 +102,11 @@ func (a *API) download(w http.ResponseWriter, r *http.Request) {
 		if s, err = currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, false); err == nil {
 			_, err = decide(s)
 		}
+		if err != nil { // the read store may lag the log: a refusal is confirmed on the log
+			if s, err = currentSale(ctx, a.cfg.Events, a.cfg.Projection.Reads(), agg, true); err == nil {
+				_, err = decide(s)
+			}
+		}
 	} else {
 		_, _, err = a.changeSale(ctx, saleID, decide)
 	}

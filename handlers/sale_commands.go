@@ -120,6 +120,12 @@ func (a *API) changeSaleWrites(ctx context.Context, id string, decide func(domai
 			return domain.Sale{}, 0, err
 		}
 		payloads, err := decide(sale)
+		if (err != nil || len(payloads) == 0) && attempt == 0 {
+			// Decided on a copy that may lag the log (this replica's cache, or its read store, while
+			// another replica changed the sale): a refusal or a no-op is confirmed on the log, which is
+			// exact. Only an append carries an expectation the log checks.
+			continue
+		}
 		if err != nil || len(payloads) == 0 {
 			return sale, sale.Version, err
 		}
