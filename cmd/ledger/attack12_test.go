@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,7 +52,23 @@ func TestAttack12CheckoutCacheGoesStaleWhenAnotherReplicaTakesThePayment(t *test
 	}
 	// Both replicas' read stores fold the completion B appended.
 	waitSale(t, cb, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
-	waitSale(t, ca, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
+	sale := waitSale(t, ca, live, saleID, func(d map[string]any) bool { return d["status"] == "completed" })
+
+	// The buyer follows the download link A itself shows for the completed sale.
+	files, _ := field(sale, "post_purchase.files").([]any)
+	if len(files) == 0 {
+		t.Fatalf("A shows no files for the completed sale: %v", sale)
+	}
+	link := files[0].(map[string]any)["download_url"].(string)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noRedirect.Get(strings.Replace(link, "http://"+b.HTTPAddr, "http://"+a.HTTPAddr, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound {
+		t.Errorf("download on A of a sale A shows completed: %d; want 302 (decided on A's cached awaiting_payment copy)", res.StatusCode)
+	}
 
 	// A itself shows the sale completed, yet decides on its cached checkout copy.
 	if r := ca.post("/v1/sales/"+saleID+"/rating", live, "", `{"value":5}`); r.status != http.StatusCreated {
