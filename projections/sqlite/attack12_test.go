@@ -265,7 +265,7 @@ func TestAttack12RandomBatchesFoldLikeSingleEvents(t *testing.T) {
 	}
 	for seed := 1; seed <= seeds; seed++ {
 		g := &attackGen{r: rand.New(rand.NewPCG(uint64(seed), 12)), at: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-		for len(g.evs) < 120 {
+		for len(g.evs) < genLen() {
 			g.step()
 		}
 		var ones []int
@@ -362,4 +362,11 @@ func TestAttack12RowsOutliveTheirClosedStatement(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+func genLen() int {
+	if n, err := strconv.Atoi(os.Getenv("ATTACK12_EVENTS")); err == nil {
+		return n
+	}
+	return 120
 }
