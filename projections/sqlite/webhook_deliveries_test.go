@@ -15,23 +15,30 @@ import (
 // TestWebhookDeliveriesReadModel: a delivery is claimable when its attempt is due and no lease holds it
 // (due_at), not once it is finished; an endpoint's failing_since starts at its first failure, survives
 // more failures, and is cleared by a success and by enabling the endpoint again.
-func TestWebhookDeliveriesReadModel(t *testing.T) {
-	ctx := context.Background()
+// openApplier opens a fresh read store and returns it with a function that applies one event at a
+// time, in sequence.
+func openApplier(t *testing.T) (*sqlite.Store, func(agg events.Aggregate, at time.Time, p events.Payload)) {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	t.Cleanup(func() { st.Close() })
 	seq := uint64(0)
-	apply := func(agg events.Aggregate, at time.Time, p events.Payload) {
+	return st, func(agg events.Aggregate, at time.Time, p events.Payload) {
 		t.Helper()
 		seq++
 		e := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: at, Payload: p, Sequence: seq}
-		if err := st.Apply(ctx, []events.Envelope{e}); err != nil {
+		if err := st.Apply(context.Background(), []events.Envelope{e}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestWebhookDeliveriesReadModel(t *testing.T) {
+	ctx := context.Background()
+	st, apply := openApplier(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	epAgg := events.Aggregate{Mode: events.ModeLive, StoreID: "str_1", Type: events.AggregateWebhookEndpoint, ID: "we_1"}
 	apply(epAgg, t0, events.WebhookEndpointCreated{EndpointID: "we_1", URL: "https://example.com", Events: []string{"*"}, SecretLast4: "abcd"})
 	cause := events.Envelope{ID: "evt_1", Aggregate: events.Aggregate{Mode: events.ModeLive, StoreID: "str_1", Type: events.AggregateSale, ID: "sal_1"}, Time: t0, Sequence: 1}
@@ -147,21 +154,9 @@ func TestClaimableDeliveriesPerEndpoint(t *testing.T) {
 // deletion, and another mode each read right at once.
 func TestNoEndpointsIsRememberedUntilAnEndpointChanges(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, applyAt := openApplier(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	seq := uint64(0)
-	apply := func(agg events.Aggregate, p events.Payload) {
-		t.Helper()
-		seq++
-		e := events.Envelope{ID: domain.NewID(domain.PrefixEvent), Aggregate: agg, Time: t0, Payload: p, Sequence: seq}
-		if err := st.Apply(ctx, []events.Envelope{e}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	apply := func(agg events.Aggregate, p events.Payload) { t.Helper(); applyAt(agg, t0, p) }
 	count := func(mode string) int {
 		t.Helper()
 		rows, err := st.WebhookEndpointsOf(ctx, "str_1", mode)
