@@ -54,6 +54,7 @@ type config struct {
 	webhookRate float64
 	duration    time.Duration
 	seed        int64
+	readRate    float64
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&c.key, "key", "", "reads mode: the API key of the store to read and pay (a store with history, e.g. from seed.json of cmd/ledger's BenchmarkMillionStart)")
 	flag.Float64Var(&c.webhookRate, "webhook-rate", 1000, "reads mode: payment deliveries per second, a pending and a succeeded one per sale awaiting payment (0: reads alone); -concurrency senders")
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "reads mode: how long the readers and the deliveries run")
+	flag.Float64Var(&c.readRate, "read-rate", 0, "reads mode: the readers share this many reads per second, each read sent at its time whatever the answers before (open loop); 0: each reader reads back to back (closed loop)")
 	flag.Int64Var(&c.seed, "seed", 1, "reads mode: seed of the readers' choice of query parameters")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), `Usage: loadgen [flags]
@@ -81,7 +83,8 @@ latency per phase and the ledger's CPU per request, and checks that every sale c
 Reads mode (-readers N): against the store of -key, which already has its sales, N readers call
 GET /v1/sales for -duration (in turn: first page, status, a cursor page, customer_id, an email-prefix
 search, a month date range) while payment deliveries for the store's sales awaiting payment are sent at
--webhook-rate per second; prints the reads' p50/p90/p99 overall and by query, the achieved webhook rate
+-webhook-rate per second (-read-rate: the readers share that many reads per second instead of reading
+back to back); prints the reads' p50/p90/p99 overall and by query, the achieved webhook rate
 and the ledger's CPU, and checks that every sale paid in the run completed.
 
 Flags:

@@ -46,7 +46,8 @@ type salesPage struct {
 // goroutines call GET /v1/sales one request after another for -duration, while payment deliveries for
 // the store's sales awaiting payment are sent at -webhook-rate per second (a pending and a succeeded one
 // per sale, with -duplicates and -reordered as in the default mode). It prints the reads' latency
-// percentiles, overall and by query shape, the webhooks' achieved rate and latency, and then checks that
+// percentiles, overall and by query shape (with -read-rate, the readers share that many reads per second
+// instead of reading back to back), the webhooks' achieved rate and latency, and then checks that
 // every sale paid during the run completed.
 func runReads(ctx context.Context, c config, out io.Writer) error {
 	if c.key == "" {
@@ -98,8 +99,12 @@ func runReads(ctx context.Context, c config, out io.Writer) error {
 	awaiting = awaiting[len(awaiting)-sales:]
 	slices.Reverse(awaiting)
 	ds := deliveriesFor(awaiting, c, rng)
-	fmt.Fprintf(out, "reads      %d readers for %s; %d cursors, %d customers to ask about; %d deliveries for %d sales awaiting payment at %g/s\n",
-		c.readers, c.duration, len(cursors), len(customers), len(ds), len(awaiting), c.webhookRate)
+	pace := "back to back"
+	if c.readRate > 0 {
+		pace = fmt.Sprintf("%g reads/s between them", c.readRate)
+	}
+	fmt.Fprintf(out, "reads      %d readers (%s) for %s; %d cursors, %d customers to ask about; %d deliveries for %d sales awaiting payment at %g/s\n",
+		c.readers, pace, c.duration, len(cursors), len(customers), len(ds), len(awaiting), c.webhookRate)
 
 	secret, err := base64.StdEncoding.DecodeString(c.secret[len("whsec_"):])
 	if err != nil {
@@ -195,7 +200,20 @@ func runReads(ctx context.Context, c config, out io.Writer) error {
 			var mine []sample
 			errs, i := 0, r
 			var first error
-			for runCtx.Err() == nil {
+			for k := 0; runCtx.Err() == nil; k++ {
+				if c.readRate > 0 {
+					// Open loop: this reader's k-th read is due at its slot, whatever the answers before.
+					due := start.Add(time.Duration(float64(k*c.readers+r) / c.readRate * float64(time.Second)))
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-runCtx.Done():
+						case <-time.After(wait):
+						}
+						if runCtx.Err() != nil {
+							break
+						}
+					}
+				}
 				shape := i % len(readShapes)
 				i++
 				q := readQuery(shape, rr, cursors, customers)

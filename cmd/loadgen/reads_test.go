@@ -83,8 +83,18 @@ func TestReadsMode(t *testing.T) {
 		}
 	}
 	t.Log(out.String())
-	if !regexp.MustCompile(`(?m)^reads .* errors 0$`).MatchString(out.String()) {
+	if !regexp.MustCompile(`(?m)^reads +\d+ requests .* errors 0$`).MatchString(out.String()) {
 		t.Errorf("reads failed:\n%s", out.String())
+	}
+
+	// Open loop: the readers share a rate.
+	c.readRate, c.webhookRate = 100, 20
+	out.Reset()
+	if err := runReads(ctx, c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !regexp.MustCompile(`(?m)^reads +\d+ requests .* errors 0$`).MatchString(out.String()) || !strings.Contains(out.String(), "100 reads/s between them") {
+		t.Errorf("open-loop reads:\n%s", out.String())
 	}
 
 	// Asking for more deliveries than there are sales awaiting payment is refused up front.
