@@ -213,7 +213,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Log:        m.Log.With("component", "webhooks"),
 	})
 
-	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now}
+	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now,
+		CaughtUp: func() bool { return live.Lag() <= cfg.ReadyMaxLag }}
 	go m.timers.Run(runCtx)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
