@@ -90,6 +90,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.lock = lock
+	if cfg.DebugAddr != "" {
+		// From the start, so that a slow start can be profiled too.
+		if err := m.serveDebug(cfg.DebugAddr); err != nil {
+			return err
+		}
+	}
 	adminHash, keepAdminToken, err := m.adminTokenHash()
 	if err != nil {
 		return err
@@ -337,11 +343,6 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Log.Error("http server stopped", "err", err)
 		}
 	}()
-	if cfg.DebugAddr != "" {
-		if err := m.serveDebug(cfg.DebugAddr); err != nil {
-			return err
-		}
-	}
 	if err := keepAdminToken(); err != nil {
 		return err
 	}
