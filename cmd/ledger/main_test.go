@@ -594,7 +594,7 @@ var (
 // ledgerBinary builds the ledger once per test run (for the tests that run the real binary: signals,
 // kill -9) and returns its path; the build lives in a temp dir removed when the run ends (at the latest
 // by the OS: tests have no TestMain to clean up after).
-func ledgerBinary(t *testing.T) string {
+func ledgerBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ledger-bin-")

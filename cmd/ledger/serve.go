@@ -91,6 +91,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.lock = lock
+	if cfg.DebugAddr != "" {
+		// From the start, so that a slow start can be profiled too.
+		if err := m.serveDebug(cfg.DebugAddr); err != nil {
+			return err
+		}
+	}
 	adminHash, keepAdminToken, err := m.adminTokenHash()
 	if err != nil {
 		return err
@@ -218,7 +224,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Log:        m.Log.With("component", "webhooks"),
 	})
 
-	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now}
+	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now,
+		CaughtUp: func() bool { return live.Lag() <= cfg.ReadyMaxLag }}
 	go m.timers.Run(runCtx)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -342,11 +349,6 @@ func (m *Main) Run(ctx context.Context) error {
 			m.Log.Error("http server stopped", "err", err)
 		}
 	}()
-	if cfg.DebugAddr != "" {
-		if err := m.serveDebug(cfg.DebugAddr); err != nil {
-			return err
-		}
-	}
 	if err := keepAdminToken(); err != nil {
 		return err
 	}

@@ -8,6 +8,14 @@
 //
 //	LEDGER_RATE_LIMIT=0 LEDGER_GATEWAY_SECRETS=standard=whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5 go run ./cmd/ledger
 //	go run ./cmd/loadgen -admin-token <token from the ledger's log> -sales 5000 -concurrency 64
+//
+// With -readers N it runs the reads mode instead (reads.go): against a store that already has a history
+// (-key), N readers call GET /v1/sales with a dashboard's filters while payment deliveries for the
+// store's sales awaiting payment flow at -webhook-rate per second, for -duration; it prints the reads'
+// p50/p90/p99 (overall and by query shape) and the achieved webhook rate (docs/benchmarks.md, "At
+// 1,000,000 sales"):
+//
+//	go run ./cmd/loadgen -key sk_live_... -readers 64 -webhook-rate 1000 -duration 60s
 package main
 
 import (
@@ -39,6 +47,14 @@ type config struct {
 	sales, concurrency      int
 	duplicates, reordered   float64
 	timeout                 time.Duration
+
+	// The reads mode (readers > 0): reads.go.
+	key         string
+	readers     int
+	webhookRate float64
+	duration    time.Duration
+	seed        int64
+	readRate    float64
 }
 
 func main() {
@@ -51,10 +67,38 @@ func main() {
 	flag.Float64Var(&c.duplicates, "duplicates", 0.2, "fraction of deliveries sent twice")
 	flag.Float64Var(&c.reordered, "reordered", 0.3, "fraction of sales whose succeeded delivery is sent before their pending one")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "stop after this long whatever happens")
+	flag.IntVar(&c.readers, "readers", 0, "reads mode: this many concurrent GET /v1/sales readers (in turn: first page, status, a cursor page, customer_id, an email-prefix search, a month date range) against the store of -key, while its sales awaiting payment get paid at -webhook-rate; 0: the default mode (checkouts, then webhooks)")
+	flag.StringVar(&c.key, "key", "", "reads mode: the API key of the store to read and pay (a store with history, e.g. from seed.json of cmd/ledger's BenchmarkMillionStart)")
+	flag.Float64Var(&c.webhookRate, "webhook-rate", 1000, "reads mode: payment deliveries per second, a pending and a succeeded one per sale awaiting payment (0: reads alone); -concurrency senders")
+	flag.DurationVar(&c.duration, "duration", 30*time.Second, "reads mode: how long the readers and the deliveries run")
+	flag.Float64Var(&c.readRate, "read-rate", 0, "reads mode: the readers share this many reads per second, each read sent at its time whatever the answers before (open loop); 0: each reader reads back to back (closed loop)")
+	flag.Int64Var(&c.seed, "seed", 1, "reads mode: seed of the readers' choice of query parameters")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `Usage: loadgen [flags]
+
+Default mode: creates a store, -sales checkouts, then a signed pending and succeeded Standard Webhooks
+delivery per sale (-duplicates, -reordered), -concurrency requests in flight; prints throughput and
+latency per phase and the ledger's CPU per request, and checks that every sale completed.
+
+Reads mode (-readers N): against the store of -key, which already has its sales, N readers call
+GET /v1/sales for -duration (in turn: first page, status, a cursor page, customer_id, an email-prefix
+search, a month date range) while payment deliveries for the store's sales awaiting payment are sent at
+-webhook-rate per second (-read-rate: the readers share that many reads per second instead of reading
+back to back); prints the reads' p50/p90/p99 overall and by query, the achieved webhook rate
+and the ledger's CPU, and checks that every sale paid in the run completed.
+
+Flags:
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	if err := run(ctx, c, os.Stdout); err != nil {
+	do := run
+	if c.readers > 0 {
+		do = runReads
+	}
+	if err := do(ctx, c, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
