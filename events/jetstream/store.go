@@ -62,6 +62,9 @@ type Store struct {
 
 	keysMu sync.Mutex
 	keys   *Keyring // seals personal data; opened by EnsureStream, or on first need
+
+	secretsMu sync.Mutex
+	secrets   jetstream.KeyValue // the ledger_secrets bucket, once SharedSecret made or found it
 }
 
 // New wraps a connection. Call EnsureStream before the first append.
@@ -692,15 +695,9 @@ func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]
 	if replicas <= 0 {
 		replicas = 1
 	}
-	var kv jetstream.KeyValue
-	err := retryAPI(ctx, func(ctx context.Context) (err error) {
-		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: "ledger_secrets", Description: "secrets shared by ledger replicas", Storage: jetstream.FileStorage, Replicas: replicas,
-		})
-		return err
-	})
+	kv, err := s.secretsBucket(ctx, replicas)
 	if err != nil {
-		return nil, fmt.Errorf("secrets bucket: %w", err)
+		return nil, err
 	}
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {
@@ -730,6 +727,29 @@ func (s *Store) SharedSecret(ctx context.Context, name string, replicas int) ([]
 		return nil, fmt.Errorf("secret %s: %d bytes in the secrets bucket, want %d", name, len(e.Value()), len(fresh))
 	}
 	return e.Value(), nil
+}
+
+// secretsBucket makes or finds the ledger_secrets bucket, once per Store: a start asks for several
+// secrets, and each make-or-update is a round of stream API calls (most of a second while the server
+// recovers a large stream).
+func (s *Store) secretsBucket(ctx context.Context, replicas int) (jetstream.KeyValue, error) {
+	s.secretsMu.Lock()
+	defer s.secretsMu.Unlock()
+	if s.secrets != nil {
+		return s.secrets, nil
+	}
+	var kv jetstream.KeyValue
+	err := retryAPI(ctx, func(ctx context.Context) (err error) {
+		kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "ledger_secrets", Description: "secrets shared by ledger replicas", Storage: jetstream.FileStorage, Replicas: replicas,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secrets bucket: %w", err)
+	}
+	s.secrets = kv
+	return kv, nil
 }
 
 // PaymentsConsumer returns the real name of the payment processor's durable consumer, the same for every
