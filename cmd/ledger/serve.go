@@ -80,6 +80,11 @@ const (
 	lockFile       = "LOCK"
 )
 
+// timersMinLag is the least lag at which the timers still run: with LEDGER_READY_MAX_LAG at 0, a
+// replica under steady load is rarely exactly caught up at a tick, and its sales would never be
+// abandoned or settled.
+const timersMinLag = 1000
+
 // Run starts the ledger and returns once it serves HTTP; it logs one line with the resolved address.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
@@ -225,7 +230,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	m.timers = &handlers.Timers{Log: m.Log, Events: m.events, Reads: func() handlers.ReadStore { return live.Store() }, Every: 5 * time.Second, Batch: 500, Now: m.Now,
-		CaughtUp: func() bool { return live.Lag() <= cfg.ReadyMaxLag }}
+		CaughtUp: func() bool { return live.Lag() <= max(cfg.ReadyMaxLag, timersMinLag) }}
 	go m.timers.Run(runCtx)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
