@@ -63,13 +63,13 @@ func main() {
 	flag.StringVar(&c.adminToken, "admin-token", os.Getenv("LEDGER_ADMIN_TOKEN"), "admin token, to create the store the load runs in")
 	flag.StringVar(&c.secret, "secret", "whsec_c2VjcmV0LWtleS1mb3ItbG9hZGdlbi0wMTIzNDU2Nzg5", "the ledger's standard gateway secret")
 	flag.IntVar(&c.sales, "sales", 2000, "checkouts to create; each gets a pending and a succeeded delivery")
-	flag.IntVar(&c.concurrency, "concurrency", 64, "requests in flight")
+	flag.IntVar(&c.concurrency, "concurrency", 64, "requests in flight (reads mode: the webhook senders)")
 	flag.Float64Var(&c.duplicates, "duplicates", 0.2, "fraction of deliveries sent twice")
 	flag.Float64Var(&c.reordered, "reordered", 0.3, "fraction of sales whose succeeded delivery is sent before their pending one")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "stop after this long whatever happens")
 	flag.IntVar(&c.readers, "readers", 0, "reads mode: this many concurrent GET /v1/sales readers (in turn: first page, status, a cursor page, customer_id, an email-prefix search, a month date range) against the store of -key, while its sales awaiting payment get paid at -webhook-rate; 0: the default mode (checkouts, then webhooks)")
 	flag.StringVar(&c.key, "key", "", "reads mode: the API key of the store to read and pay (a store with history, e.g. from seed.json of cmd/ledger's BenchmarkMillionStart)")
-	flag.Float64Var(&c.webhookRate, "webhook-rate", 1000, "reads mode: payment deliveries per second, a pending and a succeeded one per sale awaiting payment (0: reads alone); -concurrency senders")
+	flag.Float64Var(&c.webhookRate, "webhook-rate", 1000, "reads mode: payment deliveries per second, a pending and a succeeded one per sale awaiting payment (0: reads alone), sent by -concurrency senders")
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "reads mode: how long the readers and the deliveries run")
 	flag.Float64Var(&c.readRate, "read-rate", 0, "reads mode: the readers share this many reads per second, each read sent at its time whatever the answers before (open loop); 0: each reader reads back to back (closed loop)")
 	flag.Int64Var(&c.seed, "seed", 1, "reads mode: seed of the readers' choice of query parameters")
@@ -207,7 +207,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	fmt.Fprintf(out, "sustained  %6d deliveries recorded and applied in %7s  %8.0f deliveries/s (first webhook sent to last sale completed)\n",
 		len(ds), all.Round(time.Millisecond), float64(len(ds))/all.Seconds())
 	if cpu2, err := ledgerCPU(ctx, c.url); cpuErr == nil && err == nil {
-		fmt.Fprintf(out, "ledger CPU %8.0f µs per webhook, recorded and applied (%0.2f s for %d, the completions' polls included)\n",
+		fmt.Fprintf(out, "ledger CPU %8.0f µs per webhook, recorded and applied (%0.2f s for %d, the polls for the last completion and the final count of completed sales included)\n",
 			(cpu2-cpu1)/float64(len(ds))*1e6, cpu2-cpu1, len(ds))
 	} else {
 		fmt.Fprintf(out, "ledger CPU not measured: %v\n", errors.Join(cpuErr, err))
