@@ -535,7 +535,7 @@ func TestWebhooksOutErasure(t *testing.T) {
 	}
 	down.Lock()
 	failing = false
-	n := len(rc.got)
+	n := rc.count() // under the receiver's lock, which records a request before asking answer
 	down.Unlock()
 	got := rc.waitFor("customer.deleted and a retry of customer.created after the erasure", func(hs []hook) bool {
 		return len(ofType(hs, "customer.deleted", id)) == 1 && len(ofType(hs[n:], "customer.created", id)) >= 1
