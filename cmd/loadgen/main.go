@@ -21,8 +21,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -33,7 +31,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,41 +134,18 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		cpuErr = errors.Join(cpuErr, err)
 	}
 	// Phase 2: deliveries, shuffled, with duplicates and succeeded-before-pending.
-	type delivery struct{ id, body string }
-	var ds []delivery
+	toPay := make([]payable, len(ids))
 	for i, sale := range ids {
-		amount := 1000 + i%500
-		pending := delivery{"load_p_" + sale, payment("payment.pending", sale, amount)}
-		success := delivery{"load_s_" + sale, payment("payment.succeeded", sale, amount)}
-		pair := []delivery{pending, success}
-		if rand.Float64() < c.reordered {
-			pair = []delivery{success, pending}
-		}
-		for _, d := range pair {
-			ds = append(ds, d)
-			if rand.Float64() < c.duplicates {
-				ds = append(ds, d)
-			}
-		}
+		toPay[i] = payable{sale, int64(1000 + i%500)}
 	}
-	// Shuffle within windows so a sale's two deliveries stay close but interleave with others.
-	for w := 0; w < len(ds); w += 256 {
-		end := min(w+256, len(ds))
-		rand.Shuffle(end-w, func(i, j int) { ds[w+i], ds[w+j] = ds[w+j], ds[w+i] })
-	}
+	ds := deliveriesFor(toPay, "", c, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	secret, err := base64.StdEncoding.DecodeString(c.secret[len("whsec_"):])
 	if err != nil {
 		return fmt.Errorf("-secret is not whsec_<base64>: %w", err)
 	}
 	sent := time.Now()
 	res = drive(ctx, c.concurrency, len(ds), func(i int) error {
-		d := ds[i]
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		mac := hmac.New(sha256.New, secret)
-		mac.Write([]byte(d.id + "." + ts + "." + d.body))
-		h := map[string]string{"webhook-id": d.id, "webhook-timestamp": ts,
-			"webhook-signature": "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))}
-		return call(ctx, "POST", c.url+"/v1/webhooks/standard", "", h, d.body, 200, nil)
+		return sendDelivery(ctx, c.url, secret, ds[i])
 	})
 	res.print(out, "webhooks")
 	if res.errors > 0 {

@@ -98,7 +98,11 @@ func runReads(ctx context.Context, c config, out io.Writer) error {
 	// Oldest first: the newest awaiting sales stay on the readers' first pages longest.
 	awaiting = awaiting[len(awaiting)-sales:]
 	slices.Reverse(awaiting)
-	ds := deliveriesFor(awaiting, c, rng)
+	toPay := make([]payable, len(awaiting))
+	for i, s := range awaiting {
+		toPay[i] = payable{s.ID, s.Amount.Amount}
+	}
+	ds := deliveriesFor(toPay, strconv.FormatInt(time.Now().UnixNano(), 36)+"_", c, rng)
 	pace := "back to back"
 	if c.readRate > 0 {
 		pace = fmt.Sprintf("%g reads/s between them", c.readRate)
@@ -305,15 +309,21 @@ func readQuery(shape int, rng *rand.Rand, cursors []string, sales []listedSale) 
 
 type delivery struct{ id, body string }
 
-// deliveriesFor makes a pending and a succeeded delivery per sale, in the default mode's order: c.reordered
-// of the sales get the succeeded one first, c.duplicates of the deliveries are sent twice, shuffled in
-// windows of 256.
-func deliveriesFor(sales []listedSale, c config, rng *rand.Rand) []delivery {
+// payable is a sale to pay: its id and its amount in minor units.
+type payable struct {
+	id     string
+	amount int64
+}
+
+// deliveriesFor makes a pending and a succeeded delivery per sale, with delivery ids load_p_<tag><sale>
+// and load_s_<tag><sale>: c.reordered of the sales get the succeeded one first, c.duplicates of the
+// deliveries are sent twice, and they are shuffled in windows of 256, so a sale's two deliveries stay
+// close but interleave with others.
+func deliveriesFor(sales []payable, tag string, c config, rng *rand.Rand) []delivery {
 	var ds []delivery
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for _, s := range sales {
-		pending := delivery{"load_p_" + run + "_" + s.ID, payment("payment.pending", s.ID, int(s.Amount.Amount))}
-		success := delivery{"load_s_" + run + "_" + s.ID, payment("payment.succeeded", s.ID, int(s.Amount.Amount))}
+		pending := delivery{"load_p_" + tag + s.id, payment("payment.pending", s.id, int(s.amount))}
+		success := delivery{"load_s_" + tag + s.id, payment("payment.succeeded", s.id, int(s.amount))}
 		pair := []delivery{pending, success}
 		if rng.Float64() < c.reordered {
 			pair = []delivery{success, pending}
