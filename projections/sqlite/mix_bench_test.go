@@ -98,16 +98,7 @@ func TestBatchWritesSalesBeforeAnErasure(t *testing.T) {
 		evs[i].ID, evs[i].Sequence = fmt.Sprintf("evt_b%d", i), uint64(i+1)
 	}
 	dump := func(batch int) map[string][]string {
-		st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		for i := 0; i < len(evs); i += batch {
-			if err := st.Apply(ctx, evs[i:min(i+batch, len(evs))]); err != nil {
-				t.Fatal(err)
-			}
-		}
+		st := applyInBatches(t, evs, batch)
 		s, err := st.Sale(ctx, "str_b", events.ModeLive, "sal_b1")
 		if err != nil || s.Started.Customer.Email != "" || s.Downloads != 1 || s.Status != domain.StatusCompleted {
 			t.Fatalf("batches of %d: sale %+v, %v", batch, s, err)
@@ -192,16 +183,7 @@ func TestBatchesFoldLikeSingleEvents(t *testing.T) {
 	complete("sal_6", eur)
 
 	dump := func(batch int) map[string][]string {
-		st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		for i := 0; i < len(evs); i += batch {
-			if err := st.Apply(ctx, evs[i:min(i+batch, len(evs))]); err != nil {
-				t.Fatal(err)
-			}
-		}
+		st := applyInBatches(t, evs, batch)
 		c1, err := st.Customer(ctx, "str_t", events.ModeLive, "cus_1")
 		if err != nil || c1.CompletedSales != 3 || c1.Spent["USD"].AmountText() != "1400" || c1.Spent["EUR"].AmountText() != "0" || c1.Fields.FirstName != "Marie" {
 			t.Fatalf("batches of %d: cus_1 %+v, %v", batch, c1, err)
@@ -232,4 +214,21 @@ func TestBatchesFoldLikeSingleEvents(t *testing.T) {
 			}
 		}
 	}
+}
+
+// applyInBatches folds evs into a fresh read store in batches of size events (the last one shorter),
+// as the projection would; the store is closed when the test ends.
+func applyInBatches(t *testing.T, evs []events.Envelope, size int) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "read.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i := 0; i < len(evs); i += size {
+		if err := st.Apply(context.Background(), evs[i:min(i+size, len(evs))]); err != nil {
+			t.Fatalf("batches of %d, from event %d: %v", size, i, err)
+		}
+	}
+	return st
 }
