@@ -15,19 +15,6 @@ import (
 	"github.com/salesledger/ledger/projections/sqlite"
 )
 
-func appliesOf(t *testing.T, path string) (rows, top, most int) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.QueryRow(`SELECT count(*), coalesce(max(seq), 0), coalesce(max(n), 0) FROM applies`).Scan(&rows, &top, &most); err != nil {
-		t.Fatal(err)
-	}
-	return rows, top, most
-}
-
 // The reader runs ahead until the channel of BatchSize is full and it blocks sending; the run is
 // cancelled while a batch is being applied. Run must return (no reader left blocked on the channel,
 // no drain waiting forever), and a second run resumes from the checkpoint without loss or double apply.

@@ -50,6 +50,21 @@ func countApplies(ctx context.Context, tx *sql.Tx, e events.Envelope) error {
 	return err
 }
 
+// appliesOf reads countApplies' table: how many sequences were applied, the highest, and the most
+// times any one was.
+func appliesOf(t *testing.T, path string) (rows, top, most int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow(`SELECT count(*), coalesce(max(seq), 0), coalesce(max(n), 0) FROM applies`).Scan(&rows, &top, &most); err != nil {
+		t.Fatal(err)
+	}
+	return rows, top, most
+}
+
 func runUntilApplied(t *testing.T, r *projections.Runner, seq uint64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -98,14 +113,7 @@ func TestCrashMidBatchResumesWithoutLossOrDoubleApply(t *testing.T) {
 	if cp >= 57 || cp < 47 {
 		t.Fatalf("checkpoint after the crash = %d, want the end of a batch before 57 (47-56)", cp)
 	}
-	var crashRows, top int
-	if db, err := sql.Open("sqlite", path); err != nil {
-		t.Fatal(err)
-	} else if err := db.QueryRow(`SELECT count(*), coalesce(max(seq), 0) FROM applies`).Scan(&crashRows, &top); err != nil {
-		t.Fatal(err)
-	} else {
-		db.Close()
-	}
+	crashRows, top, _ := appliesOf(t, path)
 	if crashRows != int(cp) || top != int(cp) {
 		t.Fatalf("after the crash, %d sequences applied up to %d; want exactly 1-%d (the checkpoint)", crashRows, top, cp)
 	}
