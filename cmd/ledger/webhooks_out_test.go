@@ -538,7 +538,8 @@ func TestWebhooksOutErasure(t *testing.T) {
 	n := rc.count() // under the receiver's lock, which records a request before asking answer
 	down.Unlock()
 	got := rc.waitFor("customer.deleted and a retry of customer.created after the erasure", func(hs []hook) bool {
-		return len(ofType(hs, "customer.deleted", id)) == 1 && len(ofType(hs[n:], "customer.created", id)) >= 1
+		// customer.deleted may have had a failed attempt too, if it went out before the endpoint recovered.
+		return len(ofType(hs, "customer.deleted", id)) >= 1 && len(ofType(hs[n:], "customer.created", id)) >= 1
 	})
 	for _, h := range got[n:] {
 		for _, personal := range []string{"erase.me", "Erin", "4155550123"} {
